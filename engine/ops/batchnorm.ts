@@ -1,0 +1,12 @@
+// STUB: to be replaced by the op family's implementation.
+import type { Tensor } from "../tensor.ts";
+import type { BackwardRule, Rules } from "../autograd.ts";
+
+export type BatchNormOp = "batch_norm";
+
+const notYet: BackwardRule = () => {
+  throw new Error("not implemented");
+};
+export const batchNormRules: Rules<BatchNormOp> = {
+  batch_norm: notYet,
+};

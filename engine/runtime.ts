@@ -1,0 +1,536 @@
+// Pipeline cache, buffer pool, lazy command submission, per-dispatch uniforms, debug counters.
+import { type GpuContext, noteKernel } from "./device.ts";
+
+/** How a kernel binds each buffer, in binding order (0, 1, …); the uniform block, if any, comes last. */
+export type Binding = "read" | "write";
+
+export interface KernelSpec {
+  /** Kernel family name, e.g. "matmul"; shows in errors and debug counters. */
+  name: string;
+  /** Specialisation key: everything baked into the WGSL besides the name. */
+  key: string;
+  /** Builds the WGSL source; called once per (name, key). */
+  code: () => string;
+  bindings: Binding[];
+  /** Whether the shader declares `@binding(bindings.length) var<uniform>`. */
+  uniform: boolean;
+}
+
+export interface DispatchArgs {
+  kernel: KernelSpec;
+  buffers: Storage[];
+  /** Uniform block contents (u32/i32/f32 words), written to a slot of its own. */
+  uniforms?: ArrayBuffer | ArrayBufferView;
+  groups: [number, number?, number?];
+  /** Work declared for DENOGRAD_DEBUG GFLOP/s reporting. */
+  flops?: number;
+}
+
+/** A pooled GPU buffer with a reference count shared by tensor views. */
+export class Storage {
+  refs = 1;
+  constructor(readonly buffer: GPUBuffer, readonly bytes: number, readonly capacity: number) {}
+}
+
+/** Id of the command batch that last referenced each buffer: uploads must not overtake it. */
+const lastBatch = new WeakMap<GPUBuffer, number>();
+
+export interface PoolStats {
+  liveBytes: number;
+  liveBuffers: number;
+  pooledBytes: number;
+  allocations: number;
+  submissions: number;
+  dispatches: number;
+}
+
+interface KernelStats {
+  count: number;
+  flops: number;
+  gpuNs: number;
+}
+
+const BUFFER_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const UNIFORM_SLOT_MAX = 256;
+const ARENA_BYTES = 256 * 1024;
+const TIMESTAMP_PAIRS = 512;
+
+function envFlag(name: string): boolean {
+  const deno = (globalThis as unknown as { Deno?: { env: { get(k: string): string | undefined } } })
+    .Deno;
+  try {
+    const value = deno?.env.get(name);
+    return value !== undefined && value !== "" && value !== "0";
+  } catch {
+    return false; // no --allow-env: flags stay off
+  }
+}
+
+/** Rounds a byte size up to its pool class: ≤ 12.5 % waste, at least 256 bytes. */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const step = 2 ** Math.max(8, Math.ceil(Math.log2(bytes)) - 3);
+  return Math.ceil(bytes / step) * step;
+}
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly debug = envFlag("DENOGRAD_DEBUG");
+  checkNaN = envFlag("DENOGRAD_CHECK_NAN");
+  /** Submit after this many dispatches even if nobody reads a result. */
+  maxPendingDispatches = 256;
+  /** Upper bound on bytes kept in the pool for reuse; beyond it released buffers are destroyed. */
+  maxPooledBytes = 1 << 30;
+  /** Tests: fill every allocation with NaN so elements a kernel fails to write show up. */
+  poison = false;
+
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private layouts = new Map<string, GPUBindGroupLayout>();
+  private pool = new Map<number, GPUBuffer[]>();
+  private stagingPool = new Map<number, GPUBuffer[]>();
+  private stats: PoolStats = {
+    liveBytes: 0,
+    liveBuffers: 0,
+    pooledBytes: 0,
+    allocations: 0,
+    submissions: 0,
+    dispatches: 0,
+  };
+  readonly kernelStats = new Map<string, KernelStats>();
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private pendingDispatches = 0;
+  private batchId = 0;
+
+  private arena: GPUBuffer;
+  private arenaCpu = new Uint8Array(ARENA_BYTES);
+  private arenaUsed = 0;
+  private readonly slotAlign: number;
+
+  private timestamps: {
+    set: GPUQuerySet;
+    resolve: GPUBuffer;
+    names: string[];
+  } | null = null;
+
+  private nanFlag: Storage | null = null;
+  private nanOps: string[] = [];
+
+  constructor(readonly ctx: GpuContext) {
+    this.device = ctx.device;
+    this.slotAlign = Math.max(ctx.device.limits.minUniformBufferOffsetAlignment, 16);
+    this.arena = this.device.createBuffer({
+      size: ARENA_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    if (this.debug && ctx.features.timestampQuery) {
+      this.timestamps = {
+        set: this.device.createQuerySet({ type: "timestamp", count: TIMESTAMP_PAIRS * 2 }),
+        resolve: this.device.createBuffer({
+          size: TIMESTAMP_PAIRS * 16,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        }),
+        names: [],
+      };
+    }
+  }
+
+  // ---- buffers ------------------------------------------------------------------------------
+
+  /** A buffer of at least `bytes` bytes from the pool (contents undefined). */
+  alloc(bytes: number): Storage {
+    if (bytes > this.ctx.maxBinding) {
+      throw new Error(
+        `denograd: a tensor of ${bytes} bytes exceeds this adapter's storage-binding limit of ` +
+          `${this.ctx.maxBinding} bytes; split the data into smaller batches`,
+      );
+    }
+    const capacity = sizeClass(Math.max(bytes, 4));
+    const free = this.pool.get(capacity);
+    let buffer = free?.pop();
+    if (buffer) {
+      this.stats.pooledBytes -= capacity;
+    } else {
+      buffer = this.device.createBuffer({ size: capacity, usage: BUFFER_USAGE });
+      this.stats.allocations++;
+    }
+    this.stats.liveBytes += capacity;
+    this.stats.liveBuffers++;
+    const storage = new Storage(buffer, bytes, capacity);
+    if (this.poison) {
+      const words = capacity / 4;
+      this.dispatch({
+        kernel: POISON,
+        buffers: [storage],
+        uniforms: new Uint32Array([words, Math.min(Math.ceil(words / 256), 65535)]),
+        groups: [
+          Math.min(Math.ceil(words / 256), 65535),
+          Math.ceil(Math.ceil(words / 256) / 65535),
+        ],
+      });
+    }
+    return storage;
+  }
+
+  /** Returns a storage's buffer to the pool once nothing references it. */
+  release(storage: Storage): void {
+    if (storage.refs <= 0) return;
+    if (--storage.refs > 0) return;
+    this.stats.liveBytes -= storage.capacity;
+    this.stats.liveBuffers--;
+    if (this.stats.pooledBytes + storage.capacity > this.maxPooledBytes) {
+      // Destroying a buffer that an unsubmitted batch still uses would invalidate that batch.
+      if (lastBatch.get(storage.buffer) === this.batchId && this.encoder) this.flush();
+      storage.buffer.destroy();
+      return;
+    }
+    let list = this.pool.get(storage.capacity);
+    if (!list) this.pool.set(storage.capacity, list = []);
+    list.push(storage.buffer);
+    this.stats.pooledBytes += storage.capacity;
+  }
+
+  /** Destroys every pooled (unused) buffer. */
+  trimPool(): void {
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.stats.pooledBytes = 0;
+  }
+
+  poolStats(): PoolStats {
+    return { ...this.stats };
+  }
+
+  /** Writes host data into a storage, ordered after every dispatch already encoded. */
+  upload(storage: Storage, data: ArrayBufferView, byteOffset = 0): void {
+    // queue.writeBuffer runs before commands still sitting in the encoder: flush them first
+    // if they touch this buffer (it may have come back from the pool mid-batch).
+    if (lastBatch.get(storage.buffer) === this.batchId && this.encoder) this.flush();
+    this.device.queue.writeBuffer(
+      storage.buffer,
+      byteOffset,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+  }
+
+  /** Copies `bytes` bytes from one storage to another inside the command stream. */
+  copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number): void {
+    const encoder = this.currentEncoder();
+    this.endPass();
+    lastBatch.set(src.buffer, this.batchId);
+    lastBatch.set(dst.buffer, this.batchId);
+    encoder.copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
+  }
+
+  /** Reads `bytes` bytes back to the host; submits pending work first. */
+  async read(storage: Storage, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
+    await this.throwIfNaN();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.stagingBuffer(size);
+    const encoder = this.currentEncoder();
+    this.endPass();
+    encoder.copyBufferToBuffer(storage.buffer, byteOffset, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ, 0, size);
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.stagingPool.get(staging.size)!.push(staging);
+    return out;
+  }
+
+  private stagingBuffer(size: number): GPUBuffer {
+    const capacity = sizeClass(size);
+    let list = this.stagingPool.get(capacity);
+    if (!list) this.stagingPool.set(capacity, list = []);
+    return list.pop() ?? this.device.createBuffer({
+      size: capacity,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  // ---- pipelines and dispatch ---------------------------------------------------------------
+
+  private pipeline(spec: KernelSpec): GPUComputePipeline {
+    const cacheKey = `${spec.name}|${spec.key}`;
+    let pipeline = this.pipelines.get(cacheKey);
+    if (pipeline) return pipeline;
+    const layoutKey = `${spec.bindings.join(",")}|${spec.uniform}`;
+    let layout = this.layouts.get(layoutKey);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((kind, binding) => ({
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: kind === "read" ? "read-only-storage" : "storage" },
+      }));
+      if (spec.uniform) {
+        entries.push({
+          binding: spec.bindings.length,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "uniform" },
+        });
+      }
+      layout = this.device.createBindGroupLayout({ entries });
+      this.layouts.set(layoutKey, layout);
+    }
+    const code = spec.code();
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ code, label: spec.name });
+    pipeline = this.device.createComputePipeline({
+      label: cacheKey,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    this.device.popErrorScope().then((error) => {
+      if (error) {
+        console.error(`denograd: kernel '${cacheKey}' failed to compile: ${error.message}`);
+      }
+    });
+    this.pipelines.set(cacheKey, pipeline);
+    return pipeline;
+  }
+
+  /** Compiles a kernel now and reports WGSL errors by kernel name (tests use this on every family). */
+  async compile(spec: KernelSpec): Promise<void> {
+    const code = spec.code();
+    const module = this.device.createShaderModule({ code, label: spec.name });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length) {
+      throw new Error(
+        `denograd: kernel '${spec.name}|${spec.key}' failed to compile:\n` +
+          errors.map((m) => `  line ${m.lineNum}: ${m.message}`).join("\n"),
+      );
+    }
+    this.pipeline(spec);
+  }
+
+  private currentEncoder(): GPUCommandEncoder {
+    return this.encoder ??= this.device.createCommandEncoder();
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  dispatch(args: DispatchArgs): void {
+    const { kernel } = args;
+    const [gx, gy = 1, gz = 1] = args.groups;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
+      throw new Error(
+        `denograd: kernel '${kernel.name}' needs ${gx}×${gy}×${gz} workgroups, over the ` +
+          `adapter's ${maxGroups} per dimension`,
+      );
+    }
+    const uniformBytes = args.uniforms?.byteLength ?? 0;
+    if (uniformBytes > UNIFORM_SLOT_MAX) throw new Error(`uniform block too large: ${kernel.name}`);
+    if (this.arenaUsed + UNIFORM_SLOT_MAX > ARENA_BYTES) this.flush();
+
+    const pipeline = this.pipeline(kernel);
+    const entries: GPUBindGroupEntry[] = args.buffers.map((s, binding) => {
+      lastBatch.set(s.buffer, this.batchId);
+      return { binding, resource: { buffer: s.buffer, size: s.capacity } };
+    });
+    if (kernel.uniform) {
+      const offset = this.arenaUsed;
+      const size = Math.max(16, Math.ceil(uniformBytes / 16) * 16);
+      if (args.uniforms) {
+        const u = args.uniforms instanceof ArrayBuffer
+          ? new Uint8Array(args.uniforms)
+          : new Uint8Array(args.uniforms.buffer, args.uniforms.byteOffset, uniformBytes);
+        this.arenaCpu.set(u, offset);
+      }
+      this.arenaUsed = Math.ceil((offset + size) / this.slotAlign) * this.slotAlign;
+      entries.push({
+        binding: args.buffers.length,
+        resource: { buffer: this.arena, offset, size },
+      });
+    }
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+
+    const encoder = this.currentEncoder();
+    const ts = this.timestamps;
+    if (ts) {
+      // One pass per dispatch so each gets its own begin/end timestamps.
+      this.endPass();
+      if (ts.names.length >= TIMESTAMP_PAIRS) {
+        this.flush();
+        return this.dispatch(args);
+      }
+      const i = ts.names.length;
+      ts.names.push(kernel.name);
+      this.pass = this.currentEncoder().beginComputePass({
+        timestampWrites: {
+          querySet: ts.set,
+          beginningOfPassWriteIndex: 2 * i,
+          endOfPassWriteIndex: 2 * i + 1,
+        },
+      });
+    } else {
+      this.pass ??= encoder.beginComputePass();
+    }
+    this.pass!.setPipeline(pipeline);
+    this.pass!.setBindGroup(0, bindGroup);
+    this.pass!.dispatchWorkgroups(gx, gy, gz);
+    if (ts) this.endPass();
+    noteKernel(kernel.name);
+
+    this.stats.dispatches++;
+    if (this.debug) {
+      let k = this.kernelStats.get(kernel.name);
+      if (!k) this.kernelStats.set(kernel.name, k = { count: 0, flops: 0, gpuNs: 0 });
+      k.count++;
+      k.flops += args.flops ?? 0;
+    }
+    if (++this.pendingDispatches >= this.maxPendingDispatches) this.flush();
+  }
+
+  /** Submits everything encoded so far without waiting for it. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    const ts = this.timestamps;
+    let tsNames: string[] = [];
+    let tsRead: GPUBuffer | null = null;
+    if (ts && ts.names.length) {
+      tsNames = ts.names;
+      ts.names = [];
+      tsRead = this.stagingBuffer(tsNames.length * 16);
+      this.encoder.resolveQuerySet(ts.set, 0, tsNames.length * 2, ts.resolve, 0);
+      this.encoder.copyBufferToBuffer(ts.resolve, 0, tsRead, 0, tsNames.length * 16);
+    }
+    if (this.arenaUsed > 0) {
+      this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu.buffer, 0, this.arenaUsed);
+    }
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.arenaUsed = 0;
+    this.pendingDispatches = 0;
+    this.batchId++;
+    this.stats.submissions++;
+    if (tsRead) this.collectTimestamps(tsRead, tsNames);
+  }
+
+  private async collectTimestamps(staging: GPUBuffer, names: string[]): Promise<void> {
+    await staging.mapAsync(GPUMapMode.READ, 0, names.length * 16);
+    const t = new BigUint64Array(staging.getMappedRange(0, names.length * 16));
+    names.forEach((name, i) => {
+      const ns = Number(t[2 * i + 1] - t[2 * i]);
+      const k = this.kernelStats.get(name);
+      if (k && ns > 0) k.gpuNs += ns;
+    });
+    staging.unmap();
+    this.stagingPool.get(staging.size)!.push(staging);
+  }
+
+  /** Submits pending work and waits for the GPU to finish it. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.throwIfNaN();
+  }
+
+  /** Per-kernel counts, and GPU time / GFLOP/s where timestamps exist (DENOGRAD_DEBUG=1). */
+  debugReport(): string {
+    const rows = [...this.kernelStats.entries()].sort((a, b) => b[1].gpuNs - a[1].gpuNs);
+    const lines = ["kernel                     count    gpu ms   GFLOP/s"];
+    for (const [name, k] of rows) {
+      const ms = k.gpuNs / 1e6;
+      const gflops = k.gpuNs > 0 && k.flops > 0 ? (k.flops / k.gpuNs).toFixed(2) : "-";
+      lines.push(
+        `${name.padEnd(24)} ${String(k.count).padStart(8)} ${
+          k.gpuNs ? ms.toFixed(2).padStart(9) : "        -"
+        } ${gflops.padStart(9)}`,
+      );
+    }
+    return lines.join("\n");
+  }
+
+  // ---- NaN / Inf checking (DENOGRAD_CHECK_NAN=1) --------------------------------------------
+
+  /** Encodes a check that records `opName` if `storage` holds a NaN or Inf in its first `n` floats. */
+  checkFinite(storage: Storage, n: number, opName: string): void {
+    if (!this.nanFlag) {
+      this.nanFlag = this.alloc(4);
+      this.upload(this.nanFlag, new Uint32Array([0xffffffff]));
+    }
+    this.nanOps.push(opName);
+    const index = this.nanOps.length - 1;
+    const groups = Math.ceil(n / 256);
+    const gx = Math.min(groups, 65535);
+    this.dispatch({
+      kernel: CHECK_FINITE,
+      buffers: [storage, this.nanFlag],
+      uniforms: new Uint32Array([n, index, gx, 0]),
+      groups: [gx, Math.ceil(groups / gx)],
+    });
+  }
+
+  private async throwIfNaN(): Promise<void> {
+    const flag = this.nanFlag;
+    if (!flag) return;
+    this.nanFlag = null; // reading it below must not recurse into this check
+    const first = new Uint32Array(await this.read(flag, 4))[0];
+    this.nanFlag = flag;
+    if (first !== 0xffffffff) {
+      const name = this.nanOps[first];
+      this.upload(flag, new Uint32Array([0xffffffff]));
+      this.nanOps = [];
+      throw new Error(`denograd: op '${name}' produced NaN or Inf (DENOGRAD_CHECK_NAN)`);
+    }
+  }
+}
+
+const CHECK_FINITE: KernelSpec = {
+  name: "check_finite",
+  key: "",
+  bindings: ["read", "write"],
+  uniform: true,
+  code: () => `
+struct U { n: u32, index: u32, gx: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read_write> flag: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wg.y * u.gx + wg.x) * 256u + li;
+  if (i >= u.n) { return; }
+  if ((x[i] & 0x7f800000u) == 0x7f800000u) { atomicMin(&flag[0], u.index); }
+}`,
+};
+
+const POISON: KernelSpec = {
+  name: "poison",
+  key: "",
+  bindings: ["write"],
+  uniform: true,
+  code: () => `
+struct U { n: u32, gx: u32 }
+@group(0) @binding(0) var<storage, read_write> x: array<u32>;
+@group(0) @binding(1) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wg.y * u.gx + wg.x) * 256u + li;
+  if (i < u.n) { x[i] = 0x7fc00000u; }
+}`,
+};
+
+let current: Runtime | null = null;
+
+export function setRuntime(rt: Runtime): void {
+  current = rt;
+}
+
+/** The initialised runtime; `await init()` must have run. */
+export function runtime(): Runtime {
+  if (!current) throw new Error("denograd: call `await init()` before creating tensors");
+  return current;
+}

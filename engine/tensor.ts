@@ -1,0 +1,372 @@
+// Tensor: shape, dtype, pooled GPU storage, gradient; creation, readback, scopes.
+import { gpu } from "./device.ts";
+import { Runtime, runtime, setRuntime, type Storage } from "./runtime.ts";
+import { backward, type Node, noGrad } from "./autograd.ts";
+import { globalRng, type Rng } from "./random.ts";
+import * as ew from "./ops/elementwise.ts";
+import * as red from "./ops/reduce.ts";
+import * as shp from "./ops/shape.ts";
+import { matmul, type MatmulOptions } from "./ops/matmul.ts";
+
+export type DType = "f32" | "i32" | "u32";
+export type Shape = readonly number[];
+type HostArray = Float32Array | Int32Array | Uint32Array;
+
+/** Initialises WebGPU; every other call needs it to have resolved once. */
+export async function init(): Promise<Runtime> {
+  try {
+    return runtime();
+  } catch {
+    const rt = new Runtime(await gpu());
+    setRuntime(rt);
+    return rt;
+  }
+}
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function formatShape(shape: Shape): string {
+  return `[${shape.join(", ")}]`;
+}
+
+function checkShape(shape: Shape, where: string): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new Error(
+        `${where}: invalid shape ${formatShape(shape)}: dimensions must be integers ≥ 0`,
+      );
+    }
+  }
+}
+
+// ---- scopes -------------------------------------------------------------------------------
+
+const scopes: Set<Tensor>[] = [];
+
+/**
+ * Runs `fn` and disposes every tensor created inside it except those it returns (a tensor, or
+ * an array / object of tensors) and those marked with `keep()`. Returned tensors move to the
+ * enclosing scope. A training step runs in one: its intermediates vanish, parameters persist.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
+  if (value instanceof Tensor) out.add(value);
+  else if (depth < 4 && Array.isArray(value)) {
+    value.forEach((v) => collectTensors(v, out, depth + 1));
+  } else if (depth < 4 && value && typeof value === "object" && !ArrayBuffer.isView(value)) {
+    for (const v of Object.values(value)) collectTensors(v, out, depth + 1);
+  }
+}
+
+// Safety net for tensors dropped outside any scope: their buffers return to the pool on GC.
+const finalizer = new FinalizationRegistry<Storage>((storage) => {
+  try {
+    runtime().release(storage);
+  } catch { /* runtime gone at exit */ }
+});
+
+// ---- the tensor ---------------------------------------------------------------------------
+
+export class Tensor {
+  readonly size: number;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: Node | null = null;
+  private disposed = false;
+
+  constructor(
+    readonly shape: Shape,
+    readonly dtype: DType,
+    readonly storage: Storage,
+  ) {
+    this.size = sizeOf(shape);
+    scopes[scopes.length - 1]?.add(this);
+    finalizer.register(this, storage, this);
+  }
+
+  /** An uninitialised tensor whose storage comes from the pool (ops write into it). */
+  static empty(shape: Shape, dtype: DType = "f32"): Tensor {
+    checkShape(shape, "Tensor.empty");
+    return new Tensor([...shape], dtype, runtime().alloc(Math.max(sizeOf(shape), 1) * 4));
+  }
+
+  /** From host data (row-major); `data.length` must match the shape. */
+  static from(
+    data: ArrayLike<number>,
+    shape: Shape = [data.length],
+    dtype: DType = "f32",
+  ): Tensor {
+    checkShape(shape, "Tensor.from");
+    if (data.length !== sizeOf(shape)) {
+      throw new Error(
+        `Tensor.from: ${data.length} values do not fill shape ${formatShape(shape)} ` +
+          `(expected ${sizeOf(shape)})`,
+      );
+    }
+    const host = toHost(data, dtype);
+    const t = Tensor.empty(shape, dtype);
+    if (host.length) runtime().upload(t.storage, host);
+    return t;
+  }
+
+  static scalar(value: number, dtype: DType = "f32"): Tensor {
+    return Tensor.from([value], [], dtype);
+  }
+
+  static full(shape: Shape, value: number, dtype: DType = "f32"): Tensor {
+    checkShape(shape, "Tensor.full");
+    return ew.fill(shape, value, dtype);
+  }
+
+  static zeros(shape: Shape, dtype: DType = "f32"): Tensor {
+    return Tensor.full(shape, 0, dtype);
+  }
+
+  static ones(shape: Shape, dtype: DType = "f32"): Tensor {
+    return Tensor.full(shape, 1, dtype);
+  }
+
+  /** Uniform in [low, high) from a seeded host generator (deterministic per seed). */
+  static uniform(shape: Shape, low = 0, high = 1, rng: Rng = globalRng): Tensor {
+    checkShape(shape, "Tensor.uniform");
+    const data = new Float32Array(sizeOf(shape));
+    for (let i = 0; i < data.length; i++) data[i] = rng.uniform(low, high);
+    return Tensor.from(data, shape);
+  }
+
+  /** Normal(mean, std) from a seeded host generator. */
+  static normal(shape: Shape, mean = 0, std = 1, rng: Rng = globalRng): Tensor {
+    checkShape(shape, "Tensor.normal");
+    const data = new Float32Array(sizeOf(shape));
+    for (let i = 0; i < data.length; i++) data[i] = rng.normal(mean, std);
+    return Tensor.from(data, shape);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  // ---- lifetime ---------------------------------------------------------------------------
+
+  /** Releases this handle's reference to its storage (views keep the storage alive). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    finalizer.unregister(this);
+    for (const scope of scopes) scope.delete(this);
+    runtime().release(this.storage);
+    this.node = null;
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+  }
+
+  /** Takes this tensor out of every scope: it lives until disposed (parameters, state). */
+  keep(): this {
+    for (const scope of scopes) scope.delete(this);
+    return this;
+  }
+
+  /** A new handle on the same storage, outside every scope (used by the tape for saved tensors). */
+  retainView(shape: Shape = this.shape): Tensor {
+    this.assertAlive("retainView");
+    this.storage.refs++;
+    const view = new Tensor(shape, this.dtype, this.storage);
+    return view.keep();
+  }
+
+  assertAlive(op: string): void {
+    if (this.disposed) {
+      throw new Error(`${op}: tensor of shape ${formatShape(this.shape)} was already disposed`);
+    }
+  }
+
+  // ---- readback ---------------------------------------------------------------------------
+
+  /** Copies the values to the host (submits pending work; never blocks the thread). */
+  async data(): Promise<HostArray> {
+    this.assertAlive("data");
+    if (this.size === 0) return emptyHost(this.dtype);
+    const bytes = await runtime().read(this.storage, this.size * 4);
+    return this.dtype === "f32"
+      ? new Float32Array(bytes)
+      : this.dtype === "i32"
+      ? new Int32Array(bytes)
+      : new Uint32Array(bytes);
+  }
+
+  async item(): Promise<number> {
+    if (this.size !== 1) {
+      throw new Error(`item: tensor has ${this.size} elements, expected exactly 1`);
+    }
+    return (await this.data())[0];
+  }
+
+  /** Nested arrays in row-major order (a number for 0-d tensors). */
+  async toArray(): Promise<unknown> {
+    const flat = Array.from(await this.data());
+    if (this.rank === 0) return flat[0];
+    const build = (dim: number, offset: number): unknown[] => {
+      const n = this.shape[dim];
+      if (dim === this.rank - 1) return flat.slice(offset, offset + n);
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: n }, (_, i) => build(dim + 1, offset + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  // ---- autograd ---------------------------------------------------------------------------
+
+  /** Marks this tensor as a leaf whose gradient is wanted. */
+  requireGrad(on = true): this {
+    this.requiresGrad = on;
+    return this;
+  }
+
+  /** Reverse-mode sweep; `grad` defaults to ones for a one-element tensor. */
+  backward(grad?: Tensor): void {
+    if (!grad && this.size !== 1) {
+      throw new Error(
+        `backward: output has shape ${
+          formatShape(this.shape)
+        }; pass a gradient or reduce to a scalar`,
+      );
+    }
+    backward(this, grad ?? noGrad(() => Tensor.ones(this.shape)));
+  }
+
+  /** Same storage, no gradient history. */
+  detach(): Tensor {
+    const view = this.retainView();
+    scopes[scopes.length - 1]?.add(view);
+    return view;
+  }
+
+  // ---- op shortcuts (implementations live in engine/ops/*) -------------------------------
+
+  reshape(shape: Shape): Tensor {
+    return shp.reshape(this, shape);
+  }
+  flatten(startDim = 1): Tensor {
+    return shp.reshape(this, [
+      ...this.shape.slice(0, startDim),
+      sizeOf(this.shape.slice(startDim)),
+    ]);
+  }
+  permute(perm: readonly number[]): Tensor {
+    return shp.permute(this, perm);
+  }
+  transpose(a = -2, b = -1): Tensor {
+    return shp.transpose(this, a, b);
+  }
+  add(other: Tensor | number): Tensor {
+    return ew.add(this, other);
+  }
+  sub(other: Tensor | number): Tensor {
+    return ew.sub(this, other);
+  }
+  mul(other: Tensor | number): Tensor {
+    return ew.mul(this, other);
+  }
+  div(other: Tensor | number): Tensor {
+    return ew.div(this, other);
+  }
+  pow(other: Tensor | number): Tensor {
+    return ew.pow(this, other);
+  }
+  neg(): Tensor {
+    return ew.neg(this);
+  }
+  exp(): Tensor {
+    return ew.exp(this);
+  }
+  log(): Tensor {
+    return ew.log(this);
+  }
+  sqrt(): Tensor {
+    return ew.sqrt(this);
+  }
+  abs(): Tensor {
+    return ew.abs(this);
+  }
+  relu(): Tensor {
+    return ew.relu(this);
+  }
+  sigmoid(): Tensor {
+    return ew.sigmoid(this);
+  }
+  tanh(): Tensor {
+    return ew.tanh(this);
+  }
+  matmul(other: Tensor, options?: MatmulOptions): Tensor {
+    return matmul(this, other, options);
+  }
+  sum(axes?: number | readonly number[], keepDims = false): Tensor {
+    return red.sum(this, axes, keepDims);
+  }
+  mean(axes?: number | readonly number[], keepDims = false): Tensor {
+    return red.mean(this, axes, keepDims);
+  }
+  max(axes?: number | readonly number[], keepDims = false): Tensor {
+    return red.max(this, axes, keepDims);
+  }
+  argmax(axis = -1): Tensor {
+    return red.argmax(this, axis);
+  }
+  softmax(axis = -1): Tensor {
+    return red.softmax(this, axis);
+  }
+  logSoftmax(axis = -1): Tensor {
+    return red.logSoftmax(this, axis);
+  }
+}
+
+function toHost(data: ArrayLike<number>, dtype: DType): HostArray {
+  if (dtype === "f32") return data instanceof Float32Array ? data : Float32Array.from(data);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!Number.isInteger(v)) {
+      throw new Error(`Tensor.from: value ${v} at index ${i} is not an integer (dtype ${dtype})`);
+    }
+    if (dtype === "u32" && v < 0) {
+      throw new Error(`Tensor.from: value ${v} at index ${i} is negative (dtype u32)`);
+    }
+  }
+  if (dtype === "i32") return data instanceof Int32Array ? data : Int32Array.from(data);
+  return data instanceof Uint32Array ? data : Uint32Array.from(data);
+}
+
+function emptyHost(dtype: DType): HostArray {
+  return dtype === "f32"
+    ? new Float32Array(0)
+    : dtype === "i32"
+    ? new Int32Array(0)
+    : new Uint32Array(0);
+}

@@ -1,0 +1,148 @@
+// One-call op check: GPU forward against a float64 reference, and the GPU's analytic gradient
+// against central finite differences of the same reference.
+import { init, type Shape, sizeOf, Tensor } from "../engine/tensor.ts";
+import { Rng } from "../engine/random.ts";
+import type { Runtime } from "../engine/runtime.ts";
+
+/** A float64 host tensor for reference implementations. */
+export interface Ref {
+  shape: number[];
+  data: Float64Array;
+}
+
+export function ref(shape: Shape, data: ArrayLike<number>): Ref {
+  return { shape: [...shape], data: Float64Array.from(data) };
+}
+
+/** Fresh seed per call unless DENOGRAD_TEST_SEED fixes it; printed on failure. */
+let seedCounter = Number(Deno.env.get("DENOGRAD_TEST_SEED") ?? Date.now() % 1_000_000);
+export function testRng(): { rng: Rng; seed: number } {
+  const seed = seedCounter++;
+  return { rng: new Rng(seed), seed };
+}
+
+/** Initialises the runtime with poisoned allocations (unwritten outputs read as NaN). */
+export async function setup(): Promise<Runtime> {
+  const rt = await init();
+  rt.poison = true;
+  return rt;
+}
+
+export function randomData(n: number, rng: Rng, low = -1, high = 1): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.fround(rng.uniform(low, high));
+  return out;
+}
+
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { atol = 1e-5, rtol = 1e-4, what = "values" } = {},
+): void {
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length}, expected ${expected.length}`);
+  }
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (e === a) continue; // equal infinities
+    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
+      worst = i;
+      worstExcess = Number.isNaN(excess) ? Infinity : excess;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
+        `(atol ${atol}, rtol ${rtol}; ${actual.length} elements)`,
+    );
+  }
+}
+
+export interface InputSpec {
+  shape: Shape;
+  /** Host values; random in [low, high) when omitted. */
+  data?: ArrayLike<number>;
+  low?: number;
+  high?: number;
+  dtype?: "f32" | "i32" | "u32";
+  /** Check the gradient with respect to this input (default: true for f32). */
+  grad?: boolean;
+}
+
+export interface OpCheck {
+  name: string;
+  inputs: InputSpec[];
+  gpu: (...xs: Tensor[]) => Tensor;
+  ref: (...xs: Ref[]) => Ref;
+  atol?: number;
+  rtol?: number;
+  gradAtol?: number;
+  gradRtol?: number;
+  /** Skip the gradient check (ops with no gradient, e.g. argmax). */
+  forwardOnly?: boolean;
+  /** Finite-difference step. */
+  eps?: number;
+}
+
+/**
+ * Checks forward values and, unless forwardOnly, the gradient of Σ w·op(x) for a random w
+ * against central differences of the float64 reference.
+ */
+export async function checkOp(spec: OpCheck): Promise<void> {
+  const { rng, seed } = testRng();
+  const what = `${spec.name} (seed ${seed})`;
+  const hostInputs = spec.inputs.map((s) =>
+    s.data ? Float64Array.from(s.data) : randomData(sizeOf(s.shape), rng, s.low, s.high)
+  );
+  const tensors = spec.inputs.map((s, i) => {
+    const t = Tensor.from(hostInputs[i], s.shape, s.dtype ?? "f32");
+    if (!spec.forwardOnly && (s.dtype ?? "f32") === "f32" && s.grad !== false) t.requireGrad();
+    return t;
+  });
+  const refInputs = spec.inputs.map((s, i) => ref(s.shape, hostInputs[i]));
+  const expected = spec.ref(...refInputs);
+  const out = spec.gpu(...tensors);
+  if (out.shape.join() !== expected.shape.join()) {
+    throw new Error(`${what}: output shape [${out.shape}], expected [${expected.shape}]`);
+  }
+  assertClose(await out.data(), expected.data, {
+    atol: spec.atol ?? 1e-5,
+    rtol: spec.rtol ?? 1e-4,
+    what: `${what} forward`,
+  });
+  if (spec.forwardOnly) return;
+
+  const w = randomData(out.size, rng);
+  out.backward(Tensor.from(w, out.shape));
+  const eps = spec.eps ?? 1e-6;
+  const lossAt = (inputs: Ref[]) => {
+    const y = spec.ref(...inputs).data;
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += y[i] * w[i];
+    return s;
+  };
+  for (let k = 0; k < tensors.length; k++) {
+    if (!tensors[k].requiresGrad) continue;
+    const grad = tensors[k].grad;
+    if (!grad) throw new Error(`${what}: input ${k} received no gradient`);
+    const numeric = new Float64Array(hostInputs[k].length);
+    for (let i = 0; i < numeric.length; i++) {
+      const plus = refInputs.map((r) => ({ shape: r.shape, data: r.data.slice() }));
+      const minus = refInputs.map((r) => ({ shape: r.shape, data: r.data.slice() }));
+      plus[k].data[i] += eps;
+      minus[k].data[i] -= eps;
+      numeric[i] = (lossAt(plus) - lossAt(minus)) / (2 * eps);
+    }
+    assertClose(await grad.data(), numeric, {
+      atol: spec.gradAtol ?? 1e-4,
+      rtol: spec.gradRtol ?? 1e-3,
+      what: `${what} gradient of input ${k}`,
+    });
+  }
+  for (const t of [...tensors, out]) t.dispose();
+}
