@@ -69,7 +69,7 @@ function envFlag(name: string): boolean {
 /** Rounds a byte size up to its pool class: ≤ 12.5 % waste, at least 256 bytes. */
 export function sizeClass(bytes: number): number {
   if (bytes <= 256) return 256;
-  const step = 2 ** Math.max(8, Math.ceil(Math.log2(bytes)) - 3);
+  const step = 2 ** Math.max(8, Math.floor(Math.log2(bytes)) - 3);
   return Math.ceil(bytes / step) * step;
 }
 

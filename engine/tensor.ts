@@ -71,6 +71,12 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/** Puts a tensor made outside the scope rules (a `retainView`) into the innermost scope. */
+export function adoptIntoScope(t: Tensor): Tensor {
+  scopes[scopes.length - 1]?.add(t);
+  return t;
+}
+
 function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
   if (value instanceof Tensor) out.add(value);
   else if (depth < 4 && Array.isArray(value)) {

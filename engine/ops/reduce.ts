@@ -1,35 +1,325 @@
-// STUB: to be replaced by the op family's implementation.
-import type { Tensor } from "../tensor.ts";
-import type { BackwardRule, Rules } from "../autograd.ts";
+// Reductions (sum, mean, max, argmax) over any set of axes, softmax and log-softmax along one
+// axis; their backward rules.
+//
+// A reduction views the tensor as [outer, reduce, inner] per pass: adjacent reduced axes merge
+// into one pass (size-1 axes are ignored), so [B, N] over axis 0, rows over the last axis and
+// NCHW over [2, 3] each take one dispatch. Axis sets that are not adjacent, e.g. [0, 2] of
+// [N, C, H, W], take one pass per run of adjacent axes, largest first; each pass is its own node
+// on the tape, so a backward rule only ever undoes one [outer, reduce, inner] pass.
+import { type Attrs, type BackwardRule, needsGrad, record, type Rules } from "../autograd.ts";
+import { runtime } from "../runtime.ts";
+import { grid1d } from "../shaders/common.ts";
+import {
+  type LaneLayout,
+  reduceBackwardKernel,
+  reduceKernel,
+  type ReduceKind,
+  softmaxBackwardKernel,
+  softmaxKernel,
+} from "../shaders/reduce.ts";
+import { formatShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 
 export type ReduceOp = "sum" | "mean" | "max" | "softmax" | "log_softmax";
 
-const notYet: BackwardRule = () => {
-  throw new Error("not implemented");
-};
-export const reduceRules: Rules<ReduceOp> = {
-  sum: notYet,
-  mean: notYet,
-  max: notYet,
-  softmax: notYet,
-  log_softmax: notYet,
-};
+/** One reduction pass over the middle axis of [outer, reduce, inner]. */
+interface Pass {
+  outer: number;
+  reduce: number;
+  inner: number;
+}
 
+// Elements each lane should reduce before more lanes are worth a shared-memory tree.
+const PER_LANE = 8;
+
+function nextPow2(n: number): number {
+  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
+}
+
+/** Spreads `outputs` reductions of length `reduce` over 256-lane workgroups. */
+export function laneLayout(outputs: number, reduce: number, inner: number): LaneLayout {
+  const forWork = nextPow2(Math.ceil(reduce / PER_LANE));
+  // Few outputs: give each more lanes (up to one per element) so the workgroup fills.
+  const forFill = Math.min(256 / Math.min(nextPow2(outputs), 256), nextPow2(reduce));
+  const splits = Math.min(256, Math.max(forWork, forFill));
+  return { cols: 256 / splits, splits, rowLanes: inner === 1 };
+}
+
+/** The uniform block `G` of the reduce shaders. */
+function geometry(pass: Pass, gx: number, scale = 1): ArrayBuffer {
+  const block = new ArrayBuffer(32);
+  const words = new Uint32Array(block);
+  const floats = new Float32Array(block);
+  words[0] = pass.outer * pass.inner;
+  words[1] = pass.reduce;
+  words[2] = pass.inner;
+  words[3] = gx;
+  floats[4] = scale;
+  floats[5] = -Infinity;
+  floats[6] = NaN;
+  return block;
+}
+
+/** Workgroup grid for `outputs` outputs, `cols` per workgroup. */
+function outputGrid(outputs: number, cols: number): [number, number] {
+  const groups = Math.max(1, Math.ceil(outputs / cols));
+  const gx = Math.min(groups, 65535);
+  return [gx, Math.ceil(groups / gx)];
+}
+
+function checked(op: string, out: Tensor): Tensor {
+  const rt = runtime();
+  if (rt.checkNaN && out.dtype === "f32") rt.checkFinite(out.storage, out.size, op);
+  return out;
+}
+
+function requireF32(op: string, x: Tensor): void {
+  x.assertAlive(op);
+  if (x.dtype !== "f32") {
+    throw new Error(`${op}: input of shape ${formatShape(x.shape)} has dtype ${x.dtype}, expected f32`);
+  }
+}
+
+function normalizeAxis(op: string, shape: Shape, axis: number): number {
+  const rank = shape.length;
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new Error(
+      `${op}: axis ${axis} is out of range for shape ${formatShape(shape)} ` +
+        (rank === 0 ? "(a 0-d tensor has no axes)" : `(expected an integer in [${-rank}, ${rank - 1}])`),
+    );
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Sorted, distinct, non-negative axes; `undefined` means all of them. */
+function normalizeAxes(op: string, shape: Shape, axes?: number | readonly number[]): number[] {
+  if (axes === undefined) return shape.map((_, i) => i);
+  const list = (typeof axes === "number" ? [axes] : [...axes]).map((a) => normalizeAxis(op, shape, a));
+  const sorted = [...new Set(list)].sort((a, b) => a - b);
+  if (sorted.length !== list.length) {
+    throw new Error(`${op}: axes [${axes}] repeat an axis of shape ${formatShape(shape)}`);
+  }
+  return sorted;
+}
+
+/** The passes that reduce `axes` of `shape`: one per run of adjacent reduced axes. */
+function planPasses(shape: Shape, axes: readonly number[]): Pass[] {
+  const runs: { size: number; reduced: boolean }[] = [];
+  shape.forEach((size, axis) => {
+    if (size === 1) return; // either side of a run: never splits one
+    const reduced = axes.includes(axis);
+    const last = runs[runs.length - 1];
+    if (last && last.reduced === reduced) last.size *= size;
+    else runs.push({ size, reduced });
+  });
+  const product = (from: number, to: number) =>
+    runs.slice(from, to).reduce((n, run) => n * run.size, 1);
+  // Largest first: it shrinks the data the later passes read the most.
+  const order = runs.map((_, i) => i).filter((i) => runs[i].reduced)
+    .sort((a, b) => runs[b].size - runs[a].size);
+  const passes = order.map((i) => {
+    const pass = { outer: product(0, i), reduce: runs[i].size, inner: product(i + 1, runs.length) };
+    runs[i].size = 1;
+    return pass;
+  });
+  // Nothing to reduce (only size-1 axes): one copying pass keeps the op on the tape.
+  return passes.length ? passes : [{ outer: sizeOf(shape), reduce: 1, inner: 1 }];
+}
+
+function passAttrs(pass: Pass, scale: number): Attrs {
+  return { outer: pass.outer, reduce: pass.reduce, inner: pass.inner, scale };
+}
+
+function passOf(attrs: Attrs): Pass {
+  return {
+    outer: attrs.outer as number,
+    reduce: attrs.reduce as number,
+    inner: attrs.inner as number,
+  };
+}
+
+/** Encodes one reduction pass; `index` receives the argmax when given (max only). */
+function dispatchReduce(
+  kind: ReduceKind,
+  x: Tensor,
+  pass: Pass,
+  out: Tensor,
+  scale: number,
+  index?: Tensor,
+): void {
+  const outputs = pass.outer * pass.inner;
+  if (outputs === 0) return;
+  const layout = laneLayout(outputs, pass.reduce, pass.inner);
+  const [gx, gy] = outputGrid(outputs, layout.cols);
+  runtime().dispatch({
+    kernel: reduceKernel(kind, layout, index !== undefined),
+    buffers: index ? [x.storage, out.storage, index.storage] : [x.storage, out.storage],
+    uniforms: geometry(pass, gx, scale),
+    groups: [gx, gy],
+    flops: outputs * pass.reduce,
+  });
+}
+
+function reduceAxes(
+  op: "sum" | "mean" | "max",
+  x: Tensor,
+  axes: number | readonly number[] | undefined,
+  keepDims: boolean,
+): Tensor {
+  requireF32(op, x);
+  const axisList = normalizeAxes(op, x.shape, axes);
+  const count = axisList.reduce((n, a) => n * x.shape[a], 1);
+  if (op === "max" && count === 0) {
+    throw new Error(
+      `max: cannot take the maximum over axes [${axisList}] of shape ${formatShape(x.shape)}: ` +
+        "they hold no elements",
+    );
+  }
+  const outShape = keepDims
+    ? x.shape.map((d, i) => (axisList.includes(i) ? 1 : d))
+    : x.shape.filter((_, i) => !axisList.includes(i));
+  const passes = planPasses(x.shape, axisList);
+  const recording = needsGrad([x]);
+  const kind: ReduceKind = op === "max" ? "max" : "sum";
+  let current = x;
+  passes.forEach((pass, k) => {
+    const last = k === passes.length - 1;
+    const scale = op === "mean" && last ? 1 / count : 1;
+    const out = Tensor.empty(last ? outShape : [pass.outer * pass.inner]);
+    const index = kind === "max" && recording ? Tensor.empty(out.shape, "i32") : undefined;
+    dispatchReduce(kind, current, pass, out, scale, index);
+    if (recording) {
+      record(op, out, [current], index ? [index] : [], passAttrs(pass, scale));
+      index?.dispose(); // the node holds its own view
+    } else if (current !== x) {
+      current.dispose();
+    }
+    current = out;
+  });
+  return checked(op, current);
+}
+
+/**
+ * Σ over `axes` (all axes when undefined, giving a 0-d tensor); negative axes count from the
+ * end. Over no elements the sum is 0.
+ */
 export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
-  throw new Error(`todo ${x}${axes}${keepDims}`);
+  return reduceAxes("sum", x, axes, keepDims);
 }
+
+/** Arithmetic mean over `axes` (all when undefined); NaN over no elements. */
 export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
-  throw new Error(`todo ${x}${axes}${keepDims}`);
+  return reduceAxes("mean", x, axes, keepDims);
 }
+
+/**
+ * Maximum over `axes` (all when undefined). The gradient goes to one position per output: the
+ * first maximum along each pass (ties are not split). NaN inputs give unspecified results.
+ */
 export function max(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
-  throw new Error(`todo ${x}${axes}${keepDims}`);
+  return reduceAxes("max", x, axes, keepDims);
 }
+
+/** Position (i32) of the largest value along `axis`, the first one on ties; no gradient. */
 export function argmax(x: Tensor, axis = -1): Tensor {
-  throw new Error(`todo ${x}${axis}`);
+  requireF32("argmax", x);
+  const a = normalizeAxis("argmax", x.shape, axis);
+  if (x.shape[a] === 0) {
+    throw new Error(`argmax: axis ${axis} of shape ${formatShape(x.shape)} is empty`);
+  }
+  const pass = {
+    outer: sizeOf(x.shape.slice(0, a)),
+    reduce: x.shape[a],
+    inner: sizeOf(x.shape.slice(a + 1)),
+  };
+  const outShape = x.shape.filter((_, i) => i !== a);
+  const values = Tensor.empty(outShape);
+  const index = Tensor.empty(outShape, "i32");
+  dispatchReduce("max", x, pass, values, 1, index);
+  values.dispose();
+  return index;
 }
+
+function softmaxAlong(op: "softmax" | "log_softmax", x: Tensor, axis: number): Tensor {
+  requireF32(op, x);
+  const a = normalizeAxis(op, x.shape, axis);
+  const pass = {
+    outer: sizeOf(x.shape.slice(0, a)),
+    reduce: x.shape[a],
+    inner: sizeOf(x.shape.slice(a + 1)),
+  };
+  const y = Tensor.empty(x.shape);
+  const outputs = pass.outer * pass.inner;
+  if (x.size > 0) {
+    const layout = laneLayout(outputs, pass.reduce, pass.inner);
+    const [gx, gy] = outputGrid(outputs, layout.cols);
+    runtime().dispatch({
+      kernel: softmaxKernel(op === "log_softmax", layout),
+      buffers: [x.storage, y.storage],
+      uniforms: geometry(pass, gx),
+      groups: [gx, gy],
+      flops: 5 * x.size,
+    });
+  }
+  return checked(op, record(op, y, [x], [y], passAttrs(pass, 1)));
+}
+
+/**
+ * exp(x − max) / Σ exp(x − max) along `axis`: stable for any finite input. A slice that is all
+ * −Infinity has no defined softmax and comes out NaN (as in PyTorch).
+ */
 export function softmax(x: Tensor, axis = -1): Tensor {
-  throw new Error(`todo ${x}${axis}`);
+  return softmaxAlong("softmax", x, axis);
 }
+
+/** x − max − log Σ exp(x − max) along `axis`; an all −Infinity slice gives NaN. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  throw new Error(`todo ${x}${axis}`);
+  return softmaxAlong("log_softmax", x, axis);
 }
+
+// ---- backward ----------------------------------------------------------------------------
+
+/** dx for one pass: g spread over the reduced axis (sum) or sent to the saved argmax (max). */
+function reduceBackward(kind: ReduceKind): BackwardRule {
+  return (grad, node) => {
+    const x = node.inputs[0];
+    const dx = Tensor.empty(x.shape);
+    if (x.size === 0) return [dx];
+    const [gx, gy] = grid1d(x.size);
+    runtime().dispatch({
+      kernel: reduceBackwardKernel(kind),
+      buffers: kind === "max"
+        ? [grad.storage, node.saved[0].storage, dx.storage]
+        : [grad.storage, dx.storage],
+      uniforms: geometry(passOf(node.attrs), gx, node.attrs.scale as number),
+      groups: [gx, gy],
+    });
+    return [dx];
+  };
+}
+
+function softmaxBackward(log: boolean): BackwardRule {
+  return (grad, node) => {
+    const y = node.saved[0];
+    const dx = Tensor.empty(y.shape);
+    if (y.size === 0) return [dx];
+    const pass = passOf(node.attrs);
+    const outputs = pass.outer * pass.inner;
+    const layout = laneLayout(outputs, pass.reduce, pass.inner);
+    const [gx, gy] = outputGrid(outputs, layout.cols);
+    runtime().dispatch({
+      kernel: softmaxBackwardKernel(log, layout),
+      buffers: [y.storage, grad.storage, dx.storage],
+      uniforms: geometry(pass, gx),
+      groups: [gx, gy],
+    });
+    return [dx];
+  };
+}
+
+export const reduceRules: Rules<ReduceOp> = {
+  sum: reduceBackward("sum"),
+  mean: reduceBackward("sum"),
+  max: reduceBackward("max"),
+  softmax: softmaxBackward(false),
+  log_softmax: softmaxBackward(true),
+};

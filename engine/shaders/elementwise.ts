@@ -1,0 +1,208 @@
+// Generated elementwise kernels: any number of broadcast inputs, one or more outputs, each an
+// f32 expression over the inputs. Dimensions that are contiguous for every operand are merged
+// before the kernel is specialised, so most broadcasts run with rank ≤ 2 index math.
+import type { KernelSpec } from "../runtime.ts";
+import { LINEAR_INDEX, WG } from "./common.ts";
+
+/** Up to this many output dimensions after merging. */
+export const MAX_RANK = 8;
+
+/** WGSL helpers every elementwise kernel may call. */
+const MATH = /* wgsl */ `
+fn erf_approx(x: f32) -> f32 {
+  // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7.
+  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+    + 0.254829592) * t * exp(-x * x);
+  return select(-y, y, x >= 0.0);
+}
+fn gelu(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476)); }
+fn gelu_grad(x: f32) -> f32 {
+  return 0.5 * (1.0 + erf_approx(x * 0.7071067811865476)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+}
+fn sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+fn tanh_safe(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+fn pow_real(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  if (a == 0.0) { return select(0.0, u.inf, b < 0.0); }
+  let p = exp2(b * log2(abs(a)));
+  if (a > 0.0) { return p; }
+  if (b != floor(b)) { return u.nan; }
+  return select(p, -p, b * 0.5 != floor(b * 0.5));
+}`;
+
+export interface MapLayout {
+  /** Merged output dimensions. */
+  dims: number[];
+  /** Per input: element strides over the merged dims (0 where broadcast); null = same as output. */
+  strides: (number[] | null)[];
+}
+
+/** Merges dimensions contiguous for every operand; marks inputs that index like the output. */
+export function mapLayout(
+  outShape: readonly number[],
+  inShapes: readonly (readonly number[])[],
+): MapLayout {
+  const rank = outShape.length;
+  const inStrides = inShapes.map((shape) => {
+    const strides = new Array(rank).fill(0);
+    let s = 1;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      const od = d + rank - shape.length;
+      strides[od] = shape[d] === 1 && outShape[od] !== 1 ? 0 : s;
+      s *= shape[d];
+    }
+    return strides;
+  });
+  const dims: number[] = [];
+  const merged: number[][] = inStrides.map(() => []);
+  for (let d = 0; d < rank; d++) {
+    if (outShape[d] === 1) continue; // size-1 dims carry no index
+    const last = dims.length - 1;
+    const canMerge = last >= 0 &&
+      inStrides.every((st, k) => merged[k][last] === st[d] * outShape[d]);
+    if (canMerge) {
+      dims[last] *= outShape[d];
+      inStrides.forEach((st, k) => merged[k][last] = st[d]);
+    } else {
+      dims.push(outShape[d]);
+      inStrides.forEach((st, k) => merged[k].push(st[d]));
+    }
+  }
+  const contiguous = (st: number[]) => {
+    let s = 1;
+    for (let d = dims.length - 1; d >= 0; d--) {
+      if (st[d] !== s) return false;
+      s *= dims[d];
+    }
+    return true;
+  };
+  return { dims, strides: merged.map((st) => contiguous(st) ? null : st) };
+}
+
+export interface MapKernelArgs {
+  /** Names the expressions use for the inputs, in binding order. */
+  names: string[];
+  /** WGSL element types of the inputs ("f32" | "i32" | "u32"); all are read as f32. */
+  types: string[];
+  /** One f32 (or output-typed) expression per output. */
+  exprs: string[];
+  outTypes: string[];
+  layout: MapLayout;
+}
+
+/** Uniform block: n, gx, alpha, beta, inf, nan, (pad), dims[8], strides[8] per broadcast input. */
+export function mapKernel(label: string, args: MapKernelArgs): KernelSpec {
+  const { names, types, exprs, outTypes, layout } = args;
+  const rank = layout.dims.length;
+  const strided = layout.strides.map((s) => s !== null);
+  const key = [
+    names.join(","),
+    types.join(","),
+    exprs.join(";"),
+    outTypes.join(","),
+    rank,
+    strided.map(Number).join(""),
+  ].join("|");
+  return {
+    name: label,
+    key,
+    bindings: [...names.map(() => "read" as const), ...exprs.map(() => "write" as const)],
+    uniform: true,
+    code: () => {
+      const nIn = names.length;
+      const stridedInputs = strided.map((s, k) => s ? k : -1).filter((k) => k >= 0);
+      const decls = [
+        ...names.map((_, k) =>
+          `@group(0) @binding(${k}) var<storage, read> in${k}: array<${types[k]}>;`
+        ),
+        ...exprs.map((_, j) =>
+          `@group(0) @binding(${nIn + j}) var<storage, read_write> out${j}: array<${outTypes[j]}>;`
+        ),
+        `@group(0) @binding(${nIn + exprs.length}) var<uniform> u: U;`,
+      ].join("\n");
+      const strideFields = stridedInputs.map((k) => `  st${k}: array<vec4u, 2>,`).join("\n");
+      const index: string[] = [];
+      if (stridedInputs.length) {
+        index.push("  var rem = i;");
+        for (const k of stridedInputs) index.push(`  var o${k} = 0u;`);
+        for (let d = rank - 1; d >= 0; d--) {
+          const dim = `u.dims[${d >> 2}][${d & 3}]`;
+          index.push(`  let c${d} = rem % ${dim};`);
+          if (d > 0) index.push(`  rem = rem / ${dim};`);
+          for (const k of stridedInputs) {
+            index.push(`  o${k} += c${d} * u.st${k}[${d >> 2}][${d & 3}];`);
+          }
+        }
+      }
+      const loads = names.map((name, k) =>
+        `  let ${name} = f32(in${k}[${strided[k] ? `o${k}` : "i"}]);`
+      );
+      const stores = exprs.map((e, j) => `  out${j}[i] = ${outTypes[j]}(${e});`);
+      return `
+struct U {
+  n: u32, gx: u32, alpha: f32, beta: f32,
+  inf: f32, nan: f32, pad0: u32, pad1: u32,
+  dims: array<vec4u, 2>,
+${strideFields}
+}
+${decls}
+${LINEAR_INDEX}
+${MATH}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_index(wid, lid, u.gx);
+  if (i >= u.n) { return; }
+  let alpha = u.alpha;
+  let beta = u.beta;
+${index.join("\n")}
+${loads.join("\n")}
+${stores.join("\n")}
+}`;
+    },
+  };
+}
+
+/** Packs the uniform block that `mapKernel` declares. */
+export function mapUniforms(
+  n: number,
+  gx: number,
+  layout: MapLayout,
+  alpha: number,
+  beta: number,
+): ArrayBuffer {
+  const strided = layout.strides.filter((s): s is number[] => s !== null);
+  const buffer = new ArrayBuffer(16 + 16 + 32 + 32 * strided.length);
+  const u32 = new Uint32Array(buffer);
+  const f32 = new Float32Array(buffer);
+  u32[0] = n;
+  u32[1] = gx;
+  f32[2] = alpha;
+  f32[3] = beta;
+  f32[4] = Infinity;
+  f32[5] = NaN;
+  layout.dims.forEach((d, i) => u32[8 + i] = d);
+  strided.forEach((st, k) => st.forEach((s, i) => u32[16 + 8 * k + i] = s));
+  return buffer;
+}
+
+/** Writes one 32-bit pattern to every element. */
+export const FILL: KernelSpec = {
+  name: "fill",
+  key: "",
+  bindings: ["write"],
+  uniform: true,
+  code: () => `
+struct U { n: u32, gx: u32, bits: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<uniform> u: U;
+${LINEAR_INDEX}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_index(wid, lid, u.gx);
+  if (i < u.n) { out[i] = u.bits; }
+}`,
+};

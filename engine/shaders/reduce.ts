@@ -1,0 +1,294 @@
+// Reductions over the middle axis of a tensor viewed as [outer, reduce, inner], softmax and
+// log-softmax along such an axis, and their backward kernels.
+//
+// Every kernel launches 256-lane workgroups laid out as `cols` outputs × `splits` lanes that
+// share one output's reduced axis (cols · splits = 256): many short rows run one lane per
+// output, long rows spread over up to 256 lanes and combine through a shared-memory tree.
+// When inner = 1 the lanes of one output are adjacent (consecutive lanes read consecutive
+// addresses of the row); otherwise lanes of neighbouring outputs are (consecutive columns).
+import type { KernelSpec } from "../runtime.ts";
+import { LINEAR_INDEX, WG, wgsl } from "./common.ts";
+
+/** How a reduction is spread over one workgroup. */
+export interface LaneLayout {
+  /** Outputs per workgroup. */
+  cols: number;
+  /** Lanes per output (a power of two); cols · splits = 256. */
+  splits: number;
+  /** inner = 1: lanes of one output are adjacent. */
+  rowLanes: boolean;
+}
+
+/** Geometry shared by every kernel here: uniform block `G` and lane bookkeeping. */
+const GEOMETRY = /* wgsl */ `
+struct G {
+  outputs: u32,  // outer · inner
+  reduce: u32,
+  inner: u32,
+  gx: u32,       // workgroups along x (the grid is 2-D past 65535 groups)
+  scale: f32,
+  neg_inf: f32,  // -Infinity and NaN come in as data: WGSL constants cannot hold them
+  nan: f32,
+  pad: u32,
+}`;
+
+/** WGSL declaring `col`, `split`, `p` (output index), `active`, `base` (element 0 of the reduced axis). */
+function prelude(layout: LaneLayout): string {
+  const { cols, splits, rowLanes } = layout;
+  const lane = rowLanes
+    ? `let col = lid / ${splits}u; let split = lid % ${splits}u;`
+    : `let col = lid % ${cols}u; let split = lid / ${cols}u;`;
+  return `${lane}
+  let p = (wid.y * g.gx + wid.x) * ${cols}u + col;
+  let active = p < g.outputs;
+  let o = p / g.inner;
+  let base = o * g.reduce * g.inner + (p - o * g.inner);`;
+}
+
+// The step between tree partners in shared memory, and the slot holding an output's result
+// (its split-0 lane).
+function slots(layout: LaneLayout): { step: string; head: string } {
+  return layout.rowLanes
+    ? { step: "1u", head: `col * ${layout.splits}u` }
+    : { step: `${layout.cols}u`, head: "col" };
+}
+
+/**
+ * Tree reduction of `buf[lid]` over the `splits` lanes of each output; `combine(a, b)` is WGSL
+ * updating slot a with slot b. Ends with a barrier so every lane may read the head slot.
+ */
+function tree(layout: LaneLayout, combine: (a: string, b: string) => string): string {
+  const { step } = slots(layout);
+  return `
+  workgroupBarrier();
+  for (var s = ${layout.splits / 2}u; s > 0u; s = s >> 1u) {
+    if (split < s) { ${combine("lid", `lid + s * ${step}`)} }
+    workgroupBarrier();
+  }`;
+}
+
+function layoutKey(layout: LaneLayout): string {
+  return `${layout.cols}x${layout.splits}${layout.rowLanes ? "r" : "c"}`;
+}
+
+export type ReduceKind = "sum" | "max";
+
+/**
+ * y[p] = scale · Σ (or max) over the reduced axis. With `withIndex` the max kernel also writes
+ * the first position of the maximum into `index` (i32), for argmax and max's backward.
+ */
+export function reduceKernel(kind: ReduceKind, layout: LaneLayout, withIndex: boolean): KernelSpec {
+  const isMax = kind === "max";
+  const tracked = isMax && withIndex;
+  const { head } = slots(layout);
+  return {
+    name: "reduce",
+    key: `${kind}|${layoutKey(layout)}|${tracked}`,
+    bindings: tracked ? ["read", "write", "write"] : ["read", "write"],
+    uniform: true,
+    code: () =>
+      wgsl`${GEOMETRY}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+#if ${tracked}
+@group(0) @binding(2) var<storage, read_write> index: array<i32>;
+@group(0) @binding(3) var<uniform> g: G;
+var<workgroup> best_at: array<u32, ${WG}>;
+#else
+@group(0) @binding(2) var<uniform> g: G;
+#endif
+var<workgroup> acc: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${prelude(layout)}
+#if ${isMax}
+  var best = g.neg_inf;
+  var at = 0xffffffffu;  // no element seen yet: the first one always wins
+  if (active) {
+    for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+      let v = x[base + r * g.inner];
+      if (v > best || at == 0xffffffffu) { best = v; at = r; }
+    }
+  }
+  acc[lid] = best;
+#if ${tracked}
+  best_at[lid] = at;
+#endif
+  ${
+        tree(
+          layout,
+          (a, b) =>
+            tracked
+              ? `let va = acc[${a}]; let vb = acc[${b}]; let ia = best_at[${a}]; let ib = best_at[${b}];
+      // Ties (and lanes that saw nothing) go to the lower position: argmax returns the first.
+      if (ib != 0xffffffffu && (ia == 0xffffffffu || vb > va || (vb == va && ib < ia))) {
+        acc[${a}] = vb; best_at[${a}] = ib;
+      }`
+              : `acc[${a}] = max(acc[${a}], acc[${b}]);`,
+        )
+      }
+  if (active && split == 0u) {
+    y[p] = acc[${head}];
+#if ${tracked}
+    index[p] = i32(best_at[${head}]);
+#endif
+  }
+#else
+  var total = 0.0;
+  if (active) {
+    for (var r = split; r < g.reduce; r += ${layout.splits}u) { total += x[base + r * g.inner]; }
+  }
+  acc[lid] = total;
+  ${tree(layout, (a, b) => `acc[${a}] += acc[${b}];`)}
+  if (active && split == 0u) { y[p] = acc[${head}] * g.scale; }
+#endif
+}`,
+  };
+}
+
+/**
+ * Backward of one reduction pass, one lane per input element: sum spreads scale · g over the
+ * reduced axis; max sends g to the saved position of the maximum only.
+ */
+export function reduceBackwardKernel(kind: ReduceKind): KernelSpec {
+  const isMax = kind === "max";
+  return {
+    name: "reduce_bwd",
+    key: kind,
+    bindings: isMax ? ["read", "read", "write"] : ["read", "write"],
+    uniform: true,
+    code: () =>
+      wgsl`${GEOMETRY}
+${LINEAR_INDEX}
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+#if ${isMax}
+@group(0) @binding(1) var<storage, read> index: array<i32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> g: G;
+#else
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<uniform> g: G;
+#endif
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_index(wid, lid, g.gx);
+  if (i >= g.outputs * g.reduce) { return; }
+  let c = i % g.inner;
+  let row = i / g.inner;
+  let o = row / g.reduce;
+  let q = o * g.inner + c;
+#if ${isMax}
+  dx[i] = select(0.0, dy[q], index[q] == i32(row - o * g.reduce));
+#else
+  dx[i] = dy[q] * g.scale;
+#endif
+}`,
+  };
+}
+
+/**
+ * Softmax (or log-softmax) along the middle axis: max, then Σ exp(x − max), then the output,
+ * each pass re-reading the row (it stays in cache). A row that is all −∞ gives NaN, as in
+ * PyTorch.
+ */
+export function softmaxKernel(log: boolean, layout: LaneLayout): KernelSpec {
+  const { head } = slots(layout);
+  return {
+    name: "softmax",
+    key: `${log}|${layoutKey(layout)}`,
+    bindings: ["read", "write"],
+    uniform: true,
+    code: () =>
+      wgsl`${GEOMETRY}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> g: G;
+var<workgroup> row_max: array<f32, ${WG}>;
+var<workgroup> row_sum: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${prelude(layout)}
+  var m = g.neg_inf;
+  if (active) {
+    for (var r = split; r < g.reduce; r += ${layout.splits}u) { m = max(m, x[base + r * g.inner]); }
+  }
+  row_max[lid] = m;
+  ${tree(layout, (a, b) => `row_max[${a}] = max(row_max[${a}], row_max[${b}]);`)}
+  m = row_max[${head}];
+  var total = 0.0;
+  if (active) {
+    for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+      total += exp(x[base + r * g.inner] - m);
+    }
+  }
+  row_sum[lid] = total;
+  ${tree(layout, (a, b) => `row_sum[${a}] += row_sum[${b}];`)}
+  if (!active) { return; }
+#if ${log}
+  let shift = m + log(row_sum[${head}]);
+  for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+    let at = base + r * g.inner;
+    y[at] = x[at] - shift;
+  }
+#else
+  let inv = 1.0 / row_sum[${head}];
+  for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+    let at = base + r * g.inner;
+    y[at] = exp(x[at] - m) * inv;
+  }
+#endif
+}`,
+  };
+}
+
+/**
+ * Backward of softmax, dx = y · (g − Σ g·y), or of log-softmax, dx = g − exp(y) · Σ g, from the
+ * saved output y: one reduction and one write pass per row.
+ */
+export function softmaxBackwardKernel(log: boolean, layout: LaneLayout): KernelSpec {
+  const { head } = slots(layout);
+  return {
+    name: "softmax_bwd",
+    key: `${log}|${layoutKey(layout)}`,
+    bindings: ["read", "read", "write"],
+    uniform: true,
+    code: () =>
+      wgsl`${GEOMETRY}
+@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> g: G;
+var<workgroup> acc: array<f32, ${WG}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${prelude(layout)}
+  var total = 0.0;
+  if (active) {
+    for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+      let at = base + r * g.inner;
+#if ${log}
+      total += dy[at];
+#else
+      total += dy[at] * y[at];
+#endif
+    }
+  }
+  acc[lid] = total;
+  ${tree(layout, (a, b) => `acc[${a}] += acc[${b}];`)}
+  if (!active) { return; }
+  let dot = acc[${head}];
+  for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+    let at = base + r * g.inner;
+#if ${log}
+    dx[at] = dy[at] - exp(y[at]) * dot;
+#else
+    dx[at] = y[at] * (dy[at] - dot);
+#endif
+  }
+}`,
+  };
+}

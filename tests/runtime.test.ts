@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { acquire, NO_WEBGPU_MESSAGE } from "../engine/device.ts";
+import { runtime, sizeClass } from "../engine/runtime.ts";
+import { Tensor, tidy } from "../engine/tensor.ts";
+import * as ew from "../engine/ops/elementwise.ts";
+import { setup } from "./helpers.ts";
+
+const rt = await setup();
+
+Deno.test("device: no WebGPU, or no adapter, gives the documented message", async () => {
+  await assert.rejects(() => acquire(undefined), { message: NO_WEBGPU_MESSAGE });
+  const noAdapter = { requestAdapter: () => Promise.resolve(null) } as unknown as GPU;
+  await assert.rejects(() => acquire(noAdapter), /mesa-vulkan-drivers/);
+});
+
+Deno.test("device: adapter report has limits and features", () => {
+  const report = rt.ctx.report;
+  assert.ok(report.description.length > 0);
+  assert.ok(report.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
+  assert.equal(rt.ctx.maxBinding, rt.device.limits.maxStorageBufferBindingSize);
+});
+
+Deno.test("runtime: size classes waste at most 12.5 %", () => {
+  assert.equal(sizeClass(1), 256);
+  assert.equal(sizeClass(256), 256);
+  for (const n of [257, 1000, 4097, 123_457, 10_000_019]) {
+    const c = sizeClass(n);
+    assert.ok(c >= n && c <= n * 1.125 + 256, `${n} → ${c}`);
+    assert.equal(sizeClass(c), c);
+  }
+});
+
+Deno.test("runtime: released buffers are reused and counted", () => {
+  const before = rt.poolStats();
+  const a = Tensor.empty([1000]);
+  const mid = rt.poolStats();
+  assert.equal(mid.liveBuffers, before.liveBuffers + 1);
+  assert.equal(mid.liveBytes - before.liveBytes, sizeClass(4000));
+  a.dispose();
+  const after = rt.poolStats();
+  assert.equal(after.liveBytes, before.liveBytes);
+  const b = Tensor.empty([999]); // same size class: no new allocation
+  assert.equal(rt.poolStats().allocations, after.allocations);
+  b.dispose();
+});
+
+Deno.test("runtime: many dispatches in one submission keep their own uniforms", async () => {
+  const submissionsBefore = rt.poolStats().submissions;
+  const parts = Array.from({ length: 100 }, (_, i) => Tensor.full([3], i));
+  const pending = rt.poolStats();
+  assert.equal(pending.submissions, submissionsBefore, "nothing submitted before a read");
+  for (let i = 0; i < 100; i++) assert.deepEqual(Array.from(await parts[i].data()), [i, i, i]);
+});
+
+Deno.test("runtime: an upload into a recycled buffer never overtakes encoded work", async () => {
+  // a is consumed by an encoded (unsubmitted) op, then released; b reuses its buffer at once.
+  const a = Tensor.from([1, 2, 3, 4], [4]);
+  const y = ew.mul(a, 10);
+  a.dispose();
+  const b = Tensor.from([7, 7, 7, 7], [4]);
+  assert.deepEqual(Array.from(await y.data()), [10, 20, 30, 40]);
+  assert.deepEqual(Array.from(await b.data()), [7, 7, 7, 7]);
+});
+
+Deno.test("runtime: tensors over the storage-binding limit are refused clearly", () => {
+  const n = rt.ctx.maxBinding / 4 + 1;
+  assert.throws(() => Tensor.empty([n]), /exceeds this adapter's storage-binding limit/);
+});
+
+Deno.test("runtime: DENOGRAD_CHECK_NAN names the first op that produced NaN", async () => {
+  rt.checkNaN = true;
+  try {
+    const x = Tensor.from([1, -1, 4], [3]);
+    const ok = ew.exp(x);
+    const bad = ew.sqrt(x); // sqrt(-1) = NaN
+    ew.log(bad);
+    await assert.rejects(() => ok.data(), /op 'sqrt' produced NaN or Inf/);
+    assert.deepEqual(Array.from(await ew.abs(x).data()), [1, 1, 4]);
+  } finally {
+    rt.checkNaN = false;
+  }
+});
+
+Deno.test("runtime: sync waits for submitted work; reads are async", async () => {
+  const t = Tensor.full([1 << 16], 2);
+  await runtime().sync();
+  assert.equal((await t.data())[12345], 2);
+});
+
+Deno.test("tensor: creation, dtypes, 0-d, readback, nested arrays", async () => {
+  assert.deepEqual(await Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]).toArray(), [[1, 2, 3], [4, 5, 6]]);
+  assert.equal(await Tensor.scalar(3.5).item(), 3.5);
+  assert.deepEqual(Array.from(await Tensor.from([-3, 2], [2], "i32").data()), [-3, 2]);
+  assert.deepEqual(Array.from(await Tensor.ones([2], "u32").data()), [1, 1]);
+  assert.deepEqual(Array.from(await Tensor.zeros([0]).data()), []);
+  assert.throws(() => Tensor.from([1, 2, 3], [2, 2]), /3 values do not fill shape \[2, 2\]/);
+  assert.throws(() => Tensor.from([1.5], [1], "i32"), /not an integer/);
+  assert.throws(() => Tensor.from([-1], [1], "u32"), /negative/);
+  assert.throws(() => Tensor.zeros([2, -1]), /invalid shape/);
+  await assert.rejects(() => Tensor.zeros([2]).item(), /2 elements, expected exactly 1/);
+});
+
+Deno.test("tensor: seeded uniform and normal are deterministic", async () => {
+  const { Rng } = await import("../engine/random.ts");
+  const a = Array.from(await Tensor.normal([1000], 0, 1, new Rng(5)).data());
+  const b = Array.from(await Tensor.normal([1000], 0, 1, new Rng(5)).data());
+  const c = await Tensor.uniform([1000], -1, 1, new Rng(6)).data();
+  assert.deepEqual(a, b);
+  const mean = a.reduce((s, v) => s + v, 0) / a.length;
+  const variance = a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length;
+  assert.ok(Math.abs(mean) < 0.15 && Math.abs(variance - 1) < 0.15, `${mean} ${variance}`);
+  assert.ok(c.every((v) => v >= -1 && v < 1));
+});
+
+Deno.test("tidy: intermediates are released, results and kept tensors survive", () => {
+  const before = rt.poolStats().liveBuffers;
+  let kept: Tensor | null = null;
+  const out = tidy(() => {
+    const a = Tensor.full([10], 1);
+    const b = ew.add(a, 1);
+    kept = ew.mul(b, 2).keep();
+    return ew.exp(b);
+  });
+  assert.equal(rt.poolStats().liveBuffers, before + 2);
+  assert.ok(!out.isDisposed && !kept!.isDisposed);
+  out.dispose();
+  kept!.dispose();
+  assert.equal(rt.poolStats().liveBuffers, before);
+});
