@@ -124,6 +124,10 @@ export class Runtime {
       size: ARENA_BYTES,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
+    if (this.debug) {
+      // Printed when the program ends (Deno and browsers both fire "unload").
+      globalThis.addEventListener?.("unload", () => console.log(this.debugReport()));
+    }
     if (this.debug && ctx.features.timestampQuery) {
       this.timestamps = {
         set: this.device.createQuerySet({ type: "timestamp", count: TIMESTAMP_PAIRS * 2 }),

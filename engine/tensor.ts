@@ -45,15 +45,21 @@ function checkShape(shape: Shape, where: string): void {
 
 // ---- scopes -------------------------------------------------------------------------------
 
-const scopes: Set<Tensor>[] = [];
+interface Scope {
+  tensors: Set<Tensor>;
+  /** Tensors `keep()`-ed inside the scope: their graphs must survive it. */
+  kept: Tensor[];
+}
+const scopes: Scope[] = [];
 
 /**
  * Runs `fn` and disposes every tensor created inside it except those it returns (a tensor, or
  * an array / object of tensors) and those marked with `keep()`. Returned tensors move to the
  * enclosing scope. A training step runs in one: its intermediates vanish, parameters persist.
+ * Autograd nodes of disposed tensors that no surviving tensor depends on are freed too.
  */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
+  const scope: Scope = { tensors: new Set(), kept: [] };
   scopes.push(scope);
   let result: T;
   try {
@@ -61,19 +67,47 @@ export function tidy<T>(fn: () => T): T {
   } finally {
     scopes.pop();
   }
-  const kept = new Set<Tensor>();
-  collectTensors(result, kept);
+  const returned = new Set<Tensor>();
+  collectTensors(result, returned);
   const parent = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (kept.has(t)) parent?.add(t);
-    else t.dispose();
+  const live = graphOf([...returned, ...scope.kept]);
+  for (const t of scope.tensors) {
+    if (returned.has(t)) {
+      parent?.tensors.add(t);
+      continue;
+    }
+    t.dispose();
+    if (!live.has(t)) releaseNode(t);
   }
+  if (parent) parent.kept.push(...scope.kept.filter((t) => t.node));
   return result;
+}
+
+/** Every tensor whose node a backward() from `roots` could still visit. */
+function graphOf(roots: Tensor[]): Set<Tensor> {
+  const seen = new Set<Tensor>();
+  const stack = roots.filter((t) => t.node);
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    for (const input of t.node?.inputs ?? []) if (input.node && !seen.has(input)) stack.push(input);
+  }
+  return seen;
+}
+
+function releaseNode(t: Tensor): void {
+  const node = t.node;
+  if (!node) return;
+  for (const s of node.saved) s.dispose();
+  node.saved = [];
+  node.freed = true;
+  t.node = null;
 }
 
 /** Puts a tensor made outside the scope rules (a `retainView`) into the innermost scope. */
 export function adoptIntoScope(t: Tensor): Tensor {
-  scopes[scopes.length - 1]?.add(t);
+  scopes[scopes.length - 1]?.tensors.add(t);
   return t;
 }
 
@@ -108,7 +142,7 @@ export class Tensor {
     readonly storage: Storage,
   ) {
     this.size = sizeOf(shape);
-    scopes[scopes.length - 1]?.add(this);
+    scopes[scopes.length - 1]?.tensors.add(this);
     finalizer.register(this, storage, this);
   }
 
@@ -185,9 +219,9 @@ export class Tensor {
     if (this.disposed) return;
     this.disposed = true;
     finalizer.unregister(this);
-    for (const scope of scopes) scope.delete(this);
+    for (const scope of scopes) scope.tensors.delete(this);
     runtime().release(this.storage);
-    this.node = null;
+    // The node stays: a later backward() from a surviving tensor may pass through it.
     if (this.grad) {
       this.grad.dispose();
       this.grad = null;
@@ -196,7 +230,8 @@ export class Tensor {
 
   /** Takes this tensor out of every scope: it lives until disposed (parameters, state). */
   keep(): this {
-    for (const scope of scopes) scope.delete(this);
+    for (const scope of scopes) scope.tensors.delete(this);
+    if (this.node) scopes[scopes.length - 1]?.kept.push(this);
     return this;
   }
 
@@ -271,7 +306,7 @@ export class Tensor {
   /** Same storage, no gradient history. */
   detach(): Tensor {
     const view = this.retainView();
-    scopes[scopes.length - 1]?.add(view);
+    scopes[scopes.length - 1]?.tensors.add(view);
     return view;
   }
 

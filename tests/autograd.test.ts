@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { noGrad } from "../engine/autograd.ts";
 import * as ew from "../engine/ops/elementwise.ts";
+import { sum } from "../engine/ops/reduce.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { assertClose, setup } from "./helpers.ts";
 
@@ -61,4 +62,21 @@ Deno.test("autograd: backward inside tidy leaves only the leaf gradient alive", 
     return (1 - Math.tanh(inner) ** 2) * (s(v) * (1 - s(v)) * v + s(v));
   });
   assertClose(await x.grad!.data(), expected);
+});
+
+Deno.test("autograd: backward outside the tidy that built the forward still reaches the leaves", async () => {
+  const x = Tensor.from([1, 2], [2]).requireGrad().keep();
+  const y = tidy(() => ew.exp(ew.mul(ew.mul(x, 3), x))); // intermediates disposed, graph kept
+  y.backward(Tensor.ones([2]));
+  assertClose(await x.grad!.data(), [6 * Math.exp(3), 12 * Math.exp(12)], { rtol: 1e-5 });
+});
+
+Deno.test("autograd: graphs that are never backpropagated are freed with their scope", () => {
+  const x = Tensor.from([1, 2, 3], [3]).requireGrad().keep();
+  const before = rt.poolStats().liveBuffers;
+  for (let i = 0; i < 20; i++) tidy(() => void sum(ew.mul(ew.tanh(x), x)));
+  assert.equal(rt.poolStats().liveBuffers, before);
+  const kept = tidy(() => ew.mul(ew.tanh(x), x).keep());
+  assert.ok(kept.node && !kept.node.freed, "a kept tensor keeps its graph");
+  assert.equal(kept.node.saved.length, 2);
 });

@@ -127,3 +127,17 @@ Deno.test("tidy: intermediates are released, results and kept tensors survive", 
   kept!.dispose();
   assert.equal(rt.poolStats().liveBuffers, before);
 });
+
+Deno.test("runtime: DENOGRAD_DEBUG=1 reports per-kernel counts (and GPU time with timestamps)", async () => {
+  const script = new URL("./fixtures/debug_run.ts", import.meta.url).pathname;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script],
+    env: { DENOGRAD_DEBUG: "1" },
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const line = out.split("\n").find((l) => l.startsWith("exp "));
+  assert.ok(line, out);
+  assert.equal(line!.trim().split(/\s+/)[1], "5");
+  if (rt.ctx.features.timestampQuery) assert.match(line!, /\d+\.\d+\s+\d+\.\d+$/);
+});

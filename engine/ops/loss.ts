@@ -1,12 +1,280 @@
-// STUB: to be replaced by the op family's implementation.
-import type { Tensor } from "../tensor.ts";
-import type { BackwardRule, Rules } from "../autograd.ts";
+// Losses: fused softmax cross-entropy from logits (class ids or probabilities), and the
+// pointwise losses MSE, MAE, binary cross-entropy on probabilities (Keras semantics) and on
+// logits. Each loss is one node on the tape with a one-dispatch backward.
+import { type BackwardRule, noGrad, record, type Rules } from "../autograd.ts";
+import { runtime } from "../runtime.ts";
+import { grid1d } from "../shaders/common.ts";
+import {
+  crossEntropyBackwardKernel,
+  crossEntropyKernel,
+  type LabelKind,
+  type PointwiseLoss,
+  pointwiseLossBackwardKernel,
+  pointwiseLossKernel,
+} from "../shaders/loss.ts";
+import { formatShape, Tensor } from "../tensor.ts";
+import { laneLayout, mean, sum } from "./reduce.ts";
 
-export type LossOp = "softmax_cross_entropy";
+export type LossOp = "softmax_cross_entropy" | "pointwise_loss";
 
-const notYet: BackwardRule = () => {
-  throw new Error("not implemented");
+/** "mean" (default) averages over rows (cross-entropy) or elements; "none" keeps them. */
+export type Reduction = "mean" | "sum" | "none";
+
+export interface LossOptions {
+  reduction?: Reduction;
+}
+
+// Up to this many logits one workgroup computes the whole mean/sum in the forward kernel
+// (one dispatch); beyond it the rows run in parallel and a reduction follows.
+const SINGLE_PASS_LOGITS = 32768;
+
+function checked(op: string, out: Tensor): Tensor {
+  const rt = runtime();
+  if (rt.checkNaN) rt.checkFinite(out.storage, out.size, op);
+  return out;
+}
+
+function checkReduction(op: string, reduction: string): Reduction {
+  if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
+    throw new Error(`${op}: reduction '${reduction}' is not one of "mean", "sum", "none"`);
+  }
+  return reduction;
+}
+
+function ceUniforms(
+  rows: number,
+  classes: number,
+  gx: number,
+  blocks: number,
+  scale: number,
+  perRowGrad: boolean,
+): ArrayBuffer {
+  const block = new ArrayBuffer(32);
+  const words = new Uint32Array(block);
+  const floats = new Float32Array(block);
+  words[0] = rows;
+  words[1] = classes;
+  words[2] = gx;
+  words[3] = blocks;
+  floats[4] = scale;
+  floats[5] = -Infinity;
+  floats[6] = NaN;
+  words[7] = perRowGrad ? 1 : 0;
+  return block;
+}
+
+/**
+ * Cross-entropy of softmax(logits) against `labels`, fused and stable for any logit magnitude.
+ * `logits` is f32 [N, C]; `labels` are class ids (i32 or u32, [N]) or probabilities (f32
+ * [N, C], e.g. one-hot or smoothed). "mean" divides by N. A class id outside [0, C) cannot be
+ * caught without reading the labels back: that row's loss and gradient come out NaN, so
+ * DENOGRAD_CHECK_NAN names this op. Gradients flow to the logits, and to probability labels
+ * that require one.
+ */
+export function softmaxCrossEntropy(
+  logits: Tensor,
+  labels: Tensor,
+  { reduction = "mean" }: LossOptions = {},
+): Tensor {
+  const op = "softmaxCrossEntropy";
+  logits.assertAlive(op);
+  labels.assertAlive(op);
+  checkReduction(op, reduction);
+  if (logits.rank !== 2 || logits.dtype !== "f32") {
+    throw new Error(
+      `${op}: logits of shape ${formatShape(logits.shape)} and dtype ${logits.dtype}, ` +
+        "expected f32 [N, C]",
+    );
+  }
+  const [rows, classes] = logits.shape;
+  if (classes === 0) throw new Error(`${op}: logits of shape [${rows}, 0] have no classes`);
+  let kind: LabelKind;
+  if (labels.dtype === "f32" && labels.shape.join() === logits.shape.join()) kind = "probs";
+  else if (labels.dtype !== "f32" && labels.rank === 1 && labels.shape[0] === rows) kind = "ids";
+  else {
+    throw new Error(
+      `${op}: labels of shape ${formatShape(labels.shape)} and dtype ${labels.dtype} do not ` +
+        `match logits ${formatShape(logits.shape)}: expected class ids (i32 or u32) of shape ` +
+        `[${rows}] or f32 probabilities of shape ${formatShape(logits.shape)}`,
+    );
+  }
+
+  const scale = reduction === "mean" ? 1 / rows : 1;
+  const stats = Tensor.empty([rows, 3]);
+  const layout = laneLayout(rows, classes, 1);
+  const onePass = reduction !== "none" && rows * classes <= SINGLE_PASS_LOGITS;
+  const rowLoss = Tensor.empty(onePass ? [] : [rows]);
+  const groups = onePass ? 1 : Math.max(1, Math.ceil(rows / layout.cols));
+  const gx = Math.min(groups, 65535);
+  if (rows > 0 || onePass) {
+    runtime().dispatch({
+      kernel: crossEntropyKernel(kind, layout, onePass),
+      buffers: [logits.storage, labels.storage, stats.storage, rowLoss.storage],
+      uniforms: ceUniforms(
+        rows,
+        classes,
+        gx,
+        onePass ? Math.ceil(rows / layout.cols) : 1,
+        onePass ? scale : 1,
+        false,
+      ),
+      groups: [gx, Math.ceil(groups / gx)],
+      flops: 4 * rows * classes,
+    });
+  }
+  let loss = rowLoss;
+  if (!onePass && reduction !== "none") {
+    loss = noGrad(() => (reduction === "mean" ? mean(rowLoss) : sum(rowLoss)));
+    rowLoss.dispose();
+  }
+  record("softmax_cross_entropy", loss, [logits, labels], [logits, labels, stats], {
+    kind,
+    scale,
+    perRowGrad: reduction === "none",
+  });
+  stats.dispose();
+  return checked("softmax_cross_entropy", loss);
+}
+
+const crossEntropyBackward: BackwardRule = (grad, node) => {
+  const [logits, labels, stats] = node.saved;
+  const kind = node.attrs.kind as LabelKind;
+  const targetGrad = kind === "probs" && node.inputs[1].requiresGrad;
+  const [rows, classes] = logits.shape;
+  const dlogits = Tensor.empty(logits.shape);
+  const dlabels = targetGrad ? Tensor.empty(labels.shape) : null;
+  if (logits.size > 0) {
+    const [gx, gy] = grid1d(logits.size);
+    runtime().dispatch({
+      kernel: crossEntropyBackwardKernel(kind, targetGrad),
+      buffers: [
+        logits.storage,
+        labels.storage,
+        stats.storage,
+        grad.storage,
+        dlogits.storage,
+        ...(dlabels ? [dlabels.storage] : []),
+      ],
+      uniforms: ceUniforms(
+        rows,
+        classes,
+        gx,
+        1,
+        node.attrs.scale as number,
+        node.attrs.perRowGrad as boolean,
+      ),
+      groups: [gx, gy],
+    });
+  }
+  return [dlogits, dlabels];
 };
+
+// ---- pointwise losses --------------------------------------------------------------------
+
+function pointwise(
+  op: string,
+  kind: PointwiseLoss,
+  pred: Tensor,
+  target: Tensor,
+  reduction: Reduction,
+): Tensor {
+  pred.assertAlive(op);
+  target.assertAlive(op);
+  checkReduction(op, reduction);
+  if (pred.dtype !== "f32" || target.dtype !== "f32") {
+    throw new Error(
+      `${op}: pred has dtype ${pred.dtype} and target ${target.dtype}, expected f32 for both`,
+    );
+  }
+  // No broadcasting: a [N, 1] prediction against a [N] target is almost always a bug.
+  if (pred.shape.join() !== target.shape.join() || pred.rank !== target.rank) {
+    throw new Error(
+      `${op}: pred of shape ${formatShape(pred.shape)} and target of shape ` +
+        `${formatShape(target.shape)} must have the same shape`,
+    );
+  }
+  const elementLoss = Tensor.empty(pred.shape);
+  if (pred.size > 0) {
+    const [gx, gy] = grid1d(pred.size);
+    runtime().dispatch({
+      kernel: pointwiseLossKernel(kind),
+      buffers: [pred.storage, target.storage, elementLoss.storage],
+      uniforms: new Uint32Array([pred.size, gx, 0, 0]),
+      groups: [gx, gy],
+      flops: 4 * pred.size,
+    });
+  }
+  record("pointwise_loss", elementLoss, [pred, target], [pred, target], { kind });
+  if (reduction === "none") return checked(kind, elementLoss);
+  return checked(kind, reduction === "mean" ? mean(elementLoss) : sum(elementLoss));
+}
+
+const pointwiseBackward: BackwardRule = (grad, node) => {
+  const [pred, target] = node.saved;
+  const targetGrad = node.inputs[1].requiresGrad;
+  const dpred = Tensor.empty(pred.shape);
+  const dtarget = targetGrad ? Tensor.empty(target.shape) : null;
+  if (pred.size > 0) {
+    const [gx, gy] = grid1d(pred.size);
+    runtime().dispatch({
+      kernel: pointwiseLossBackwardKernel(node.attrs.kind as PointwiseLoss, targetGrad),
+      buffers: [
+        pred.storage,
+        target.storage,
+        grad.storage,
+        dpred.storage,
+        ...(dtarget ? [dtarget.storage] : []),
+      ],
+      uniforms: new Uint32Array([pred.size, gx, 0, 0]),
+      groups: [gx, gy],
+    });
+  }
+  return [dpred, dtarget];
+};
+
+/** Mean squared error (p − t)², averaged over all elements by default. */
+export function mse(
+  pred: Tensor,
+  target: Tensor,
+  { reduction = "mean" }: LossOptions = {},
+): Tensor {
+  return pointwise("mse", "mse", pred, target, reduction);
+}
+
+/** Mean absolute error |p − t|; its gradient at p = t is 0. */
+export function mae(
+  pred: Tensor,
+  target: Tensor,
+  { reduction = "mean" }: LossOptions = {},
+): Tensor {
+  return pointwise("mae", "mae", pred, target, reduction);
+}
+
+/**
+ * Binary cross-entropy of probabilities, as Keras: p clipped to [1e-7, 1 − 1e-7] (no gradient
+ * where the clip bites), −(t·log p + (1 − t)·log(1 − p)), mean over all elements by default.
+ */
+export function binaryCrossEntropy(
+  prob: Tensor,
+  target: Tensor,
+  { reduction = "mean" }: LossOptions = {},
+): Tensor {
+  return pointwise("binaryCrossEntropy", "bce", prob, target, reduction);
+}
+
+/**
+ * Binary cross-entropy of sigmoid(logits), in the stable form
+ * max(x, 0) − x·t + log(1 + exp(−|x|)); gradient sigmoid(x) − t, exact at x = 0 too.
+ */
+export function binaryCrossEntropyWithLogits(
+  logits: Tensor,
+  target: Tensor,
+  { reduction = "mean" }: LossOptions = {},
+): Tensor {
+  return pointwise("binaryCrossEntropyWithLogits", "bce_logits", logits, target, reduction);
+}
+
 export const lossRules: Rules<LossOp> = {
-  softmax_cross_entropy: notYet,
+  softmax_cross_entropy: crossEntropyBackward,
+  pointwise_loss: pointwiseBackward,
 };

@@ -5,7 +5,9 @@
 // into one pass (size-1 axes are ignored), so [B, N] over axis 0, rows over the last axis and
 // NCHW over [2, 3] each take one dispatch. Axis sets that are not adjacent, e.g. [0, 2] of
 // [N, C, H, W], take one pass per run of adjacent axes, largest first; each pass is its own node
-// on the tape, so a backward rule only ever undoes one [outer, reduce, inner] pass.
+// on the tape, so a backward rule only ever undoes one [outer, reduce, inner] pass. A long axis
+// with few outputs (a full sum of a big tensor) is cut into chunks reduced in parallel, then a
+// second pass reduces over the chunks.
 import { type Attrs, type BackwardRule, needsGrad, record, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
@@ -21,15 +23,60 @@ import { formatShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 
 export type ReduceOp = "sum" | "mean" | "max" | "softmax" | "log_softmax";
 
-/** One reduction pass over the middle axis of [outer, reduce, inner]. */
+/**
+ * One reduction pass over the middle axis of [outer, reduce, inner], in chunks of `chunk`
+ * positions: the output is [outer, ceil(reduce / chunk), inner].
+ */
 interface Pass {
   outer: number;
   reduce: number;
   inner: number;
+  chunk: number;
 }
 
-// Elements each lane should reduce before more lanes are worth a shared-memory tree.
-const PER_LANE = 8;
+function chunksOf(pass: Pass): number {
+  return Math.max(1, Math.ceil(pass.reduce / pass.chunk));
+}
+
+function outputsOf(pass: Pass): number {
+  return pass.outer * chunksOf(pass) * pass.inner;
+}
+
+/** A pass over a whole axis. */
+function wholeAxis(outer: number, reduce: number, inner: number): Pass {
+  return { outer, reduce, inner, chunk: Math.max(reduce, 1) };
+}
+
+/** How reductions spread over lanes and workgroups; `reduceTuning` picks one per adapter. */
+export interface ReduceTuning {
+  /** Elements a lane reduces before more lanes per output are worth a shared-memory tree. */
+  perLane: number;
+  /** Fewer workgroups than this on a long axis: reduce it in chunks, then over the chunks. */
+  minGroups: number;
+  /** Shortest chunk worth a workgroup of its own. */
+  minChunk: number;
+}
+
+export const REDUCE_TUNING: Record<"cpu" | "gpu", ReduceTuning> = {
+  // Software adapters (lavapipe, SwiftShader) pay for every lane and barrier and have few
+  // cores: a handful of lanes per row, and a split only when one workgroup would do it all.
+  // Measured on lavapipe, [4096, 1024]: 1–16 lanes per row of 1024 run 3–4× faster than 64–256.
+  cpu: { perLane: 128, minGroups: 4, minChunk: 8192 },
+  // GPUs need thousands of lanes in flight (defaults, not yet measured on hardware).
+  gpu: { perLane: 16, minGroups: 256, minChunk: 1024 },
+};
+
+let tuningOverride: ReduceTuning | null = null;
+
+/** Forces a tuning (tests run both; benchmarks compare them); null restores the adapter's. */
+export function setReduceTuning(tuning: ReduceTuning | null): void {
+  tuningOverride = tuning;
+}
+
+function reduceTuning(): ReduceTuning {
+  return tuningOverride ??
+    (runtime().ctx.report.isFallbackAdapter ? REDUCE_TUNING.cpu : REDUCE_TUNING.gpu);
+}
 
 function nextPow2(n: number): number {
   return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
@@ -37,25 +84,30 @@ function nextPow2(n: number): number {
 
 /** Spreads `outputs` reductions of length `reduce` over 256-lane workgroups. */
 export function laneLayout(outputs: number, reduce: number, inner: number): LaneLayout {
-  const forWork = nextPow2(Math.ceil(reduce / PER_LANE));
+  const forWork = nextPow2(Math.ceil(reduce / reduceTuning().perLane));
   // Few outputs: give each more lanes (up to one per element) so the workgroup fills.
   const forFill = Math.min(256 / Math.min(nextPow2(outputs), 256), nextPow2(reduce));
-  const splits = Math.min(256, Math.max(forWork, forFill));
+  // Columns (inner > 1): neighbouring lanes read neighbouring columns, so keep up to 32 of them
+  // side by side for coalesced loads.
+  const minCols = inner === 1 ? 1 : Math.min(nextPow2(inner), 32);
+  const splits = Math.min(256 / minCols, Math.max(forWork, forFill));
   return { cols: 256 / splits, splits, rowLanes: inner === 1 };
 }
 
 /** The uniform block `G` of the reduce shaders. */
 function geometry(pass: Pass, gx: number, scale = 1): ArrayBuffer {
-  const block = new ArrayBuffer(32);
+  const block = new ArrayBuffer(48);
   const words = new Uint32Array(block);
   const floats = new Float32Array(block);
-  words[0] = pass.outer * pass.inner;
+  words[0] = outputsOf(pass);
   words[1] = pass.reduce;
   words[2] = pass.inner;
   words[3] = gx;
-  floats[4] = scale;
-  floats[5] = -Infinity;
-  floats[6] = NaN;
+  words[4] = pass.chunk;
+  words[5] = chunksOf(pass);
+  floats[6] = scale;
+  floats[7] = -Infinity;
+  floats[8] = NaN;
   return block;
 }
 
@@ -75,7 +127,9 @@ function checked(op: string, out: Tensor): Tensor {
 function requireF32(op: string, x: Tensor): void {
   x.assertAlive(op);
   if (x.dtype !== "f32") {
-    throw new Error(`${op}: input of shape ${formatShape(x.shape)} has dtype ${x.dtype}, expected f32`);
+    throw new Error(
+      `${op}: input of shape ${formatShape(x.shape)} has dtype ${x.dtype}, expected f32`,
+    );
   }
 }
 
@@ -84,7 +138,9 @@ function normalizeAxis(op: string, shape: Shape, axis: number): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
     throw new Error(
       `${op}: axis ${axis} is out of range for shape ${formatShape(shape)} ` +
-        (rank === 0 ? "(a 0-d tensor has no axes)" : `(expected an integer in [${-rank}, ${rank - 1}])`),
+        (rank === 0
+          ? "(a 0-d tensor has no axes)"
+          : `(expected an integer in [${-rank}, ${rank - 1}])`),
     );
   }
   return axis < 0 ? axis + rank : axis;
@@ -93,7 +149,9 @@ function normalizeAxis(op: string, shape: Shape, axis: number): number {
 /** Sorted, distinct, non-negative axes; `undefined` means all of them. */
 function normalizeAxes(op: string, shape: Shape, axes?: number | readonly number[]): number[] {
   if (axes === undefined) return shape.map((_, i) => i);
-  const list = (typeof axes === "number" ? [axes] : [...axes]).map((a) => normalizeAxis(op, shape, a));
+  const list = (typeof axes === "number" ? [axes] : [...axes]).map((a) =>
+    normalizeAxis(op, shape, a)
+  );
   const sorted = [...new Set(list)].sort((a, b) => a - b);
   if (sorted.length !== list.length) {
     throw new Error(`${op}: axes [${axes}] repeat an axis of shape ${formatShape(shape)}`);
@@ -116,17 +174,32 @@ function planPasses(shape: Shape, axes: readonly number[]): Pass[] {
   // Largest first: it shrinks the data the later passes read the most.
   const order = runs.map((_, i) => i).filter((i) => runs[i].reduced)
     .sort((a, b) => runs[b].size - runs[a].size);
-  const passes = order.map((i) => {
-    const pass = { outer: product(0, i), reduce: runs[i].size, inner: product(i + 1, runs.length) };
+  const passes = order.flatMap((i) => {
+    const pass = wholeAxis(product(0, i), runs[i].size, product(i + 1, runs.length));
     runs[i].size = 1;
-    return pass;
+    return splitLongAxis(pass);
   });
   // Nothing to reduce (only size-1 axes): one copying pass keeps the op on the tape.
-  return passes.length ? passes : [{ outer: sizeOf(shape), reduce: 1, inner: 1 }];
+  return passes.length ? passes : [wholeAxis(sizeOf(shape), 1, 1)];
+}
+
+/** A long axis with too few outputs to fill the device: chunks of it first, then the chunks. */
+function splitLongAxis(pass: Pass): Pass[] {
+  const { minGroups, minChunk } = reduceTuning();
+  const outputs = pass.outer * pass.inner;
+  const groups = Math.ceil(outputs / laneLayout(outputs, pass.reduce, pass.inner).cols);
+  const chunks = Math.min(
+    256,
+    Math.floor(pass.reduce / minChunk),
+    Math.ceil(minGroups / Math.max(groups, 1)),
+  );
+  if (groups >= minGroups || chunks < 2) return [pass];
+  const chunked = { ...pass, chunk: Math.ceil(pass.reduce / chunks) };
+  return [chunked, wholeAxis(pass.outer, chunksOf(chunked), pass.inner)];
 }
 
 function passAttrs(pass: Pass, scale: number): Attrs {
-  return { outer: pass.outer, reduce: pass.reduce, inner: pass.inner, scale };
+  return { ...pass, scale };
 }
 
 function passOf(attrs: Attrs): Pass {
@@ -134,6 +207,7 @@ function passOf(attrs: Attrs): Pass {
     outer: attrs.outer as number,
     reduce: attrs.reduce as number,
     inner: attrs.inner as number,
+    chunk: attrs.chunk as number,
   };
 }
 
@@ -146,9 +220,9 @@ function dispatchReduce(
   scale: number,
   index?: Tensor,
 ): void {
-  const outputs = pass.outer * pass.inner;
+  const outputs = outputsOf(pass);
   if (outputs === 0) return;
-  const layout = laneLayout(outputs, pass.reduce, pass.inner);
+  const layout = laneLayout(outputs, Math.min(pass.reduce, pass.chunk), pass.inner);
   const [gx, gy] = outputGrid(outputs, layout.cols);
   runtime().dispatch({
     kernel: reduceKernel(kind, layout, index !== undefined),
@@ -184,7 +258,7 @@ function reduceAxes(
   passes.forEach((pass, k) => {
     const last = k === passes.length - 1;
     const scale = op === "mean" && last ? 1 / count : 1;
-    const out = Tensor.empty(last ? outShape : [pass.outer * pass.inner]);
+    const out = Tensor.empty(last ? outShape : [outputsOf(pass)]);
     const index = kind === "max" && recording ? Tensor.empty(out.shape, "i32") : undefined;
     dispatchReduce(kind, current, pass, out, scale, index);
     if (recording) {
@@ -226,11 +300,7 @@ export function argmax(x: Tensor, axis = -1): Tensor {
   if (x.shape[a] === 0) {
     throw new Error(`argmax: axis ${axis} of shape ${formatShape(x.shape)} is empty`);
   }
-  const pass = {
-    outer: sizeOf(x.shape.slice(0, a)),
-    reduce: x.shape[a],
-    inner: sizeOf(x.shape.slice(a + 1)),
-  };
+  const pass = wholeAxis(sizeOf(x.shape.slice(0, a)), x.shape[a], sizeOf(x.shape.slice(a + 1)));
   const outShape = x.shape.filter((_, i) => i !== a);
   const values = Tensor.empty(outShape);
   const index = Tensor.empty(outShape, "i32");
@@ -242,11 +312,7 @@ export function argmax(x: Tensor, axis = -1): Tensor {
 function softmaxAlong(op: "softmax" | "log_softmax", x: Tensor, axis: number): Tensor {
   requireF32(op, x);
   const a = normalizeAxis(op, x.shape, axis);
-  const pass = {
-    outer: sizeOf(x.shape.slice(0, a)),
-    reduce: x.shape[a],
-    inner: sizeOf(x.shape.slice(a + 1)),
-  };
+  const pass = wholeAxis(sizeOf(x.shape.slice(0, a)), x.shape[a], sizeOf(x.shape.slice(a + 1)));
   const y = Tensor.empty(x.shape);
   const outputs = pass.outer * pass.inner;
   if (x.size > 0) {

@@ -59,7 +59,7 @@ export abstract class Optimizer {
     readonly name: string,
     params: readonly Tensor[],
     options: OptimizerOptions & { lr: number },
-    private readonly slotNames: readonly string[],
+    protected readonly slotNames: readonly string[],
   ) {
     if (params.length === 0) throw new Error(`${name}: received an empty parameter list`);
     const storages = new Map<unknown, number>();
@@ -248,7 +248,7 @@ export class SGD extends Optimizer {
     return {
       name: "sgd_update",
       key: `momentum=${this.momentum > 0},nesterov=${this.nesterov}`,
-      slots: this.momentum > 0 ? ["momentum"] : [],
+      slots: this.slotNames,
       fields: ["lr", "momentum"],
       decay,
       body,
@@ -306,7 +306,7 @@ export class RMSprop extends Optimizer {
     return {
       name: "rmsprop_update",
       key: `momentum=${momentum},centered=${this.centered}`,
-      slots: ["velocity", ...(momentum ? ["momentum"] : []), ...(this.centered ? ["average_gradient"] : [])],
+      slots: this.slotNames,
       fields: ["lr", "rho", "one_minus_rho", "momentum", "epsilon"],
       decay,
       body: wgsl`let velocity1 = u.rho * velocity0 + u.one_minus_rho * (g * g);
@@ -371,7 +371,7 @@ export class Adam extends Optimizer {
     return {
       name: "adam_update",
       key: `amsgrad=${this.amsgrad}`,
-      slots: ["momentum", "velocity", ...(this.amsgrad ? ["velocity_hat"] : [])],
+      slots: this.slotNames,
       fields: ["alpha", "one_minus_beta1", "one_minus_beta2", "epsilon"],
       decay,
       body: wgsl`let momentum1 = momentum0 + (g - momentum0) * u.one_minus_beta1;

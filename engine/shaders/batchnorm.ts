@@ -6,33 +6,40 @@
 import type { KernelSpec } from "../runtime.ts";
 import { WG, wgsl } from "./common.ts";
 
-export interface BatchNormLayout {
-  /** Channels per workgroup (a power of two dividing WG). */
-  tc: number;
-  /** Channel axis is the last one: element (row, c) sits at row·C + c. */
-  channelsLast: boolean;
-}
+/** Uniform block shared by the family, in words. */
+export const BN_UNIFORM_WORDS = 10;
 
-/** Uniform block shared by the family: 8 words. */
-export const BN_UNIFORM_WORDS = 8;
-
-function prelude(layout: BatchNormLayout): string {
-  const { tc, channelsLast } = layout;
-  return wgsl`
+/** `tc`: channels per workgroup, a power of two dividing WG. */
+function prelude(tc: number): string {
+  return `
 struct U {
-  channels: u32, inner: u32, rows: u32, rows_per_chunk: u32,
-  chunks: u32, momentum: f32, eps: f32, pad: u32,
+  channels: u32, inner: u32, rows: u32, rows_per_chunk: u32, chunks: u32,
+  momentum: f32, eps: f32,
+  // Advancing a thread by TR rows: k += step_k, index += step_index, plus wrap if k ≥ inner.
+  step_k: u32, step_index: u32, wrap: u32,
 }
 const TC = ${tc}u;
 const TR = ${WG / tc}u;
 var<workgroup> shared_sum: array<vec2f, ${WG}>;
 
-fn element(row: u32, c: u32) -> u32 {
-#if ${channelsLast}
-  return row * u.channels + c;
-#else
-  return (row / u.inner * u.channels + c) * u.inner + row % u.inner;
-#endif
+// A thread's position: row = o·inner + k, element index = (o·C + c)·inner + k. Rows advance by
+// TR with adds and one compare (no per-element division).
+struct Cursor { row: u32, k: u32, index: u32 }
+
+fn first_row(t: Tile) -> Cursor {
+  let row = t.start + t.tr;
+  let k = row % u.inner;
+  return Cursor(row, k, (row / u.inner * u.channels + t.c) * u.inner + k);
+}
+
+fn next_row(p: ptr<function, Cursor>) {
+  (*p).row += TR;
+  (*p).k += u.step_k;
+  (*p).index += u.step_index;
+  if ((*p).k >= u.inner) {
+    (*p).k -= u.inner;
+    (*p).index += u.wrap;
+  }
 }
 
 // Sums v over the TR threads of each channel; every thread gets its channel's total.
@@ -61,33 +68,29 @@ const ENTRY = `@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let t = tile(wid, lid);`;
 
-function key(layout: BatchNormLayout, extra = ""): string {
-  return `${layout.tc}|${layout.channelsLast}${extra}`;
-}
-
 /** Pass 1 of training forward: two-pass (mean, then Σ(x − mean)²) statistics of each chunk. */
-export function batchNormStatsKernel(layout: BatchNormLayout): KernelSpec {
+export function batchNormStatsKernel(tc: number): KernelSpec {
   return {
     name: "batchnorm_stats",
-    key: key(layout),
+    key: String(tc),
     bindings: ["read", "write"],
     uniform: true,
     code: () => `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> partials: array<vec4f>;
 @group(0) @binding(2) var<uniform> u: U;
-${prelude(layout)}
+${prelude(tc)}
 ${ENTRY}
   let n = f32(t.end - t.start);
   var s = 0.0;
   if (t.live) {
-    for (var r = t.start + t.tr; r < t.end; r += TR) { s += x[element(r, t.c)]; }
+    for (var p = first_row(t); p.row < t.end; next_row(&p)) { s += x[p.index]; }
   }
   let mean = sum_over_rows(vec2f(s, 0.0), lid).x / n;
   var q = 0.0;
   if (t.live) {
-    for (var r = t.start + t.tr; r < t.end; r += TR) {
-      let d = x[element(r, t.c)] - mean;
+    for (var p = first_row(t); p.row < t.end; next_row(&p)) {
+      let d = x[p.index] - mean;
       q += d * d;
     }
   }
@@ -103,13 +106,13 @@ ${ENTRY}
  * workgroups store them (for backward) and update the moving statistics in place as Keras does.
  * Inference: read the moving statistics.
  */
-export function batchNormApplyKernel(layout: BatchNormLayout, training: boolean): KernelSpec {
+export function batchNormApplyKernel(tc: number, training: boolean): KernelSpec {
   const bindings: KernelSpec["bindings"] = training
     ? ["read", "read", "read", "read", "write", "write", "write", "write"]
     : ["read", "read", "read", "read", "read", "write"];
   return {
     name: training ? "batchnorm_apply_train" : "batchnorm_apply_eval",
-    key: key(layout),
+    key: String(tc),
     bindings,
     uniform: true,
     code: () =>
@@ -142,7 +145,7 @@ fn chan(a: vec3f, b: vec3f) -> vec3f {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> u: U;
 #endif
-${prelude(layout)}
+${prelude(tc)}
 ${ENTRY}
 #if ${training}
   var acc = vec3f(0.0);
@@ -171,8 +174,8 @@ ${ENTRY}
   if (!t.live) { return; }
   let scale = gamma[t.c] * inverseSqrt(variance + u.eps);
   let shift = beta[t.c];
-  for (var r = t.start + t.tr; r < t.end; r += TR) {
-    let i = element(r, t.c);
+  for (var p = first_row(t); p.row < t.end; next_row(&p)) {
+    let i = p.index;
     y[i] = (x[i] - mean) * scale + shift;
   }
 #if ${training}
@@ -188,10 +191,10 @@ ${ENTRY}
 }
 
 /** Backward pass 1: per-chunk Σg and Σg·x̂, x̂ = (x − mean)/√(var + ε). */
-export function batchNormGradStatsKernel(layout: BatchNormLayout): KernelSpec {
+export function batchNormGradStatsKernel(tc: number): KernelSpec {
   return {
     name: "batchnorm_grad_stats",
-    key: key(layout),
+    key: String(tc),
     bindings: ["read", "read", "read", "write"],
     uniform: true,
     code: () => `
@@ -200,14 +203,14 @@ export function batchNormGradStatsKernel(layout: BatchNormLayout): KernelSpec {
 @group(0) @binding(2) var<storage, read> stats: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<vec2f>;
 @group(0) @binding(4) var<uniform> u: U;
-${prelude(layout)}
+${prelude(tc)}
 ${ENTRY}
   var acc = vec2f(0.0);
   if (t.live) {
     let mean = stats[t.c];
     let inv_std = inverseSqrt(stats[u.channels + t.c] + u.eps);
-    for (var r = t.start + t.tr; r < t.end; r += TR) {
-      let i = element(r, t.c);
+    for (var p = first_row(t); p.row < t.end; next_row(&p)) {
+      let i = p.index;
       acc += g[i] * vec2f(1.0, (x[i] - mean) * inv_std);
     }
   }
@@ -221,10 +224,10 @@ ${ENTRY}
  * Backward pass 2: dβ = Σg, dγ = Σg·x̂ (written by the first chunk's workgroups) and
  * dx = γ/σ · (g − (dβ + x̂·dγ)/M) in training, dx = γ/σ · g in inference (an affine map).
  */
-export function batchNormGradApplyKernel(layout: BatchNormLayout, training: boolean): KernelSpec {
+export function batchNormGradApplyKernel(tc: number, training: boolean): KernelSpec {
   return {
     name: training ? "batchnorm_grad_apply_train" : "batchnorm_grad_apply_eval",
-    key: key(layout),
+    key: String(tc),
     bindings: ["read", "read", "read", "read", "read", "write", "write", "write"],
     uniform: true,
     code: () =>
@@ -238,7 +241,7 @@ export function batchNormGradApplyKernel(layout: BatchNormLayout, training: bool
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(8) var<uniform> u: U;
-${prelude(layout)}
+${prelude(tc)}
 ${ENTRY}
   var acc = vec2f(0.0);
   if (t.live) {
@@ -250,8 +253,8 @@ ${ENTRY}
   let inv_std = inverseSqrt(stats[u.channels + t.c] + u.eps);
   let k = gamma[t.c] * inv_std;
   let m = f32(u.rows);
-  for (var r = t.start + t.tr; r < t.end; r += TR) {
-    let i = element(r, t.c);
+  for (var p = first_row(t); p.row < t.end; next_row(&p)) {
+    let i = p.index;
 #if ${training}
     let x_hat = (x[i] - mean) * inv_std;
     dx[i] = k * (g[i] - (sums.x + x_hat * sums.y) / m);

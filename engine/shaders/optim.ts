@@ -44,7 +44,9 @@ struct U { n: u32, gx: u32, decay: f32, ${spec.fields.map((f) => `${f}: f32`).jo
 @group(0) @binding(0) var<storage, read_write> w: array<vec4f>;
 @group(0) @binding(1) var<storage, read> grad: array<vec4f>;
 ${
-        slots.map((s, i) => `@group(0) @binding(${i + 2}) var<storage, read_write> ${s}: array<vec4f>;`)
+        slots.map((s, i) =>
+          `@group(0) @binding(${i + 2}) var<storage, read_write> ${s}: array<vec4f>;`
+        )
           .join("\n")
       }
 @group(0) @binding(${slots.length + 2}) var<uniform> u: U;

@@ -22,17 +22,24 @@ export interface LaneLayout {
 /** Geometry shared by every kernel here: uniform block `G` and lane bookkeeping. */
 const GEOMETRY = /* wgsl */ `
 struct G {
-  outputs: u32,  // outer · inner
+  outputs: u32,  // outer · chunks · inner
   reduce: u32,
   inner: u32,
   gx: u32,       // workgroups along x (the grid is 2-D past 65535 groups)
+  chunk: u32,    // a long axis with few outputs is reduced in chunks, then over the chunks
+  chunks: u32,
   scale: f32,
   neg_inf: f32,  // -Infinity and NaN come in as data: WGSL constants cannot hold them
   nan: f32,
-  pad: u32,
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
 }`;
 
-/** WGSL declaring `col`, `split`, `p` (output index), `active`, `base` (element 0 of the reduced axis). */
+/**
+ * WGSL declaring `col`, `split`, `p` (output index), `live`, `base` (element 0 of the reduced
+ * axis) and `start`/`end`, the positions along it this output covers.
+ */
 function prelude(layout: LaneLayout): string {
   const { cols, splits, rowLanes } = layout;
   const lane = rowLanes
@@ -40,9 +47,12 @@ function prelude(layout: LaneLayout): string {
     : `let col = lid % ${cols}u; let split = lid / ${cols}u;`;
   return `${lane}
   let p = (wid.y * g.gx + wid.x) * ${cols}u + col;
-  let active = p < g.outputs;
-  let o = p / g.inner;
-  let base = o * g.reduce * g.inner + (p - o * g.inner);`;
+  let live = p < g.outputs;
+  let slice = p / g.inner;
+  let o = slice / g.chunks;
+  let base = o * g.reduce * g.inner + (p - slice * g.inner);
+  let start = (slice - o * g.chunks) * g.chunk;
+  let end = min(g.reduce, start + g.chunk);`;
 }
 
 // The step between tree partners in shared memory, and the slot holding an output's result
@@ -53,15 +63,33 @@ function slots(layout: LaneLayout): { step: string; head: string } {
     : { step: `${layout.cols}u`, head: "col" };
 }
 
+// Up to this many lanes per output, the first lane folds in the others itself: one barrier
+// instead of a log2(splits)-level tree (barriers are what a CPU adapter pays most for).
+const SERIAL_SPLITS = 16;
+
 /**
- * Tree reduction of `buf[lid]` over the `splits` lanes of each output; `combine(a, b)` is WGSL
- * updating slot a with slot b. Ends with a barrier so every lane may read the head slot.
+ * Combines slot `lid` of shared memory over the `splits` lanes of each output into the output's
+ * head slot; `combine(a, b)` is WGSL folding slot b into slot a. With `broadcast` it ends with a
+ * barrier so that every lane may read the head slot (otherwise only the head lane may).
  */
-function tree(layout: LaneLayout, combine: (a: string, b: string) => string): string {
+export function combineLanes(
+  layout: LaneLayout,
+  combine: (a: string, b: string) => string,
+  broadcast: boolean,
+): string {
   const { step } = slots(layout);
+  const { splits } = layout;
+  if (splits === 1) return ""; // each output's lane already holds its result
+  if (splits <= SERIAL_SPLITS) {
+    return `
+  workgroupBarrier();
+  if (split == 0u) {
+    for (var k = 1u; k < ${splits}u; k++) { ${combine("lid", `lid + k * ${step}`)} }
+  }${broadcast ? "\n  workgroupBarrier();" : ""}`;
+  }
   return `
   workgroupBarrier();
-  for (var s = ${layout.splits / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${splits / 2}u; s > 0u; s = s >> 1u) {
     if (split < s) { ${combine("lid", `lid + s * ${step}`)} }
     workgroupBarrier();
   }`;
@@ -105,8 +133,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #if ${isMax}
   var best = g.neg_inf;
   var at = 0xffffffffu;  // no element seen yet: the first one always wins
-  if (active) {
-    for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+  if (live) {
+    for (var r = start + split; r < end; r += ${layout.splits}u) {
       let v = x[base + r * g.inner];
       if (v > best || at == 0xffffffffu) { best = v; at = r; }
     }
@@ -116,7 +144,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   best_at[lid] = at;
 #endif
   ${
-        tree(
+        combineLanes(
           layout,
           (a, b) =>
             tracked
@@ -126,9 +154,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         acc[${a}] = vb; best_at[${a}] = ib;
       }`
               : `acc[${a}] = max(acc[${a}], acc[${b}]);`,
+          false,
         )
       }
-  if (active && split == 0u) {
+  if (live && split == 0u) {
     y[p] = acc[${head}];
 #if ${tracked}
     index[p] = i32(best_at[${head}]);
@@ -136,12 +165,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
 #else
   var total = 0.0;
-  if (active) {
-    for (var r = split; r < g.reduce; r += ${layout.splits}u) { total += x[base + r * g.inner]; }
+  if (live) {
+    for (var r = start + split; r < end; r += ${layout.splits}u) { total += x[base + r * g.inner]; }
   }
   acc[lid] = total;
-  ${tree(layout, (a, b) => `acc[${a}] += acc[${b}];`)}
-  if (active && split == 0u) { y[p] = acc[${head}] * g.scale; }
+  ${combineLanes(layout, (a, b) => `acc[${a}] += acc[${b}];`, false)}
+  if (live && split == 0u) { y[p] = acc[${head}] * g.scale; }
 #endif
 }`,
   };
@@ -174,13 +203,14 @@ ${LINEAR_INDEX}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_index(wid, lid, g.gx);
-  if (i >= g.outputs * g.reduce) { return; }
+  if (i >= g.outputs / g.chunks * g.reduce) { return; }
   let c = i % g.inner;
   let row = i / g.inner;
   let o = row / g.reduce;
-  let q = o * g.inner + c;
+  let r = row - o * g.reduce;
+  let q = (o * g.chunks + r / g.chunk) * g.inner + c;
 #if ${isMax}
-  dx[i] = select(0.0, dy[q], index[q] == i32(row - o * g.reduce));
+  dx[i] = select(0.0, dy[q], index[q] == i32(r));
 #else
   dx[i] = dy[q] * g.scale;
 #endif
@@ -190,8 +220,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 /**
  * Softmax (or log-softmax) along the middle axis: max, then Σ exp(x − max), then the output,
- * each pass re-reading the row (it stays in cache). A row that is all −∞ gives NaN, as in
- * PyTorch.
+ * each pass re-reading the row (it stays in cache). Recomputing exp in the last pass is cheaper
+ * than storing it and reading it back. A row that is all −∞ gives NaN, as in PyTorch.
  */
 export function softmaxKernel(log: boolean, layout: LaneLayout): KernelSpec {
   const { head } = slots(layout);
@@ -212,30 +242,32 @@ var<workgroup> row_sum: array<f32, ${WG}>;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${prelude(layout)}
   var m = g.neg_inf;
-  if (active) {
-    for (var r = split; r < g.reduce; r += ${layout.splits}u) { m = max(m, x[base + r * g.inner]); }
+  if (live) {
+    for (var r = start + split; r < end; r += ${layout.splits}u) { m = max(m, x[base + r * g.inner]); }
   }
   row_max[lid] = m;
-  ${tree(layout, (a, b) => `row_max[${a}] = max(row_max[${a}], row_max[${b}]);`)}
+  ${combineLanes(layout, (a, b) => `row_max[${a}] = max(row_max[${a}], row_max[${b}]);`, true)}
   m = row_max[${head}];
   var total = 0.0;
-  if (active) {
-    for (var r = split; r < g.reduce; r += ${layout.splits}u) {
-      total += exp(x[base + r * g.inner] - m);
+  if (live) {
+    for (var r = start + split; r < end; r += ${layout.splits}u) {
+      let at = base + r * g.inner;
+      total += exp(x[at] - m);
     }
   }
   row_sum[lid] = total;
-  ${tree(layout, (a, b) => `row_sum[${a}] += row_sum[${b}];`)}
-  if (!active) { return; }
+  ${combineLanes(layout, (a, b) => `row_sum[${a}] += row_sum[${b}];`, true)}
+  if (!live) { return; }
 #if ${log}
-  let shift = m + log(row_sum[${head}]);
-  for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+  // (x − m) − log Σ: adding log Σ to m first would round it at the scale of m.
+  let log_sum = log(row_sum[${head}]);
+  for (var r = start + split; r < end; r += ${layout.splits}u) {
     let at = base + r * g.inner;
-    y[at] = x[at] - shift;
+    y[at] = (x[at] - m) - log_sum;
   }
 #else
   let inv = 1.0 / row_sum[${head}];
-  for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+  for (var r = start + split; r < end; r += ${layout.splits}u) {
     let at = base + r * g.inner;
     y[at] = exp(x[at] - m) * inv;
   }
@@ -267,8 +299,8 @@ var<workgroup> acc: array<f32, ${WG}>;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${prelude(layout)}
   var total = 0.0;
-  if (active) {
-    for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+  if (live) {
+    for (var r = start + split; r < end; r += ${layout.splits}u) {
       let at = base + r * g.inner;
 #if ${log}
       total += dy[at];
@@ -278,15 +310,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
   }
   acc[lid] = total;
-  ${tree(layout, (a, b) => `acc[${a}] += acc[${b}];`)}
-  if (!active) { return; }
-  let dot = acc[${head}];
-  for (var r = split; r < g.reduce; r += ${layout.splits}u) {
+  ${combineLanes(layout, (a, b) => `acc[${a}] += acc[${b}];`, true)}
+  if (!live) { return; }
+  let dot_gy = acc[${head}];
+  for (var r = start + split; r < end; r += ${layout.splits}u) {
     let at = base + r * g.inner;
 #if ${log}
-    dx[at] = dy[at] - exp(y[at]) * dot;
+    dx[at] = dy[at] - exp(y[at]) * dot_gy;
 #else
-    dx[at] = y[at] * (dy[at] - dot);
+    dx[at] = y[at] * (dy[at] - dot_gy);
 #endif
   }
 }`,

@@ -56,26 +56,20 @@ export function maxRef(x: Ref, axes?: number | number[], keepDims = false): Ref 
 /** First position of the maximum along one axis. */
 export function argmaxRef(x: Ref, axis: number): Ref {
   const best = maxRef(x, axis);
-  let found = new Float64Array(best.data.length).fill(-1);
-  const positions = fold(x, axis, false, -1, (acc, v, position) => acc);
-  // A second fold keyed by output: record the first position whose value equals the maximum.
-  found = positions.data;
-  const out = fold(x, axis, false, NaN, (acc, v, position) => acc);
-  let k = 0;
+  const found = new Float64Array(best.data.length).fill(-1);
   const a = axis < 0 ? axis + x.shape.length : axis;
-  const inner = x.shape.slice(a + 1).reduce((n, d) => n * d, 1);
   const len = x.shape[a];
-  for (let o = 0; o < x.data.length / (len * inner); o++) {
-    for (let c = 0; c < inner; c++, k++) {
-      for (let r = 0; r < len; r++) {
-        if (x.data[(o * len + r) * inner + c] === best.data[k]) {
-          found[k] = r;
-          break;
-        }
+  const inner = x.shape.slice(a + 1).reduce((n, d) => n * d, 1);
+  const outer = x.data.length / (len * inner);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < inner; c++) {
+      const k = o * inner + c;
+      for (let r = 0; r < len && found[k] < 0; r++) {
+        if (x.data[(o * len + r) * inner + c] === best.data[k]) found[k] = r;
       }
     }
   }
-  return { shape: out.shape, data: found };
+  return { shape: best.shape, data: found };
 }
 
 /** Softmax (or log-softmax) along one axis, in float64 with the maximum subtracted. */

@@ -1,0 +1,278 @@
+import assert from "node:assert/strict";
+import { matmul, type MatmulOptions, setMatmulTiles } from "../engine/ops/matmul.ts";
+import { MATMUL_TILES, type MatmulActivation } from "../engine/shaders/matmul.ts";
+import { Tensor, tidy } from "../engine/tensor.ts";
+import { assertClose, checkOp, randomData, type Ref, ref, setup, testRng } from "./helpers.ts";
+import { matmulRef } from "./reference/matmul.ts";
+
+const rt = await setup();
+
+const ACTIVATIONS: MatmulActivation[] = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu"];
+const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] as const;
+
+/** Runs `body` with each layout's tiles: the storage-direct (CPU) and shared-memory (GPU) kernels. */
+async function underEachLayout(body: (layout: string) => Promise<void>): Promise<void> {
+  for (const [name, tiles] of Object.entries(MATMUL_TILES)) {
+    setMatmulTiles(tiles);
+    try {
+      await body(name);
+    } finally {
+      setMatmulTiles(null);
+    }
+  }
+}
+
+function shapes(m: number, k: number, n: number, transA: boolean, transB: boolean) {
+  return { a: transA ? [k, m] : [m, k], b: transB ? [n, k] : [k, n] };
+}
+
+/** Forward against the reference and gradients of a, b (and bias) by finite differences. */
+type CheckOptions = Omit<MatmulOptions, "bias"> & { bias?: number };
+
+function check(
+  name: string,
+  a: number[],
+  b: number[],
+  options: CheckOptions = {},
+  tol: { atol?: number; gradAtol?: number; low?: number; high?: number } = {},
+): Promise<void> {
+  const { bias, ...rest } = options;
+  const range = { low: tol.low, high: tol.high };
+  return checkOp({
+    name: `matmul ${name} a${JSON.stringify(a)} b${JSON.stringify(b)} ${JSON.stringify(options)}`,
+    inputs: [{ shape: a, ...range }, { shape: b, ...range }, ...(bias ? [{ shape: [bias] }] : [])],
+    gpu: (x, y, c) => matmul(x, y, { ...rest, bias: c }),
+    ref: (x, y, c) => matmulRef(x, y, { ...rest, bias: c }),
+    atol: tol.atol ?? 2e-5,
+    gradAtol: tol.gradAtol,
+  });
+}
+
+Deno.test("matmul: odd shapes, every transpose combination, forward and gradients", async () => {
+  await underEachLayout(async (layout) => {
+    // [M, K, N]: scalars, sizes off every tile, K = 1, and multiples of 4 (vec4 paths).
+    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [33, 17, 65], [5, 1, 6], [8, 12, 16]]) {
+      for (const [transA, transB] of TRANSPOSES) {
+        const s = shapes(m, k, n, transA, transB);
+        await check(`${layout} ${m}×${k}×${n}`, s.a, s.b, { transA, transB });
+      }
+    }
+  });
+});
+
+/** Σ w·C for big shapes: the gradients are w·op(B)ᵀ and op(A)ᵀ·w, computed by the reference. */
+async function checkLargeGradients(
+  m: number,
+  k: number,
+  n: number,
+  transA: boolean,
+  transB: boolean,
+) {
+  const { rng, seed } = testRng();
+  const s = shapes(m, k, n, transA, transB);
+  const ra = ref(s.a, randomData(m * k, rng));
+  const rb = ref(s.b, randomData(k * n, rng));
+  const w = ref([m, n], randomData(m * n, rng));
+  const a = Tensor.from(ra.data, s.a).requireGrad();
+  const b = Tensor.from(rb.data, s.b).requireGrad();
+  const out = matmul(a, b, { transA, transB });
+  const what = `matmul ${m}×${k}×${n} transA ${transA} transB ${transB} (seed ${seed})`;
+  assertClose(await out.data(), matmulRef(ra, rb, { transA, transB }).data, {
+    atol: 1e-4,
+    what: `${what} forward`,
+  });
+  out.backward(Tensor.from(w.data, [m, n]));
+  // dop(A) = W·op(B)ᵀ, laid out like A: transposed back when A is.
+  const dA = transA
+    ? matmulRef(rb, w, { transA: transB, transB: true })
+    : matmulRef(w, rb, { transB: !transB });
+  const dB = transB
+    ? matmulRef(w, ra, { transA: true, transB: transA })
+    : matmulRef(ra, w, { transA: !transA });
+  assertClose(await a.grad!.data(), dA.data, { atol: 1e-4, what: `${what} dA` });
+  assertClose(await b.grad!.data(), dB.data, { atol: 1e-4, what: `${what} dB` });
+  for (const t of [a, b, out]) t.dispose();
+}
+
+Deno.test("matmul: 67×129×31 gradients in every transpose combination", async () => {
+  await underEachLayout(async () => {
+    for (const [transA, transB] of TRANSPOSES) {
+      await checkLargeGradients(67, 129, 31, transA, transB);
+    }
+  });
+});
+
+Deno.test("matmul: 256×256×256 (large tile) against the reference at tight tolerance", async () => {
+  await underEachLayout(async () => {
+    for (const [transA, transB] of [[false, false], [true, true]]) {
+      await checkLargeGradients(256, 256, 256, transA, transB);
+    }
+  });
+});
+
+Deno.test("matmul: batched, with and without broadcasting", async () => {
+  await underEachLayout(async (layout) => {
+    const cases: [number[], number[], CheckOptions][] = [
+      // B shared by every batch (folded into M), and its gradient summed over the batch.
+      [[3, 5, 6], [6, 7], {}],
+      [[2, 3, 5, 8], [8, 4], {}],
+      // Same batch on both sides.
+      [[3, 5, 6], [3, 6, 7], {}],
+      [[2, 3, 5, 6], [2, 3, 7, 6], { transB: true }],
+      // A shared by every batch.
+      [[5, 6], [3, 6, 7], {}],
+      [[6, 5], [3, 7, 6], { transA: true, transB: true }],
+      // Transposed batched A with a shared B: dB sums over the batch inside the kernel.
+      [[3, 6, 5], [6, 7], { transA: true }],
+      [[4, 8, 5], [7, 8], { transA: true, transB: true }],
+      // Both sides broadcast against each other, with size-1 axes in between.
+      [[2, 1, 5, 6], [3, 6, 7], {}],
+      [[2, 1, 3, 4, 5], [1, 4, 1, 5, 3], { transB: true }],
+      [[1, 3, 5, 4], [2, 1, 4, 8], { transA: true }],
+    ];
+    for (const [a, b, options] of cases) await check(`${layout} batched`, a, b, options);
+  });
+});
+
+Deno.test("matmul: bias and every activation, forward and gradients", async () => {
+  await underEachLayout(async (layout) => {
+    for (const activation of [undefined, ...ACTIVATIONS]) {
+      await check(`${layout}`, [7, 9], [9, 11], { activation, bias: 11 }, { low: -2, high: 2 });
+      await check(`${layout}`, [2, 9, 8], [16, 9], {
+        activation,
+        bias: 16,
+        transA: true,
+        transB: true,
+      }, { low: -2, high: 2 });
+      await check(`${layout} no bias`, [5, 4], [3, 4, 8], { activation, transA: true });
+    }
+    await check(`${layout} leaky slope`, [6, 5], [5, 9], {
+      activation: "leaky_relu",
+      alpha: 0.05,
+      bias: 9,
+    });
+  });
+});
+
+Deno.test("matmul: large magnitudes stay finite and accurate, activations saturate", async () => {
+  await underEachLayout(async (layout) => {
+    await check(`${layout} large values`, [9, 64], [64, 13], {}, {
+      low: -100,
+      high: 100,
+      atol: 1e-1,
+      gradAtol: 1e-2,
+    });
+    for (const activation of ACTIVATIONS) {
+      const a = Tensor.from([1e4, -1e4, 30, -30, 0, 1e-3], [6, 1]);
+      const b = Tensor.from([1, 4], [1, 2]);
+      const got = await matmul(a, b, { activation }).data();
+      const exp = matmulRef(ref([6, 1], await a.data()), ref([1, 2], [1, 4]), { activation });
+      assert.ok(got.every(Number.isFinite), `${activation}: ${got}`);
+      assertClose(got, exp.data, { atol: 1e-6, rtol: 1e-5, what: `${layout} ${activation}` });
+    }
+  });
+});
+
+Deno.test("matmul: K = 0 gives act(bias) and a bias gradient; empty outputs dispatch nothing", async () => {
+  const a = Tensor.from([], [3, 0]).requireGrad();
+  const b = Tensor.from([], [0, 2]).requireGrad();
+  const bias = Tensor.from([-1, 2], [2]).requireGrad();
+  const out = matmul(a, b, { bias, activation: "relu" });
+  assertClose(await out.data(), [0, 2, 0, 2, 0, 2]);
+  out.backward(Tensor.ones([3, 2]));
+  assertClose(await bias.grad!.data(), [0, 3]);
+  assert.deepEqual(a.grad!.shape, [3, 0]);
+  const empty = matmul(Tensor.from([], [0, 4]), Tensor.uniform([4, 5]));
+  assert.deepEqual(empty.shape, [0, 5]);
+});
+
+Deno.test("matmul: more than 65535 batches are split across dispatches", async () => {
+  const { rng } = testRng();
+  const batches = 70000;
+  const ra = ref([batches, 1, 2], randomData(batches * 2, rng));
+  const rb = ref([batches, 2, 1], randomData(batches * 2, rng));
+  const got = await matmul(Tensor.from(ra.data, ra.shape), Tensor.from(rb.data, rb.shape)).data();
+  assertClose(got, matmulRef(ra, rb).data, { atol: 1e-6 });
+});
+
+Deno.test("matmul: a training step's memory stays flat (saved tensors are released)", async () => {
+  const w = Tensor.uniform([16, 8], -1, 1).requireGrad().keep();
+  const bias = Tensor.zeros([8]).requireGrad().keep();
+  const x = Tensor.uniform([4, 3, 16], -1, 1).keep();
+  const live: number[] = [];
+  for (let step = 0; step < 4; step++) {
+    tidy(() => {
+      const y = matmul(x, w, { bias, activation: "gelu" });
+      y.backward(Tensor.ones(y.shape));
+    });
+    w.grad?.dispose();
+    w.grad = null;
+    bias.grad?.dispose();
+    bias.grad = null;
+    await rt.sync();
+    live.push(rt.poolStats().liveBytes);
+  }
+  assert.equal(live[3], live[1], `live bytes per step: ${live}`);
+});
+
+Deno.test("matmul: bad inputs are rejected before dispatch with the op and shapes named", () => {
+  const t = (shape: number[]) => Tensor.uniform(shape);
+  const [v3, m23, m32, m34, m45, m52, m53, b234, b546, v4, r14] = [
+    [3],
+    [2, 3],
+    [3, 2],
+    [3, 4],
+    [4, 5],
+    [5, 2],
+    [5, 3],
+    [2, 3, 4],
+    [5, 4, 6],
+    [4],
+    [1, 4],
+  ].map(t);
+  const ints = Tensor.from([1, 2], [1, 2], "i32");
+  const disposed = t([2, 2]);
+  disposed.dispose();
+  const before = rt.poolStats().dispatches;
+  const cases: [() => unknown, RegExp][] = [
+    [
+      () => matmul(v3, m32),
+      /^matmul: a has shape \[3\]; expected at least 2 dimensions \[\.\.\., M, K\]$/,
+    ],
+    [
+      () => matmul(m23, v3),
+      /^matmul: b has shape \[3\]; expected at least 2 dimensions \[\.\.\., K, N\]$/,
+    ],
+    [
+      () => matmul(m23, m45),
+      /^matmul: inner dimensions differ: a \[2, 3\] has K = 3 but b \[4, 5\] has K = 4$/,
+    ],
+    [
+      () => matmul(m23, m53, { transA: true, transB: true }),
+      /^matmul: inner dimensions differ: a \[2, 3\] \(transposed: \[\.\.\., K, M\]\) has K = 2 but b \[5, 3\] \(transposed: \[\.\.\., N, K\]\) has K = 3$/,
+    ],
+    [
+      () => matmul(b234, b546),
+      /^matmul: batch dimensions of a \[2, 3, 4\] and b \[5, 4, 6\] cannot be broadcast \(2 vs 5 at batch axis 0/,
+    ],
+    [
+      () => matmul(m23, m34, { bias: v3 }),
+      /^matmul: bias is f32 of shape \[3\]; expected f32 of shape \[4\] \(N of b \[3, 4\]\)$/,
+    ],
+    [() => matmul(m23, m34, { bias: r14 }), /^matmul: bias is f32 of shape \[1, 4\]/],
+    [() => matmul(ints, m23), /^matmul: a is i32 of shape \[1, 2\]; expected f32$/],
+    [
+      () => matmul(m23, m34, { activation: "swish" as MatmulActivation }),
+      /^matmul: unknown activation 'swish' \(expected relu, leaky_relu, sigmoid, tanh, gelu\)$/,
+    ],
+    [() => matmul(m23, m34, { alpha: 0.1 }), /^matmul: alpha is the leaky_relu slope/],
+    [
+      () => matmul(m23, m34, { activation: "leaky_relu", alpha: -1 }),
+      /^matmul: leaky_relu alpha is -1; expected a finite value ≥ 0$/,
+    ],
+    [() => matmul(disposed, m23), /^matmul: tensor of shape \[2, 2\] was already disposed$/],
+  ];
+  for (const [fn, message] of cases) assert.throws(fn, message);
+  assert.equal(rt.poolStats().dispatches, before, "a rejected matmul encoded work");
+  for (const x of [v3, m23, m32, m34, m45, m52, m53, b234, b546, v4, r14, ints]) x.dispose();
+});
