@@ -1,5 +1,6 @@
 // Reduction, softmax and cross-entropy bandwidth. Each timed region runs REPS ops and waits for
-// the GPU (the sync is inside the timing); GB/s (bytes each op must read and write, over the median time) prints at the end.
+// the GPU (the sync is inside the timing); GB/s — the bytes each op must read and write over
+// the median time — prints at the end.
 import { init, Tensor } from "../engine/tensor.ts";
 import { noGrad } from "../engine/autograd.ts";
 import { softmax, sum } from "../engine/ops/reduce.ts";

@@ -8,6 +8,9 @@ import { type ShapeOp, shapeRules } from "./ops/shape.ts";
 import { type MatmulOp, matmulRules } from "./ops/matmul.ts";
 import { type DropoutOp, dropoutRules } from "./ops/dropout.ts";
 import { type BatchNormOp, batchNormRules } from "./ops/batchnorm.ts";
+import { type RnnOp, rnnRules } from "./ops/rnn.ts";
+import { type AttentionOp, attentionRules } from "./ops/attention.ts";
+import { type LayerNormOp, layerNormRules } from "./ops/layernorm.ts";
 
 export type OpName =
   | ElementwiseOp
@@ -16,7 +19,10 @@ export type OpName =
   | ShapeOp
   | MatmulOp
   | DropoutOp
-  | BatchNormOp;
+  | BatchNormOp
+  | RnnOp
+  | AttentionOp
+  | LayerNormOp;
 
 export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
 
@@ -48,6 +54,9 @@ function rules(): Rules<OpName> {
     ...matmulRules,
     ...dropoutRules,
     ...batchNormRules,
+    ...rnnRules,
+    ...attentionRules,
+    ...layerNormRules,
   };
 }
 

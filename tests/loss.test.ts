@@ -71,24 +71,35 @@ Deno.test("softmaxCrossEntropy with class ids (i32, u32): forward and gradient",
 });
 
 Deno.test("softmaxCrossEntropy with probabilities and one-hot rows: forward and both gradients", async () => {
-  for (const [n, c] of CE_SHAPES.filter(([n, c]) => n * c <= 1500)) {
-    for (const reduction of REDUCTIONS) {
-      await checkOp({
-        name: `CE probs [${n}, ${c}] ${reduction}`,
-        inputs: [{ shape: [n, c], low: -5, high: 5 }, { shape: [n, c], data: probabilities(n, c) }],
-        gpu: (logits, labels) => softmaxCrossEntropy(logits, labels, { reduction }),
-        ref: (logits, labels) => crossEntropyRef(logits, labels, reduction),
-      });
-      const ids = classIds(n, c);
-      const oneHot = ids.flatMap((k) => Array.from({ length: c }, (_, j) => (j === k ? 1 : 0)));
-      await checkOp({
-        name: `CE one-hot [${n}, ${c}] ${reduction}`,
-        inputs: [{ shape: [n, c], low: -5, high: 5 }, { shape: [n, c], data: oneHot, grad: false }],
-        gpu: (logits, labels) => softmaxCrossEntropy(logits, labels, { reduction }),
-        ref: (logits, labels) => crossEntropyRef(logits, labels, reduction),
-      });
+  for (const tuning of Object.values(REDUCE_TUNING)) {
+    setReduceTuning(tuning);
+    for (const [n, c] of CE_SHAPES.filter(([n, c]) => n * c <= 1500)) {
+      for (const reduction of REDUCTIONS) {
+        await checkOp({
+          name: `CE probs [${n}, ${c}] ${reduction}`,
+          inputs: [{ shape: [n, c], low: -5, high: 5 }, {
+            shape: [n, c],
+            data: probabilities(n, c),
+          }],
+          gpu: (logits, labels) => softmaxCrossEntropy(logits, labels, { reduction }),
+          ref: (logits, labels) => crossEntropyRef(logits, labels, reduction),
+        });
+        const ids = classIds(n, c);
+        const oneHot = ids.flatMap((k) => Array.from({ length: c }, (_, j) => (j === k ? 1 : 0)));
+        await checkOp({
+          name: `CE one-hot [${n}, ${c}] ${reduction}`,
+          inputs: [{ shape: [n, c], low: -5, high: 5 }, {
+            shape: [n, c],
+            data: oneHot,
+            grad: false,
+          }],
+          gpu: (logits, labels) => softmaxCrossEntropy(logits, labels, { reduction }),
+          ref: (logits, labels) => crossEntropyRef(logits, labels, reduction),
+        });
+      }
     }
   }
+  setReduceTuning(null);
 });
 
 Deno.test("softmaxCrossEntropy: large batches and logits of magnitude 1e4 against float64", async () => {
@@ -134,6 +145,17 @@ Deno.test("softmaxCrossEntropy: an out-of-range class id makes its row NaN, othe
     const grad = await logits.grad!.data();
     assert.ok(grad.slice(3, 6).every(Number.isNaN));
     assert.ok([...grad.slice(0, 3), ...grad.slice(6)].every(Number.isFinite));
+  }
+});
+
+Deno.test("softmaxCrossEntropy: DENOGRAD_CHECK_NAN names the op for an out-of-range class id", async () => {
+  const rt = await setup();
+  rt.checkNaN = true;
+  try {
+    const loss = softmaxCrossEntropy(Tensor.zeros([2, 3]), Tensor.from([1, 3], [2], "i32"));
+    await assert.rejects(() => loss.data(), /op 'softmax_cross_entropy' produced NaN or Inf/);
+  } finally {
+    rt.checkNaN = false;
   }
 });
 

@@ -306,5 +306,7 @@ Deno.test("reductions over non-adjacent axes release their intermediate passes",
     x.grad = null;
   }
   await rt.sync();
-  assert.equal(rt.poolStats().liveBytes, before);
+  // ≤, not =: the garbage collector may meanwhile free tensors earlier test files dropped.
+  const after = rt.poolStats().liveBytes;
+  assert.ok(after <= before, `live bytes grew from ${before} to ${after}`);
 });

@@ -28,10 +28,9 @@ export interface LossOptions {
 // (one dispatch); beyond it the rows run in parallel and a reduction follows.
 const SINGLE_PASS_LOGITS = 32768;
 
-function checked(op: string, out: Tensor): Tensor {
+function checkFinite(op: string, out: Tensor): void {
   const rt = runtime();
   if (rt.checkNaN) rt.checkFinite(out.storage, out.size, op);
-  return out;
 }
 
 function checkReduction(op: string, reduction: string): Reduction {
@@ -122,6 +121,8 @@ export function softmaxCrossEntropy(
       flops: 4 * rows * classes,
     });
   }
+  // Checked before any reduction, so DENOGRAD_CHECK_NAN names this op rather than the mean.
+  checkFinite("softmax_cross_entropy", rowLoss);
   let loss = rowLoss;
   if (!onePass && reduction !== "none") {
     loss = noGrad(() => (reduction === "mean" ? mean(rowLoss) : sum(rowLoss)));
@@ -133,7 +134,7 @@ export function softmaxCrossEntropy(
     perRowGrad: reduction === "none",
   });
   stats.dispose();
-  return checked("softmax_cross_entropy", loss);
+  return loss;
 }
 
 const crossEntropyBackward: BackwardRule = (grad, node) => {
@@ -205,8 +206,9 @@ function pointwise(
     });
   }
   record("pointwise_loss", elementLoss, [pred, target], [pred, target], { kind });
-  if (reduction === "none") return checked(kind, elementLoss);
-  return checked(kind, reduction === "mean" ? mean(elementLoss) : sum(elementLoss));
+  checkFinite(kind, elementLoss);
+  if (reduction === "none") return elementLoss;
+  return reduction === "mean" ? mean(elementLoss) : sum(elementLoss);
 }
 
 const pointwiseBackward: BackwardRule = (grad, node) => {

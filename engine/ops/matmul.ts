@@ -425,11 +425,9 @@ export const matmulRules: Rules<MatmulOp> = {
           },
       ).out;
     }
-    let dBias: Tensor | null = null;
-    if (inBias?.requiresGrad) {
-      dBias = dz.rank > 1 ? sum(dz, [...new Array(dz.rank - 1).keys()]) : dz;
-    }
-    if (dz !== grad && dz !== dBias) dz.dispose();
+    // Every row of every batch got the same bias.
+    const dBias = inBias?.requiresGrad ? sum(dz, [...new Array(dz.rank - 1).keys()]) : null;
+    if (dz !== grad) dz.dispose();
     return inBias ? [dA, dB, dBias] : [dA, dB];
   },
 };

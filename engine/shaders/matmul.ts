@@ -235,12 +235,11 @@ function matmulSource(v: MatmulVariant): string {
   const row = (i: number) => `(rg${i >> 2} * 4u + ${i & 3}u)`;
   const col = (j: number) => `(cg${j >> 2} * 4u + ${j & 3}u)`;
 
-  if (v.tile.shared) sharedMainLoop(v, emit, fma, row, col);
+  if (v.tile.shared) sharedMainLoop(v, emit, fma);
   else directMainLoop(v, emit, fma, row, col);
 
   // Epilogue: bias, pre-activation, activation, guarded stores.
-  for (const j4 of range(N4)) {
-    if (!v.bias) break;
+  for (const j4 of v.bias ? range(N4) : []) {
     emit(
       v.vecC
         ? `let bias${j4} = bias[min(cg${j4}, N4 - 1u)];`
@@ -326,8 +325,7 @@ function directMainLoop(v: MatmulVariant, emit: Emit, fma: Fma, row: Index, col:
   reduceLoopHead(emit);
   emit("for (var k4 = 0u; k4 < K4; k4++) {");
   emit("let k = k4 * 4u;");
-  // B fragments first: bvec(kk, j4) is the vec4 of columns 4·j4.. at depth k + kk.
-  const bvec: string[][] = range(4).map(() => []);
+  // B fragments first.
   for (const kk of range(4)) {
     if (!v.transB) {
       emit(`let rb${kk} = ${v.vecB ? `oB4 + (k + ${kk}u) * N4` : `oB + (k + ${kk}u) * N`};`);
@@ -348,19 +346,18 @@ function directMainLoop(v: MatmulVariant, emit: Emit, fma: Fma, row: Index, col:
       else for (const kk of range(4)) emit(`let b${j}_${kk} = B[oB + pb${j} + k + ${kk}u];`);
     }
   }
-  for (const kk of range(4)) {
-    for (const j4 of range(N4)) {
+  // bvec[kk][j4]: the vec4 of B at depth k + kk over columns 4·j4 … 4·j4 + 3.
+  const bvec = range(4).map((kk) =>
+    range(N4).map((j4) => {
+      if (!v.transB && v.vecB) return `b${kk}_${j4}`;
       const parts = range(4).map((e) => {
         const j = j4 * 4 + e;
         return v.transB ? (v.vecB ? `b${j}[${kk}]` : `b${j}_${kk}`) : `b${kk}_${j}`;
       });
-      bvec[kk][j4] = !v.transB && v.vecB ? `b${kk}_${j4}` : `vec4f(${parts.join(", ")})`;
-      if (bvec[kk][j4].startsWith("vec4f")) {
-        emit(`let v${kk}_${j4} = ${bvec[kk][j4]};`);
-        bvec[kk][j4] = `v${kk}_${j4}`;
-      }
-    }
-  }
+      emit(`let v${kk}_${j4} = vec4f(${parts.join(", ")});`);
+      return `v${kk}_${j4}`;
+    })
+  );
   // A fragments interleaved with the FMAs that consume them.
   if (!v.transA) {
     for (const i of range(TM)) {
@@ -430,7 +427,7 @@ var<workgroup> Bs: array<vec4f, ${BK * WX * TN / 4}>;`;
  * coalesced loads, zero beyond K and clamped beyond M/N; each invocation then reads vec4
  * fragments from workgroup memory.
  */
-function sharedMainLoop(v: MatmulVariant, emit: Emit, fma: Fma, _row: Index, _col: Index): void {
+function sharedMainLoop(v: MatmulVariant, emit: Emit, fma: Fma): void {
   const { wx: WX, wy: WY, tm: TM, tn: TN, bk: BK } = v.tile;
   const M4 = TM / 4, N4 = TN / 4;
   const BM = WY * TM, BN = WX * TN, BM4 = BM / 4, BN4 = BN / 4, BKQ = BK / 4;
@@ -527,8 +524,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   if (i >= u.n) { return; }
   ${
       vec
-        ? "dz[i] = g[i] * dact_" + activation + "(s[i]);"
-        : "dz[i] = g[i] * dact_" + activation + "(vec4f(s[i])).x;"
+        ? `dz[i] = g[i] * dact_${activation}(s[i]);`
+        : `dz[i] = g[i] * dact_${activation}(vec4f(s[i])).x; // the vec4 helpers, one lane used`
     }
 }`,
   };

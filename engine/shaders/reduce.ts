@@ -3,7 +3,8 @@
 //
 // Every kernel launches 256-lane workgroups laid out as `cols` outputs × `splits` lanes that
 // share one output's reduced axis (cols · splits = 256): many short rows run one lane per
-// output, long rows spread over up to 256 lanes and combine through a shared-memory tree.
+// output, long rows spread over up to 256 lanes that combine in shared memory (the first lane
+// folds in up to 16 others itself; more go through a tree).
 // When inner = 1 the lanes of one output are adjacent (consecutive lanes read consecutive
 // addresses of the row); otherwise lanes of neighbouring outputs are (consecutive columns).
 import type { KernelSpec } from "../runtime.ts";
@@ -29,11 +30,11 @@ struct G {
   chunk: u32,    // a long axis with few outputs is reduced in chunks, then over the chunks
   chunks: u32,
   scale: f32,
-  neg_inf: f32,  // -Infinity and NaN come in as data: WGSL constants cannot hold them
-  nan: f32,
+  neg_inf: f32,  // -Infinity comes in as data: WGSL constants cannot hold it
   pad0: u32,
   pad1: u32,
   pad2: u32,
+  pad3: u32,
 }`;
 
 /**
