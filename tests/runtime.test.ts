@@ -141,3 +141,36 @@ Deno.test("runtime: DENOGRAD_DEBUG=1 reports per-kernel counts (and GPU time wit
   assert.equal(line!.trim().split(/\s+/)[1], "5");
   if (rt.ctx.features.timestampQuery) assert.match(line!, /\d+\.\d+\s+\d+\.\d+$/);
 });
+
+Deno.test("tensor: method shortcuts call the op families", async () => {
+  const x = Tensor.from([1, 4, 9, 16, 25, 36], [2, 3]);
+  const v = async (t: Tensor) => Array.from(await t.data());
+  assert.deepEqual(await v(x.add(1)), [2, 5, 10, 17, 26, 37]);
+  assert.deepEqual(await v(x.sub(1)), [0, 3, 8, 15, 24, 35]);
+  assert.deepEqual(await v(x.mul(2)), [2, 8, 18, 32, 50, 72]);
+  assert.deepEqual(await v(x.div(x)), [1, 1, 1, 1, 1, 1]);
+  assert.deepEqual(await v(x.sqrt()), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(await v(x.pow(0.5).neg().abs()), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(await v(x.neg().relu()), [0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(await v(x.sum(1)), [14, 77]);
+  assert.deepEqual(await v(x.mean(0)), [8.5, 14.5, 22.5]);
+  assert.deepEqual(await v(x.max()), [36]);
+  assert.deepEqual(await v(x.argmax()), [2, 2]);
+  assert.deepEqual(await v(x.sum(1, true).reshape([2])), [14, 77]);
+  assert.deepEqual((x.flatten(0)).shape, [6]);
+  assert.deepEqual(await v(x.transpose()), [1, 16, 4, 25, 9, 36]);
+  assert.deepEqual(await v(x.permute([1, 0])), [1, 16, 4, 25, 9, 36]);
+  assert.deepEqual(await v(x.matmul(Tensor.ones([3, 1]))), [14, 77]);
+  const p = await v(Tensor.from([0, Math.log(3)], [1, 2]).softmax());
+  assert.ok(Math.abs(p[0] - 0.25) < 1e-6 && Math.abs(p[1] - 0.75) < 1e-6);
+  const lp = await v(Tensor.from([0, Math.log(3)], [1, 2]).logSoftmax());
+  assert.ok(Math.abs(lp[0] - Math.log(0.25)) < 1e-6);
+  const e = await v(Tensor.from([0, 1], [2]).exp().log());
+  assert.ok(Math.abs(e[1] - 1) < 1e-6);
+  const s = await v(Tensor.from([0], [1]).sigmoid().add(Tensor.from([0], [1]).tanh()));
+  assert.deepEqual(s, [0.5]);
+  const d = x.detach();
+  assert.equal(d.storage, x.storage);
+  assert.equal(d.requiresGrad, false);
+  assert.equal(x.rank, 2);
+});

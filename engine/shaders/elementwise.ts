@@ -28,6 +28,10 @@ fn tanh_safe(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
 fn pow_real(a: f32, b: f32) -> f32 {
   if (b == 0.0) { return 1.0; }
   if (a == 0.0) { return select(0.0, u.inf, b < 0.0); }
+  // Exact forms for the common exponents (exp2·log2 is off by an ulp or two).
+  if (b == 1.0) { return a; }
+  if (b == 2.0) { return a * a; }
+  if (b == 0.5 && a > 0.0) { return sqrt(a); }
   let p = exp2(b * log2(abs(a)));
   if (a > 0.0) { return p; }
   if (b != floor(b)) { return u.nan; }
