@@ -1,0 +1,96 @@
+// `deno task train <lab> [--epochs N --batch-size N --seed N --quick --resume]`,
+// `deno task train --list`. Exit codes: 0 done, 1 the lab failed, 2 bad command line.
+import { parseArgs } from "node:util";
+import { init } from "../engine/tensor.ts";
+import { findLab, type LabArgs, listLabs, stdoutWriter } from "./registry.ts";
+import "./demo.ts";
+
+const USAGE =
+  `usage: deno task train <lab> [--epochs N] [--batch-size N] [--seed N] [--quick] [--resume]
+                     [--checkpoint-dir DIR]
+       deno task train --list`;
+
+function labList(): string {
+  const labs = listLabs();
+  const width = Math.max(...labs.map((l) => l.name.length));
+  return labs.map((l) => `  ${l.name.padEnd(width)}  ${l.description}`).join("\n");
+}
+
+function positiveInt(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new Error(`--${flag} ${text}: expected an integer ≥ 1`);
+  }
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        epochs: { type: "string" },
+        "batch-size": { type: "string" },
+        seed: { type: "string" },
+        quick: { type: "boolean", default: false },
+        resume: { type: "boolean", default: false },
+        "checkpoint-dir": { type: "string", default: "checkpoints" },
+        list: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(`${USAGE}\n\nlabs:\n${labList()}`);
+    return 0;
+  }
+  if (values.list) {
+    console.log(labList());
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    console.error(`expected one lab name, received ${positionals.length}\n${USAGE}`);
+    return 2;
+  }
+  const lab = findLab(positionals[0]);
+  if (!lab) {
+    console.error(`unknown lab '${positionals[0]}'; known labs:\n${labList()}`);
+    return 2;
+  }
+  let args: LabArgs;
+  try {
+    const seed = values.seed === undefined ? 0 : Number(values.seed);
+    if (!/^\d+$/.test(values.seed ?? "0") || !Number.isSafeInteger(seed)) {
+      throw new Error(`--seed ${values.seed}: expected an integer ≥ 0`);
+    }
+    args = {
+      epochs: positiveInt("epochs", values.epochs),
+      batchSize: positiveInt("batch-size", values["batch-size"]),
+      seed,
+      quick: values.quick,
+      resume: values.resume,
+      checkpointDir: values["checkpoint-dir"],
+      out: stdoutWriter(),
+    };
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  try {
+    await init();
+    await lab.run(args);
+    return 0;
+  } catch (e) {
+    console.error(`lab '${lab.name}' failed: ${(e as Error).stack ?? e}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,54 @@
+// The lab registry: each lab module calls registerLab() when imported; labs/main.ts imports
+// them all and dispatches `deno task train <lab>` to the one named.
+import type { ProgressWriter } from "../engine/train/progress.ts";
+
+/** Command-line options shared by every lab (undefined: the lab's own default). */
+export interface LabArgs {
+  epochs?: number;
+  batchSize?: number;
+  seed: number;
+  /** Tiny sizes: the whole lab runs in seconds (CI, smoke tests). */
+  quick: boolean;
+  /** Continue from the lab's last training checkpoint. */
+  resume: boolean;
+  /** Where training checkpoints live (one sub-folder per lab). */
+  checkpointDir: string;
+  /** Progress and report output. */
+  out: ProgressWriter;
+}
+
+export interface Lab {
+  name: string;
+  description: string;
+  run(args: LabArgs): Promise<void>;
+}
+
+const registry = new Map<string, Lab>();
+
+export function registerLab(lab: Lab): void {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(lab.name)) {
+    throw new Error(`registerLab: invalid lab name '${lab.name}' (lowercase, digits, - and _)`);
+  }
+  if (registry.has(lab.name)) throw new Error(`registerLab: lab '${lab.name}' is registered twice`);
+  registry.set(lab.name, lab);
+}
+
+/** Registered labs, sorted by name. */
+export function listLabs(): Lab[] {
+  return [...registry.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function findLab(name: string): Lab | undefined {
+  return registry.get(name);
+}
+
+/** Standard output as a progress writer (live bar only on a terminal). */
+export function stdoutWriter(): ProgressWriter {
+  const encoder = new TextEncoder();
+  return {
+    isTTY: Deno.stdout.isTerminal(),
+    write: (text) => {
+      Deno.stdout.writeSync(encoder.encode(text));
+    },
+  };
+}
