@@ -1,11 +1,90 @@
-// STUB: to be replaced by the op family's implementation.
-import type { BackwardRule, Rules } from "../autograd.ts";
+// Layer normalisation over the last axis (Keras LayerNormalization(axis=-1), PyTorch LayerNorm
+// over the last dimension): y = (x − mean)/√(var + ε)·γ + β with the biased variance of each
+// row. One forward dispatch (saves mean and 1/σ per row) and one fused backward dispatch.
+import { formatShape, Tensor } from "../tensor.ts";
+import { record, type Rules } from "../autograd.ts";
+import { runtime } from "../runtime.ts";
+import { grid1d } from "../shaders/common.ts";
+import { LAYER_NORM_BACKWARD, LAYER_NORM_FORWARD } from "../shaders/layernorm.ts";
 
 export type LayerNormOp = "layer_norm";
 
-const notYet: BackwardRule = () => {
-  throw new Error("not implemented");
-};
+export interface LayerNormOptions {
+  /** Added to the variance: Keras' default 1e-3 (PyTorch uses 1e-5). */
+  epsilon?: number;
+}
+
+function launch(threads: number, rows: number, c: number, epsilon: number) {
+  const groups = grid1d(threads);
+  const block = new ArrayBuffer(16);
+  new Uint32Array(block).set([rows, c, groups[0]]);
+  new Float32Array(block)[3] = epsilon;
+  return { groups, block };
+}
+
+/** x [..., C], γ and β [C] → [..., C], normalised over the last axis. */
+export function layerNorm(
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  options: LayerNormOptions = {},
+): Tensor {
+  const { epsilon = 1e-3 } = options;
+  for (const t of [x, gamma, beta]) t.assertAlive("layerNorm");
+  const c = x.shape[x.rank - 1];
+  const fits = x.rank >= 1 && c > 0 && x.dtype === "f32" &&
+    [gamma, beta].every((t) => t.dtype === "f32" && t.rank === 1 && t.shape[0] === c);
+  if (!fits) {
+    throw new Error(
+      `layerNorm: x ${formatShape(x.shape)} ${x.dtype}, gamma ${formatShape(gamma.shape)}, ` +
+        `beta ${formatShape(beta.shape)}; expected f32 x [..., C] with C ≥ 1 and gamma, beta [C]`,
+    );
+  }
+  if (!(epsilon > 0)) throw new Error(`layerNorm: epsilon ${epsilon}, expected > 0`);
+  const rows = x.size / c;
+  const y = Tensor.empty(x.shape);
+  const stats = Tensor.empty([rows, 2]);
+  if (rows > 0) {
+    const { groups, block } = launch(rows, rows, c, epsilon);
+    runtime().dispatch({
+      kernel: LAYER_NORM_FORWARD,
+      buffers: [x.storage, gamma.storage, beta.storage, y.storage, stats.storage],
+      uniforms: block,
+      groups,
+      flops: 8 * x.size,
+    });
+  }
+  const rt = runtime();
+  if (rt.checkNaN) rt.checkFinite(y.storage, y.size, "layer_norm");
+  record("layer_norm", y, [x, gamma, beta], [x, gamma, stats], { epsilon });
+  stats.dispose();
+  return y;
+}
+
 export const layerNormRules: Rules<LayerNormOp> = {
-  layer_norm: notYet,
+  layer_norm: (grad, node) => {
+    const [x, gamma, stats] = node.saved;
+    const c = gamma.shape[0];
+    const rows = x.size / c;
+    const dx = Tensor.empty(x.shape);
+    const dgamma = Tensor.empty([c]);
+    const dbeta = Tensor.empty([c]);
+    const { groups, block } = launch(Math.max(rows, c), rows, c, node.attrs.epsilon as number);
+    runtime().dispatch({
+      kernel: LAYER_NORM_BACKWARD,
+      buffers: [
+        x.storage,
+        gamma.storage,
+        stats.storage,
+        grad.storage,
+        dx.storage,
+        dgamma.storage,
+        dbeta.storage,
+      ],
+      uniforms: block,
+      groups,
+      flops: 12 * x.size,
+    });
+    return [dx, dgamma, dbeta];
+  },
 };
