@@ -1,12 +1,450 @@
-// STUB: to be replaced by the op family's implementation.
-import type { BackwardRule, Rules } from "../autograd.ts";
+// GRU and LSTM over whole sequences, one autograd node per sequence.
+//
+// Forward: the input projections of all time steps are ONE matmul (x·W + b_in over B·T rows);
+// the recurrence is ONE dispatch per time step (h·U, gates, nonlinearities, state update).
+// Backward through time: ONE dispatch per step (dh = dout + dgates_{t+1}·Uᵀ, gate gradients),
+// one more for dh0 when the initial state wants a gradient, then dW, dU and dx as one matmul
+// each over all steps and the bias gradient as one column reduction.
+//
+// Weight layout (Keras): kernel [in, G·H], recurrent_kernel [H, G·H], gate blocks along the last
+// axis — GRU z, r, h (reset_after=True: bias [2, 3H], row 0 input bias, row 1 recurrent bias);
+// LSTM i, f, c, o (bias [4H]). PyTorch equivalents: weight_ih_l0 = kernelᵀ and weight_hh_l0 =
+// recurrent_kernelᵀ with the gate blocks reordered (GRU r, z, n; LSTM i, f, g, o — same order);
+// GRU bias_ih_l0 / bias_hh_l0 = bias rows 0 / 1 reordered the same way; LSTM bias = bias_ih +
+// bias_hh. PyTorch's n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)) is exactly reset_after.
+//
+// The op's node output is a packed tensor [sequence? | h_T | c_T?]; the tensors handed to the
+// caller are copies taken from it by the `rnn_output` op, whose gradients land back in place.
+import { formatShape, Tensor } from "../tensor.ts";
+import { needsGrad, type Node, noGrad, record, type Rules } from "../autograd.ts";
+import { runtime, type Storage } from "../runtime.ts";
+import { grid1d } from "../shaders/common.ts";
+import {
+  backwardUniforms,
+  forwardUniforms,
+  GATES,
+  rnnBackwardKernel,
+  rnnBiasGradKernel,
+  type RnnCell,
+  rnnForwardKernel,
+  rnnPlaceKernel,
+  rnnPlan,
+  SAVED,
+} from "../shaders/rnn.ts";
+import { matmul } from "./matmul.ts";
 
-export type RnnOp = "gru_sequence" | "lstm_sequence";
+export type RnnOp = "gru_sequence" | "lstm_sequence" | "rnn_output";
+export type { RnnCell };
 
-const notYet: BackwardRule = () => {
-  throw new Error("not implemented");
-};
+export interface RnnSequenceOptions {
+  /** Initial hidden state [B, H] (zeros when omitted); differentiable. */
+  h0?: Tensor;
+  /** Initial cell state [B, H] (LSTM only). */
+  c0?: Tensor;
+  /** Also return the output at every step (default true). */
+  returnSequences?: boolean;
+  /** Process the input from the last time step to the first (Keras go_backwards). */
+  goBackwards?: boolean;
+  /**
+   * Order of the returned sequence when going backwards: "steps" (Keras: the sequence comes back
+   * reversed, element s is step s) or "time" (element t belongs to input time t, as a
+   * bidirectional layer merges it). Neither copies the input or the output.
+   */
+  outputOrder?: "steps" | "time";
+}
+
+export interface RnnSequenceResult {
+  /** [B, T, H] outputs when returnSequences, else undefined. */
+  sequence?: Tensor;
+  /** Final hidden state [B, H] (the last step's output). */
+  h: Tensor;
+  /** Final cell state [B, H] (LSTM). */
+  c?: Tensor;
+}
+
+/**
+ * GRU over x [B, T, in] (Keras reset_after=True): kernel [in, 3H], recurrentKernel [H, 3H],
+ * bias [2, 3H] (input bias, recurrent bias).
+ */
+export function gruSequence(
+  x: Tensor,
+  kernel: Tensor,
+  recurrentKernel: Tensor,
+  bias: Tensor,
+  options: RnnSequenceOptions = {},
+): RnnSequenceResult {
+  return sequence("gru", x, kernel, recurrentKernel, bias, options);
+}
+
+/**
+ * LSTM over x [B, T, in] (Keras gate order i, f, c, o): kernel [in, 4H], recurrentKernel
+ * [H, 4H], bias [4H].
+ */
+export function lstmSequence(
+  x: Tensor,
+  kernel: Tensor,
+  recurrentKernel: Tensor,
+  bias: Tensor,
+  options: RnnSequenceOptions = {},
+): Required<Omit<RnnSequenceResult, "sequence">> & { sequence?: Tensor } {
+  const out = sequence("lstm", x, kernel, recurrentKernel, bias, options);
+  return { sequence: out.sequence, h: out.h, c: out.c! };
+}
+
+// ---- checks -------------------------------------------------------------------------------
+
+function expectShape(op: string, name: string, t: Tensor, shape: number[], what: string): void {
+  t.assertAlive(op);
+  if (t.dtype !== "f32" || t.shape.join() !== shape.join()) {
+    throw new Error(
+      `${op}: ${name} is ${t.dtype} of shape ${formatShape(t.shape)}; expected f32 of shape ` +
+        `${formatShape(shape)} (${what})`,
+    );
+  }
+}
+
+interface Dims {
+  batch: number;
+  steps: number;
+  inputs: number;
+  hidden: number;
+}
+
+function checkInputs(
+  cell: RnnCell,
+  x: Tensor,
+  kernel: Tensor,
+  recurrentKernel: Tensor,
+  bias: Tensor,
+  options: RnnSequenceOptions,
+): Dims {
+  const op = `${cell}Sequence`;
+  const G = GATES[cell];
+  x.assertAlive(op);
+  if (x.dtype !== "f32" || x.rank !== 3 || x.shape[0] < 1 || x.shape[1] < 1) {
+    throw new Error(
+      `${op}: x is ${x.dtype} of shape ${formatShape(x.shape)}; expected f32 [batch, time, ` +
+        `features] with batch ≥ 1 and time ≥ 1`,
+    );
+  }
+  const [batch, steps, inputs] = x.shape;
+  recurrentKernel.assertAlive(op);
+  const hidden = recurrentKernel.shape[0];
+  if (recurrentKernel.rank !== 2 || !(hidden >= 1)) {
+    throw new Error(
+      `${op}: recurrentKernel has shape ${formatShape(recurrentKernel.shape)}; expected ` +
+        `[units, ${G}·units]`,
+    );
+  }
+  const gh = G * hidden;
+  expectShape(op, "recurrentKernel", recurrentKernel, [hidden, gh], `[units, ${G}·units]`);
+  expectShape(op, "kernel", kernel, [inputs, gh], `[features of x, ${G}·units]`);
+  if (cell === "gru") {
+    expectShape(op, "bias", bias, [2, gh], "[2, 3·units]: input bias, recurrent bias");
+  } else {
+    expectShape(op, "bias", bias, [gh], "[4·units]");
+  }
+  const state = `[batch, units] = [${batch}, ${hidden}]`;
+  if (options.h0) expectShape(op, "h0", options.h0, [batch, hidden], state);
+  if (options.c0) {
+    if (cell === "gru") throw new Error("gruSequence: c0 was given, but a GRU has no cell state");
+    expectShape(op, "c0", options.c0, [batch, hidden], state);
+  }
+  const order = options.outputOrder ?? "steps";
+  if (order !== "steps" && order !== "time") {
+    throw new Error(`${op}: outputOrder '${order}', expected 'steps' or 'time'`);
+  }
+  return { batch, steps, inputs, hidden };
+}
+
+// ---- forward ------------------------------------------------------------------------------
+
+/** Bound where a kernel ignores a binding (a fresh buffer: writable bindings must not alias). */
+let spares: { read: Storage; write: Storage } | null = null;
+function spare(): { read: Storage; write: Storage } {
+  const rt = runtime();
+  return spares ??= { read: rt.alloc(16), write: rt.alloc(16) };
+}
+
+let modeOverride: "persistent" | "tiled" | null = null;
+
+/**
+ * Forces how the recurrence is launched (tests and benchmarks): "persistent" = one workgroup
+ * looping over all steps, "tiled" = one dispatch per step over a grid; null = by size.
+ */
+export function setRnnMode(mode: "persistent" | "tiled" | null): void {
+  modeOverride = mode;
+}
+
+function sequence(
+  cell: RnnCell,
+  x: Tensor,
+  kernel: Tensor,
+  recurrentKernel: Tensor,
+  bias: Tensor,
+  options: RnnSequenceOptions,
+): RnnSequenceResult {
+  const { batch: B, steps: T, inputs: I, hidden: H } = checkInputs(
+    cell,
+    x,
+    kernel,
+    recurrentKernel,
+    bias,
+    options,
+  );
+  const { h0, c0 } = options;
+  const returnSequences = options.returnSequences ?? true;
+  const backwards = options.goBackwards ?? false;
+  const stepOrder = (options.outputOrder ?? "steps") === "steps";
+  const G = GATES[cell];
+  const rt = runtime();
+
+  const inputs = [x, kernel, recurrentKernel, bias];
+  if (h0) inputs.push(h0);
+  if (c0) inputs.push(c0);
+  const recording = needsGrad(inputs);
+
+  // All input projections at once: xp [B·T, G·H] = x·W + b_in.
+  const xp = noGrad(() => {
+    const x2d = x.reshape([B * T, I]);
+    const inputBias = cell === "gru" ? bias.retainView([G * H]) : bias;
+    const y = matmul(x2d, kernel, { bias: inputBias });
+    x2d.dispose();
+    if (inputBias !== bias) inputBias.dispose();
+    return y;
+  });
+
+  const seqSize = returnSequences ? B * T * H : 0;
+  const packed = Tensor.empty([seqSize + (cell === "lstm" ? 2 : 1) * B * H]);
+  const hprev = Tensor.empty([B * T, H]);
+  const cprev = cell === "lstm" ? Tensor.empty([B * T, H]) : null;
+  const acts = recording ? Tensor.empty([B * T, SAVED[cell] * H]) : null;
+  const { read: spareRead, write: spareWrite } = spare();
+  const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
+  const kernelSpec = rnnForwardKernel(cell, plan.tile);
+  const buffers = cell === "lstm"
+    ? [
+      xp.storage,
+      recurrentKernel.storage,
+      h0?.storage ?? spareRead,
+      c0?.storage ?? spareRead,
+      hprev.storage,
+      cprev!.storage,
+      acts?.storage ?? spareWrite,
+      packed.storage,
+    ]
+    : [
+      xp.storage,
+      recurrentKernel.storage,
+      bias.storage,
+      h0?.storage ?? spareRead,
+      hprev.storage,
+      acts?.storage ?? spareWrite,
+      packed.storage,
+    ];
+  const range = (s0: number, s1: number) =>
+    forwardUniforms({
+      batch: B,
+      steps: T,
+      hidden: H,
+      s0,
+      s1,
+      chunk: plan.chunk,
+      backwards,
+      stepOrder,
+      hasH0: !!h0,
+      hasC0: !!c0,
+      writeSeq: returnSequences,
+      save: recording,
+      tail: seqSize,
+    });
+  const flops = 2 * B * H * G * H;
+  if (plan.persistent) {
+    rt.dispatch({
+      kernel: kernelSpec,
+      buffers,
+      uniforms: range(0, T),
+      groups: [1],
+      flops: flops * T,
+    });
+  } else {
+    for (let s = 0; s < T; s++) {
+      rt.dispatch({
+        kernel: kernelSpec,
+        buffers,
+        uniforms: range(s, s + 1),
+        groups: plan.groups,
+        flops,
+      });
+    }
+  }
+  xp.dispose();
+  if (rt.checkNaN) rt.checkFinite(packed.storage, packed.size, `${cell}_sequence`);
+
+  const saved = [x, kernel, recurrentKernel, hprev];
+  if (cprev) saved.push(cprev);
+  if (acts) saved.push(acts);
+  record(`${cell}_sequence`, packed, inputs, saved, {
+    batch: B,
+    steps: T,
+    inputs: I,
+    hidden: H,
+    backwards,
+    stepOrder,
+    returnSequences,
+    hasH0: !!h0,
+    hasC0: !!c0,
+  });
+  hprev.dispose();
+  cprev?.dispose();
+  acts?.dispose();
+
+  const result: RnnSequenceResult = {
+    sequence: returnSequences ? take(packed, 0, [B, T, H]) : undefined,
+    h: take(packed, seqSize, [B, H]),
+    c: cell === "lstm" ? take(packed, seqSize + B * H, [B, H]) : undefined,
+  };
+  packed.dispose();
+  return result;
+}
+
+/** Copies `shape` floats at `offset` out of the packed output (a buffer copy, no dispatch). */
+function take(packed: Tensor, offset: number, shape: number[]): Tensor {
+  const out = Tensor.empty(shape);
+  runtime().copy(packed.storage, offset * 4, out.storage, 0, out.size * 4);
+  return record("rnn_output", out, [packed], [], { offset, total: packed.size });
+}
+
+// ---- backward -----------------------------------------------------------------------------
+
+function placeGrad(grad: Tensor, node: Node): Tensor {
+  const offset = node.attrs.offset as number;
+  const total = node.attrs.total as number;
+  const out = Tensor.empty([total]);
+  const [gx, gy] = grid1d(total);
+  runtime().dispatch({
+    kernel: rnnPlaceKernel,
+    buffers: [grad.storage, out.storage],
+    uniforms: new Uint32Array([total, offset, grad.size, gx]),
+    groups: [gx, gy],
+  });
+  return out;
+}
+
+function sequenceGrad(cell: RnnCell, grad: Tensor, node: Node): (Tensor | null)[] {
+  const a = node.attrs;
+  const B = a.batch as number, T = a.steps as number, I = a.inputs as number;
+  const H = a.hidden as number;
+  const backwards = a.backwards as boolean;
+  const stepOrder = a.stepOrder as boolean;
+  const returnSequences = a.returnSequences as boolean;
+  const G = GATES[cell];
+  const lstm = cell === "lstm";
+  const [x, kernel, recurrentKernel, hprev] = node.saved;
+  const cprev = lstm ? node.saved[4] : null;
+  const acts = node.saved[lstm ? 5 : 4];
+  const wants = node.inputs.map((t) => t.requiresGrad);
+  const rt = runtime();
+
+  const dgates = Tensor.empty([B * T, G * H]);
+  const dhp = lstm ? dgates : Tensor.empty([B * T, G * H]);
+  const carryH = Tensor.empty([B, H]);
+  const carryC = lstm ? Tensor.empty([B, H]) : null;
+  const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
+  const kernelSpec = rnnBackwardKernel(cell, plan.tile);
+  const buffers = lstm
+    ? [
+      grad.storage,
+      recurrentKernel.storage,
+      acts.storage,
+      cprev!.storage,
+      dgates.storage,
+      carryH.storage,
+      carryC!.storage,
+    ]
+    : [
+      grad.storage,
+      recurrentKernel.storage,
+      acts.storage,
+      hprev.storage,
+      dgates.storage,
+      dhp.storage,
+      carryH.storage,
+    ];
+  const wantsH0 = (a.hasH0 as boolean) && wants[4];
+  // Steps T − 1 … 0, then step −1: dh0 = carry + dĝ_0·Uᵀ when h0 wants a gradient.
+  const passes = wantsH0 ? T + 1 : T;
+  const range = (start: number, count: number) =>
+    backwardUniforms({
+      batch: B,
+      steps: T,
+      hidden: H,
+      start,
+      count,
+      chunk: plan.chunk,
+      backwards,
+      stepOrder,
+      seqGrad: returnSequences,
+      tail: returnSequences ? B * T * H : 0,
+    });
+  const flops = 2 * B * H * G * H;
+  if (plan.persistent) {
+    rt.dispatch({
+      kernel: kernelSpec,
+      buffers,
+      uniforms: range(T - 1, passes),
+      groups: [1],
+      flops: flops * passes,
+    });
+  } else {
+    for (let s = T - 1; s >= T - passes; s--) {
+      rt.dispatch({
+        kernel: kernelSpec,
+        buffers,
+        uniforms: range(s, 1),
+        groups: plan.groups,
+        flops,
+      });
+    }
+  }
+
+  const x2d = x.reshape([B * T, I]);
+  let dx: Tensor | null = null;
+  if (wants[0]) {
+    const dx2d = matmul(dgates, kernel, { transB: true });
+    dx = dx2d.reshape([B, T, I]);
+    dx2d.dispose();
+  }
+  const dKernel = wants[1] ? matmul(x2d, dgates, { transA: true }) : null;
+  const dRecurrent = wants[2] ? matmul(hprev, dhp, { transA: true }) : null;
+  let dBias: Tensor | null = null;
+  if (wants[3]) {
+    dBias = Tensor.empty(lstm ? [G * H] : [2, G * H]);
+    const [gx, gy] = grid1d(dBias.size);
+    rt.dispatch({
+      kernel: rnnBiasGradKernel(!lstm),
+      buffers: [dgates.storage, dhp.storage, dBias.storage],
+      uniforms: new Uint32Array([B * T, G * H, gx]),
+      groups: [gx, gy],
+    });
+  }
+  x2d.dispose();
+  dgates.dispose();
+  if (dhp !== dgates) dhp.dispose();
+  const grads: (Tensor | null)[] = [dx, dKernel, dRecurrent, dBias];
+  if (a.hasH0) {
+    grads.push(wantsH0 ? carryH : null);
+    if (!wantsH0) carryH.dispose();
+  } else {
+    carryH.dispose();
+  }
+  if (a.hasC0) grads.push(wants[5] ? carryC : null);
+  if (carryC && !(a.hasC0 && wants[5])) carryC.dispose();
+  return grads;
+}
+
 export const rnnRules: Rules<RnnOp> = {
-  gru_sequence: notYet,
-  lstm_sequence: notYet,
+  gru_sequence: (grad, node) => sequenceGrad("gru", grad, node),
+  lstm_sequence: (grad, node) => sequenceGrad("lstm", grad, node),
+  rnn_output: (grad, node) => [placeGrad(grad, node)],
 };

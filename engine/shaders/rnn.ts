@@ -1,0 +1,578 @@
+// GRU / LSTM sequence kernels. Forward: per time step, the recurrent matmul h·U, the gates, the
+// nonlinearities and the state update in one pass; backward: dh = dout + dgates_{t+1}·Uᵀ and the
+// gate gradients in one pass. A kernel covers a range of steps with a storage barrier after
+// each, so it runs either as ONE workgroup looping over the whole sequence (one dispatch per
+// sequence) or as one dispatch per step over a grid of tiles. Every per-(batch, time) buffer is
+// batch-major [B, T, ·] indexed by the input's time position, so the weight gradients are single
+// matmuls over all steps.
+//
+// Code is generated fully unrolled (named registers, no arrays): CPU adapters (lavapipe) pay
+// ~100 cycles per vector load while multiply-adds are nearly free, so each lane owns 4
+// neighbouring hidden units (vec4 loads along the unit axis, H % 4 = 0) for a block of batch
+// rows; other H fall back to one unit per lane with scalar loads.
+import type { KernelSpec } from "../runtime.ts";
+import { LINEAR_INDEX, WG } from "./common.ts";
+
+export type RnnCell = "gru" | "lstm";
+
+/** Gate count per cell: GRU z, r, h (Keras order); LSTM i, f, c, o. */
+export const GATES: Record<RnnCell, number> = { gru: 3, lstm: 4 };
+/** Saved activations per hidden unit and step: GRU z, r, ĥ, (U_h·h + b_rh); LSTM i, f, g, o, tanh(c). */
+export const SAVED: Record<RnnCell, number> = { gru: 4, lstm: 5 };
+
+/**
+ * Thread layout: a lane owns `width` neighbouring hidden units (4, or 1 when H % 4 ≠ 0) and
+ * loops over batch rows `rows` at a time; `lanes` lanes per workgroup along the unit axis.
+ */
+export interface RnnTile {
+  width: 1 | 4;
+  lanes: number;
+  rows: number;
+}
+
+/**
+ * How a sequence runs: `persistent` is ONE workgroup that loops over every time step with a
+ * storage barrier between steps (one dispatch per sequence); otherwise one dispatch per step
+ * over a grid of (unit tile × batch chunk) workgroups. `chunk`: batch rows per workgroup.
+ */
+export interface RnnPlan {
+  tile: RnnTile;
+  persistent: boolean;
+  chunk: number;
+  groups: [number, number];
+}
+
+const MAX_LANES = 256;
+/** Multiply-adds per step up to which one workgroup runs the whole sequence by default. */
+const PERSISTENT_MAX_MACS = 1 << 20;
+/** Batch rows per register block. */
+const ROWS = 8;
+/** Lanes per workgroup of a per-step grid: one SIMD row on a CPU adapter. */
+const TILE_LANES = 8;
+
+export function rnnPlan(
+  batch: number,
+  hidden: number,
+  gates: number,
+  mode?: "persistent" | "tiled",
+): RnnPlan {
+  const width = hidden % 4 === 0 ? 4 : 1;
+  const rows = Math.min(ROWS, batch);
+  const laneCount = Math.ceil(hidden / width);
+  const persistent = laneCount <= MAX_LANES &&
+    (mode === "persistent" ||
+      (mode !== "tiled" && batch * hidden * gates * hidden <= PERSISTENT_MAX_MACS));
+  if (persistent) {
+    const lanes = Math.max(TILE_LANES, 2 ** Math.ceil(Math.log2(laneCount)));
+    return { tile: { width, lanes, rows }, persistent, chunk: batch, groups: [1, 1] };
+  }
+  return {
+    tile: { width, lanes: TILE_LANES, rows },
+    persistent,
+    chunk: rows,
+    groups: [Math.ceil(laneCount / TILE_LANES), Math.ceil(batch / rows)],
+  };
+}
+
+/** Forward uniforms: steps s0 ≤ s < s1 of one sequence. */
+export interface ForwardRange {
+  batch: number;
+  steps: number;
+  hidden: number;
+  s0: number;
+  s1: number;
+  /** Batch rows per workgroup. */
+  chunk: number;
+  backwards: boolean;
+  /** Backwards pass returning its sequence in step order (Keras) rather than input time. */
+  stepOrder: boolean;
+  hasH0: boolean;
+  hasC0: boolean;
+  writeSeq: boolean;
+  save: boolean;
+  /** Offset (floats) of the final states in the packed output. */
+  tail: number;
+}
+
+export function forwardUniforms(s: ForwardRange): Uint32Array {
+  return new Uint32Array([
+    s.batch,
+    s.steps,
+    s.hidden,
+    s.s0,
+    s.s1,
+    s.chunk,
+    +s.backwards,
+    +s.stepOrder,
+    +s.hasH0,
+    +s.hasC0,
+    +s.writeSeq,
+    +s.save,
+    s.tail,
+  ]);
+}
+
+/** Backward uniforms: `count` passes for steps start, start − 1, …; step −1 is the dh0 pass. */
+export interface BackwardRange {
+  batch: number;
+  steps: number;
+  hidden: number;
+  start: number;
+  count: number;
+  chunk: number;
+  backwards: boolean;
+  stepOrder: boolean;
+  seqGrad: boolean;
+  tail: number;
+}
+
+export function backwardUniforms(s: BackwardRange): Uint32Array {
+  return new Uint32Array([
+    s.batch,
+    s.steps,
+    s.hidden,
+    s.start + 1, // shifted so the dh0 pass (step −1) stays unsigned
+    s.count,
+    s.chunk,
+    +s.backwards,
+    +s.stepOrder,
+    +s.seqGrad,
+    s.tail,
+  ]);
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Builds the kernel text shared by both directions for one tile. */
+class Emitter {
+  readonly VT: string;
+  readonly W: number;
+  readonly R: number;
+  constructor(readonly tile: RnnTile) {
+    this.W = tile.width;
+    this.VT = tile.width === 4 ? "vec4f" : "f32";
+    this.R = tile.rows;
+  }
+
+  /** Index into an array of VT from an index in floats (a multiple of the width). */
+  at(floatIndex: string): string {
+    return this.W === 4 ? `(${floatIndex}) / 4u` : floatIndex;
+  }
+
+  math(): string {
+    const VT = this.VT;
+    return /* wgsl */ `
+fn sigm(x: ${VT}) -> ${VT} {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= ${VT}(0.0));
+}
+fn tanh_s(x: ${VT}) -> ${VT} { return tanh(clamp(x, ${VT}(-15.0), ${VT}(15.0))); }`;
+  }
+
+  threadSetup(gates: number): string {
+    const W = this.W;
+    return /* wgsl */ `
+  let H = u.H;
+  let GH = ${gates}u * H;
+  // Out-of-range lanes compute on clamped indices and skip their writes.
+  let j = (wid.x * ${this.tile.lanes}u + lid.x) * ${W}u;
+  let liveUnit = j < H;
+  let jv = min(j, H - ${W}u);
+  let rowStart = wid.y * u.chunk;
+  let rowEnd = min(u.B, rowStart + u.chunk);
+  let back = u.backwards != 0u;`;
+  }
+
+  /** Row indices of the block starting at b0 (clamped; `b0 + r < B` tells the live rows). */
+  rows(): string {
+    return range(this.R).map((r) => `let b${r} = min(b0 + ${r}u, u.B - 1u);`).join("\n");
+  }
+
+  /** `var name_r: VT; name_r = VT(0)` for every row (assigned: see the note on naga). */
+  zeroed(names: string[]): string {
+    const out: string[] = [];
+    for (const n of names) {
+      out.push(`var ${n}: ${this.VT};`);
+      out.push(`${n} = ${this.VT}(0.0);`);
+    }
+    return out.join("\n");
+  }
+}
+
+/**
+ * Forward over steps s0 ≤ s < s1. Lane (units j … j+W−1, batch rows b0 … b0+R−1) computes the G
+ * recurrent pre-activations of its units (h_prev read from global memory: it is tiny and cached),
+ * then the gates and the new state, and stores what backward needs.
+ *
+ * GRU (reset_after): z = σ(x_z + h·U_z + b_rz), r = σ(x_r + h·U_r + b_rr),
+ *   ĥ = tanh(x_h + r ⊙ (h·U_h + b_rh)), h' = z ⊙ h + (1 − z) ⊙ ĥ  (x_* include the input bias).
+ * LSTM: i, f, o = σ(·), g = tanh(·) of x_* + h·U_*; c' = f ⊙ c + i ⊙ g; h' = o ⊙ tanh(c').
+ *
+ * Variables are assigned rather than initialised where they must restart at every step: naga
+ * hoists function variables to the entry block and zero-initialises them only once.
+ */
+export function rnnForwardKernel(cell: RnnCell, tile: RnnTile): KernelSpec {
+  const G = GATES[cell];
+  const S = SAVED[cell];
+  const lstm = cell === "lstm";
+  const e = new Emitter(tile);
+  const { VT, W, R } = e;
+  const at = (i: string) => e.at(i);
+  const acc = range(R).flatMap((r) => range(G).map((g) => `a${r}_${g}`));
+
+  const recurrence = (src: string, base: (r: number) => string): string => {
+    const lines: string[] = [];
+    if (W === 4) {
+      lines.push("for (var k = 0u; k < H; k += 4u) {");
+      for (const r of range(R)) lines.push(`let hk${r} = ${src}[(${base(r)} + k) / 4u];`);
+      for (const kk of range(4)) {
+        for (const g of range(G)) {
+          lines.push(`let w${g}_${kk} = rk[((k + ${kk}u) * GH + ${g}u * H + jv) / 4u];`);
+        }
+        for (const r of range(R)) {
+          for (const g of range(G)) lines.push(`a${r}_${g} += hk${r}.${"xyzw"[kk]} * w${g}_${kk};`);
+        }
+      }
+    } else {
+      lines.push("for (var k = 0u; k < H; k++) {");
+      for (const r of range(R)) lines.push(`let hk${r} = ${src}[${base(r)} + k];`);
+      for (const g of range(G)) lines.push(`let w${g} = rk[k * GH + ${g}u * H + jv];`);
+      for (const r of range(R)) {
+        for (const g of range(G)) lines.push(`a${r}_${g} += hk${r} * w${g};`);
+      }
+    }
+    lines.push("}");
+    return lines.join("\n");
+  };
+
+  const epilogue = (r: number): string => {
+    const head = /* wgsl */ `
+{
+  let b = b${r};
+  let live = liveUnit && b0 + ${r}u < u.B;
+  let bt = b * u.T + t;
+  var hp: ${VT};
+  hp = ${VT}(0.0);
+  if (!first) { hp = hprev[${at("bt * H + jv")}]; } else if (u.hasH0 != 0u) { hp = h0[${
+      at("b * H + jv")
+    }]; }
+  let xo = bt * GH + jv;`;
+    const seq = `if (u.writeSeq != 0u) { out[${at("(b * u.T + outPos) * H + j")}] = h; }`;
+    if (lstm) {
+      return head + /* wgsl */ `
+  var cp: ${VT};
+  cp = ${VT}(0.0);
+  if (!first) { cp = cprev[${at("bt * H + jv")}]; } else if (u.hasC0 != 0u) { cp = c0[${
+        at("b * H + jv")
+      }]; }
+  let ig = sigm(xp[${at("xo")}] + a${r}_0);
+  let fg = sigm(xp[${at("xo + H")}] + a${r}_1);
+  let gg = tanh_s(xp[${at("xo + 2u * H")}] + a${r}_2);
+  let og = sigm(xp[${at("xo + 3u * H")}] + a${r}_3);
+  let c = fg * cp + ig * gg;
+  let tc = tanh_s(c);
+  let h = og * tc;
+  if (live) {
+    if (u.save != 0u) {
+      let ao = bt * ${S}u * H + j;
+      acts[${at("ao")}] = ig;
+      acts[${at("ao + H")}] = fg;
+      acts[${at("ao + 2u * H")}] = gg;
+      acts[${at("ao + 3u * H")}] = og;
+      acts[${at("ao + 4u * H")}] = tc;
+      if (first) { hprev[${at("bt * H + j")}] = hp; cprev[${at("bt * H + j")}] = cp; }
+    }
+    if (!last) {
+      hprev[${at("(b * u.T + tNext) * H + j")}] = h;
+      cprev[${at("(b * u.T + tNext) * H + j")}] = c;
+    } else {
+      out[${at("u.tail + b * H + j")}] = h;
+      out[${at("u.tail + u.B * H + b * H + j")}] = c;
+    }
+    ${seq}
+  }
+}`;
+    }
+    return head + /* wgsl */ `
+  let hz = a${r}_0 + bias[${at("GH + jv")}];
+  let hr = a${r}_1 + bias[${at("GH + H + jv")}];
+  let hh = a${r}_2 + bias[${at("GH + 2u * H + jv")}];
+  let z = sigm(xp[${at("xo")}] + hz);
+  let rg = sigm(xp[${at("xo + H")}] + hr);
+  let n = tanh_s(xp[${at("xo + 2u * H")}] + rg * hh);
+  let h = z * hp + (1.0 - z) * n;
+  if (live) {
+    if (u.save != 0u) {
+      let ao = bt * ${S}u * H + j;
+      acts[${at("ao")}] = z;
+      acts[${at("ao + H")}] = rg;
+      acts[${at("ao + 2u * H")}] = n;
+      acts[${at("ao + 3u * H")}] = hh;
+      if (first) { hprev[${at("bt * H + j")}] = hp; }
+    }
+    if (!last) {
+      hprev[${at("(b * u.T + tNext) * H + j")}] = h;
+    } else {
+      out[${at("u.tail + b * H + j")}] = h;
+    }
+    ${seq}
+  }
+}`;
+  };
+
+  const bindings = lstm
+    // xp, U, h0, c0, hprev, cprev, acts, out
+    ? ["read", "read", "read", "read", "write", "write", "write", "write"] as const
+    // xp, U, bias, h0, hprev, acts, out
+    : ["read", "read", "read", "read", "write", "write", "write"] as const;
+  const names = lstm
+    ? ["xp", "rk", "h0", "c0", "hprev", "cprev", "acts", "out"]
+    : ["xp", "rk", "bias", "h0", "hprev", "acts", "out"];
+  return {
+    name: `${cell}_forward`,
+    key: `w${W}l${tile.lanes}r${R}`,
+    bindings: [...bindings],
+    uniform: true,
+    code: () => /* wgsl */ `
+struct U {
+  B: u32, T: u32, H: u32, s0: u32, s1: u32, chunk: u32, backwards: u32,
+  stepOrder: u32, hasH0: u32, hasC0: u32, writeSeq: u32, save: u32, tail: u32,
+}
+${
+      names.map((n, i) =>
+        `@group(0) @binding(${i}) var<storage, ${
+          bindings[i] === "read" ? "read" : "read_write"
+        }> ${n}: array<${VT}>;`
+      ).join("\n")
+    }
+@group(0) @binding(${names.length}) var<uniform> u: U;
+${e.math()}
+
+@compute @workgroup_size(${tile.lanes})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${e.threadSetup(G)}
+  for (var s = u.s0; s < u.s1; s++) {
+    let t = select(s, u.T - 1u - s, back);
+    let first = s == 0u;
+    let last = s + 1u == u.T;
+    let tNext = select(s + 1u, u.T - 2u - s, back); // unused on the last step
+    let outPos = select(t, s, back && u.stepOrder != 0u);
+    for (var b0 = rowStart; b0 < rowEnd; b0 += ${R}u) {
+${e.rows()}
+${e.zeroed(acc)}
+      if (!first) {
+${recurrence("hprev", (r) => `(b${r} * u.T + t) * H`)}
+      } else if (u.hasH0 != 0u) {
+${recurrence("h0", (r) => `b${r} * H`)}
+      }
+${range(R).map(epilogue).join("\n")}
+    }
+    storageBarrier();
+  }
+}`,
+  };
+}
+
+/**
+ * Backward through time, steps start, start − 1, … (`count` of them; step −1 is the dh0 pass):
+ * dh = [carry or dh_T] + dseq_s + dĝ_{s+1}·Uᵀ for the lane's units and rows, then the gate
+ * gradients of step s. GRU writes dxp (input-side pre-activation gradients, bias row 0) and dhp
+ * (recurrent side: the h gate scaled by r); its carry holds dh ⊙ z. LSTM writes one dgates
+ * buffer; its cell carry holds dc ⊙ f. The dh0 pass only forms dh0 = carry + dĝ_0·Uᵀ into the
+ * h carry.
+ */
+export function rnnBackwardKernel(cell: RnnCell, tile: RnnTile): KernelSpec {
+  const G = GATES[cell];
+  const S = SAVED[cell];
+  const lstm = cell === "lstm";
+  const e = new Emitter(tile);
+  const { VT, W, R } = e;
+  const at = (i: string) => e.at(i);
+  const recurrentGrad = lstm ? "dg" : "dhp";
+
+  const recurrence = (): string => {
+    const lines: string[] = [];
+    const rowBase = (r: number) => `(b${r} * u.T + tRec) * GH`;
+    if (W === 4) {
+      lines.push("for (var k = 0u; k < GH; k += 4u) {");
+      for (const r of range(R)) {
+        lines.push(`let g${r} = ${recurrentGrad}[(${rowBase(r)} + k) / 4u];`);
+      }
+      for (const q of range(4)) lines.push(`let w${q} = rk[((jv + ${q}u) * GH + k) / 4u];`);
+      for (const r of range(R)) {
+        lines.push(
+          `d${r} += vec4f(dot(g${r}, w0), dot(g${r}, w1), dot(g${r}, w2), dot(g${r}, w3));`,
+        );
+      }
+    } else {
+      lines.push("for (var k = 0u; k < GH; k++) {");
+      lines.push("let w = rk[jv * GH + k];");
+      for (const r of range(R)) lines.push(`d${r} += ${recurrentGrad}[${rowBase(r)} + k] * w;`);
+    }
+    lines.push("}");
+    return lines.join("\n");
+  };
+
+  const epilogue = (r: number): string => {
+    const carryIn = lstm
+      ? `if (first) { d += dout[${at("u.tail + b * H + jv")}]; }`
+      : `if (first) { d += dout[${at("u.tail + b * H + jv")}]; } else { d += carryH[${
+        at("b * H + jv")
+      }]; }`;
+    const gatesPart = lstm
+      ? /* wgsl */ `
+    let ig = acts[${at("ao")}];
+    let fg = acts[${at("ao + H")}];
+    let gg = acts[${at("ao + 2u * H")}];
+    let og = acts[${at("ao + 3u * H")}];
+    let tc = acts[${at("ao + 4u * H")}];
+    var dc: ${VT};
+    dc = d * og * (1.0 - tc * tc);
+    if (first) { dc += dout[${at("u.tail + u.B * H + b * H + jv")}]; } else { dc += carryC[${
+        at("b * H + jv")
+      }]; }
+    if (live) {
+      dg[${at("go")}] = dc * gg * ig * (1.0 - ig);
+      dg[${at("go + H")}] = dc * cprev[${at("bt * H + jv")}] * fg * (1.0 - fg);
+      dg[${at("go + 2u * H")}] = dc * ig * (1.0 - gg * gg);
+      dg[${at("go + 3u * H")}] = d * tc * og * (1.0 - og);
+      carryC[${at("b * H + j")}] = dc * fg;
+    }`
+      : /* wgsl */ `
+    let z = acts[${at("ao")}];
+    let rg = acts[${at("ao + H")}];
+    let n = acts[${at("ao + 2u * H")}];
+    let hh = acts[${at("ao + 3u * H")}];
+    let dn = d * (1.0 - z) * (1.0 - n * n);
+    let dz = d * (hprev[${at("bt * H + jv")}] - n) * z * (1.0 - z);
+    let dr = dn * hh * rg * (1.0 - rg);
+    if (live) {
+      dxp[${at("go")}] = dz;
+      dxp[${at("go + H")}] = dr;
+      dxp[${at("go + 2u * H")}] = dn;
+      dhp[${at("go")}] = dz;
+      dhp[${at("go + H")}] = dr;
+      dhp[${at("go + 2u * H")}] = dn * rg;
+      carryH[${at("b * H + j")}] = d * z;
+    }`;
+    return /* wgsl */ `
+{
+  let b = b${r};
+  let live = liveUnit && b0 + ${r}u < u.B;
+  let bt = b * u.T + t;
+  var d: ${VT};
+  d = d${r};
+  ${carryIn}
+  if (!gates) {
+    if (live) { carryH[${at("b * H + j")}] = d; }
+  } else {
+    if (u.seqGrad != 0u) { d += dout[${at("(b * u.T + outPos) * H + jv")}]; }
+    let ao = bt * ${S}u * H + jv;
+    let go = bt * GH + j;${gatesPart}
+  }
+}`;
+  };
+
+  // dout, U, acts, cprev | hprev, then LSTM dgates, carryH, carryC | GRU dxp, dhp, carryH
+  const bindings = ["read", "read", "read", "read", "write", "write", "write"] as const;
+  const names = lstm
+    ? ["dout", "rk", "acts", "cprev", "dg", "carryH", "carryC"]
+    : ["dout", "rk", "acts", "hprev", "dxp", "dhp", "carryH"];
+  return {
+    name: `${cell}_backward`,
+    key: `w${W}l${tile.lanes}r${R}`,
+    bindings: [...bindings],
+    uniform: true,
+    code: () => /* wgsl */ `
+struct U {
+  B: u32, T: u32, H: u32, start: u32, count: u32, chunk: u32, backwards: u32,
+  stepOrder: u32, seqGrad: u32, tail: u32,
+}
+${
+      names.map((n, i) =>
+        `@group(0) @binding(${i}) var<storage, ${
+          bindings[i] === "read" ? "read" : "read_write"
+        }> ${n}: array<${VT}>;`
+      ).join("\n")
+    }
+@group(0) @binding(${names.length}) var<uniform> u: U;
+
+@compute @workgroup_size(${tile.lanes})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${e.threadSetup(G)}
+  for (var i = 0u; i < u.count; i++) {
+    // s + 1 (unsigned: the dh0 pass has s = −1).
+    let s1 = u.start - i;
+    let gates = s1 > 0u;
+    let s = max(s1, 1u) - 1u;
+    let t = select(s, u.T - 1u - s, back);
+    let first = s1 == u.T;
+    let tRec = select(s1, u.T - 1u - s1, back); // step s + 1, unused on the first pass
+    let outPos = select(t, s, back && u.stepOrder != 0u);
+    for (var b0 = rowStart; b0 < rowEnd; b0 += ${R}u) {
+${e.rows()}
+${e.zeroed(range(R).map((r) => `d${r}`))}
+      if (!first) {
+${recurrence()}
+      }
+${range(R).map(epilogue).join("\n")}
+    }
+    storageBarrier();
+  }
+}`,
+  };
+}
+
+/**
+ * Bias gradient: column sums of [rows, n] gate gradients; with `pair` the second source fills a
+ * second row (GRU: input bias from dxp, recurrent bias from dhp).
+ */
+export function rnnBiasGradKernel(pair: boolean): KernelSpec {
+  return {
+    name: "rnn_bias_grad",
+    key: pair ? "pair" : "single",
+    bindings: ["read", "read", "write"],
+    uniform: true,
+    code: () => /* wgsl */ `
+struct U { rows: u32, n: u32, gx: u32 }
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${LINEAR_INDEX}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_index(wid, lid, u.gx);
+  if (i >= ${pair ? "2u * " : ""}u.n) { return; }
+  let c = i % u.n;
+  var s = 0.0;
+  if (i < u.n) {
+    for (var r = 0u; r < u.rows; r++) { s += a[r * u.n + c]; }
+  } else {
+    for (var r = 0u; r < u.rows; r++) { s += b[r * u.n + c]; }
+  }
+  out[i] = s;
+}`,
+  };
+}
+
+/** Places a gradient slice into a zero gradient of the packed output: out[offset + i] = g[i]. */
+export const rnnPlaceKernel: KernelSpec = {
+  name: "rnn_place",
+  key: "",
+  bindings: ["read", "write"],
+  uniform: true,
+  code: () => /* wgsl */ `
+struct U { total: u32, offset: u32, n: u32, gx: u32 }
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${LINEAR_INDEX}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_index(wid, lid, u.gx);
+  if (i >= u.total) { return; }
+  let k = i - u.offset;
+  out[i] = select(0.0, g[min(k, u.n - 1u)], i >= u.offset && k < u.n);
+}`,
+};
