@@ -13,26 +13,9 @@ import { noGrad } from "../engine/autograd.ts";
 import { Rng } from "../engine/random.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { setup } from "./helpers.ts";
+import { spirals } from "../labs/demo.ts";
 
 const rt = await setup();
-
-/** Two interleaved spirals, 2 classes, `n` points each, seeded. */
-function spirals(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
-  const x = new Float32Array(4 * n);
-  const y = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    const r = (i / n) * 5 + 0.3;
-    const t = 1.75 * (i / n) * 2 * Math.PI;
-    for (let c = 0; c < 2; c++) {
-      const k = 2 * i + c;
-      const angle = t + c * Math.PI;
-      x[2 * k] = r * Math.cos(angle) / 5 + rng.normal(0, 0.01);
-      x[2 * k + 1] = r * Math.sin(angle) / 5 + rng.normal(0, 0.01);
-      y[k] = c;
-    }
-  }
-  return { x, y };
-}
 
 function mlp(seed: number, hidden: number, dropout = 0): Sequential {
   const rng = new Rng(seed);
