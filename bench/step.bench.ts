@@ -7,6 +7,8 @@ import { Adam } from "../engine/optim/optimizers.ts";
 import { softmaxCrossEntropy } from "../engine/ops/loss.ts";
 import { Rng } from "../engine/random.ts";
 import { init, Tensor, tidy } from "../engine/tensor.ts";
+import { benchKernel } from "./lib/kernel.ts";
+import { denseStepWork } from "./lib/work.ts";
 
 const rt = await init();
 const rng = new Rng(1);
@@ -50,18 +52,16 @@ Deno.bench({
   },
 });
 
-Deno.bench({
-  name: "MLP 784-512-10 step, batch 128, encode + GPU (sync inside)",
-  group: "step",
-  async fn(b) {
-    b.start();
-    step();
-    await rt.sync();
-    b.end();
-  },
+benchKernel({
+  kernel: "MLP 784-512-10 step",
+  variant: "encode + GPU",
+  shape: "batch 128",
+  work: denseStepWork(128, [784, 512, 10]),
+  setup: () => step,
 });
 
 globalThis.addEventListener("unload", () => {
+  if (!encodeMs.length) return; // filtered out
   encodeMs.sort((a, b) => a - b);
   const median = encodeMs[encodeMs.length >> 1];
   console.log(
