@@ -26,9 +26,10 @@ function shapes(m: number, k: number, n: number, transA: boolean, transB: boolea
   return { a: transA ? [k, m] : [m, k], b: transB ? [n, k] : [k, n] };
 }
 
-/** Forward against the reference and gradients of a, b (and bias) by finite differences. */
+/** Options with the bias given as its length N. */
 type CheckOptions = Omit<MatmulOptions, "bias"> & { bias?: number };
 
+/** Forward against the reference and gradients of a, b (and bias) by finite differences. */
 function check(
   name: string,
   a: number[],
@@ -60,7 +61,10 @@ Deno.test("matmul: odd shapes, every transpose combination, forward and gradient
   });
 });
 
-/** Σ w·C for big shapes: the gradients are w·op(B)ᵀ and op(A)ᵀ·w, computed by the reference. */
+/**
+ * Shapes too big for finite differences: the gradients of Σ W⊙(op(A)·op(B)) are W·op(B)ᵀ and
+ * op(A)ᵀ·W, computed here by plain loops and laid out like A and B.
+ */
 async function checkLargeGradients(
   m: number,
   k: number,
@@ -72,7 +76,7 @@ async function checkLargeGradients(
   const s = shapes(m, k, n, transA, transB);
   const ra = ref(s.a, randomData(m * k, rng));
   const rb = ref(s.b, randomData(k * n, rng));
-  const w = ref([m, n], randomData(m * n, rng));
+  const w = randomData(m * n, rng);
   const a = Tensor.from(ra.data, s.a).requireGrad();
   const b = Tensor.from(rb.data, s.b).requireGrad();
   const out = matmul(a, b, { transA, transB });
@@ -81,16 +85,20 @@ async function checkLargeGradients(
     atol: 1e-4,
     what: `${what} forward`,
   });
-  out.backward(Tensor.from(w.data, [m, n]));
-  // dop(A) = W·op(B)ᵀ, laid out like A: transposed back when A is.
-  const dA = transA
-    ? matmulRef(rb, w, { transA: transB, transB: true })
-    : matmulRef(w, rb, { transB: !transB });
-  const dB = transB
-    ? matmulRef(w, ra, { transA: true, transB: transA })
-    : matmulRef(ra, w, { transA: !transA });
-  assertClose(await a.grad!.data(), dA.data, { atol: 1e-4, what: `${what} dA` });
-  assertClose(await b.grad!.data(), dB.data, { atol: 1e-4, what: `${what} dB` });
+  out.backward(Tensor.from(w, [m, n]));
+  const atA = (i: number, p: number) => transA ? p * m + i : i * k + p;
+  const atB = (p: number, j: number) => transB ? j * k + p : p * n + j;
+  const dA = new Float64Array(m * k), dB = new Float64Array(k * n);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      for (let j = 0; j < n; j++) {
+        dA[atA(i, p)] += w[i * n + j] * rb.data[atB(p, j)];
+        dB[atB(p, j)] += ra.data[atA(i, p)] * w[i * n + j];
+      }
+    }
+  }
+  assertClose(await a.grad!.data(), dA, { atol: 1e-4, what: `${what} dA` });
+  assertClose(await b.grad!.data(), dB, { atol: 1e-4, what: `${what} dB` });
   for (const t of [a, b, out]) t.dispose();
 }
 
@@ -131,6 +139,8 @@ Deno.test("matmul: batched, with and without broadcasting", async () => {
       [[2, 1, 5, 7], [3, 7, 9], {}],
       [[2, 1, 3, 5, 7], [1, 3, 1, 9, 7], { transB: true }],
       [[1, 3, 7, 5], [2, 1, 7, 9], { transA: true }],
+      // Four batch dimensions that cannot be merged (the kernel's limit).
+      [[2, 1, 2, 1, 5, 7], [1, 3, 1, 3, 7, 9], {}],
       // vec4 operands with batch strides.
       [[3, 8, 12], [3, 12, 16], {}],
     ];
@@ -157,6 +167,13 @@ Deno.test("matmul: bias and every activation, forward and gradients", async () =
     await check(`${layout} no bias`, [4, 5], [3, 4, 8], { activation: "gelu", transA: true });
   });
   await check("leaky slope", [6, 5], [5, 9], { activation: "leaky_relu", alpha: 0.05, bias: 9 });
+  // A Dense layer: the input needs no gradient, the weight and bias do.
+  await checkOp({
+    name: "matmul with a frozen input",
+    inputs: [{ shape: [2, 3, 7], grad: false }, { shape: [7, 5] }, { shape: [5] }],
+    gpu: (x, w, c) => matmul(x, w, { bias: c, activation: "tanh" }),
+    ref: (x, w, c) => matmulRef(x, w, { bias: c, activation: "tanh" }),
+  });
 });
 
 Deno.test("matmul: large magnitudes stay finite and accurate, activations saturate", async () => {
@@ -179,6 +196,23 @@ Deno.test("matmul: large magnitudes stay finite and accurate, activations satura
   }
 });
 
+Deno.test("matmul: the same tensor on both sides gets both gradients (x·xᵀ)", async () => {
+  const { rng } = testRng();
+  const xs = randomData(15, rng), w = randomData(9, rng);
+  const x = Tensor.from(xs, [3, 5]).requireGrad();
+  matmul(x, x, { transB: true }).backward(Tensor.from(w, [3, 3]));
+  // d/dx Σ w⊙(x·xᵀ) = (w + wᵀ)·x
+  const expected = new Float64Array(15);
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 3; j++) {
+      for (let p = 0; p < 5; p++) {
+        expected[i * 5 + p] += (w[i * 3 + j] + w[j * 3 + i]) * xs[j * 5 + p];
+      }
+    }
+  }
+  assertClose(await x.grad!.data(), expected);
+});
+
 Deno.test("matmul: K = 0 gives act(bias) and a bias gradient; empty outputs dispatch nothing", async () => {
   const a = Tensor.from([], [3, 0]).requireGrad();
   const b = Tensor.from([], [0, 2]).requireGrad();
@@ -188,7 +222,12 @@ Deno.test("matmul: K = 0 gives act(bias) and a bias gradient; empty outputs disp
   out.backward(Tensor.ones([3, 2]));
   assertClose(await bias.grad!.data(), [0, 3]);
   assert.deepEqual(a.grad!.shape, [3, 0]);
-  const empty = matmul(Tensor.from([], [0, 4]), Tensor.uniform([4, 5]));
+  const [x, y] = [Tensor.from([], [0, 4]), Tensor.uniform([4, 5])];
+  rt.poison = false; // poisoning the (empty) output would count as a dispatch
+  const before = rt.poolStats().dispatches;
+  const empty = matmul(x, y);
+  assert.equal(rt.poolStats().dispatches, before);
+  rt.poison = true;
   assert.deepEqual(empty.shape, [0, 5]);
 });
 
@@ -223,19 +262,10 @@ Deno.test("matmul: a training step's memory stays flat (saved tensors are releas
 
 Deno.test("matmul: bad inputs are rejected before dispatch with the op and shapes named", () => {
   const t = (shape: number[]) => Tensor.uniform(shape);
-  const [v3, m23, m32, m34, m45, m52, m53, b234, b546, v4, r14] = [
-    [3],
-    [2, 3],
-    [3, 2],
-    [3, 4],
-    [4, 5],
-    [5, 2],
-    [5, 3],
-    [2, 3, 4],
-    [5, 4, 6],
-    [4],
-    [1, 4],
-  ].map(t);
+  const v3 = t([3]), m23 = t([2, 3]), m32 = t([3, 2]), m34 = t([3, 4]), m45 = t([4, 5]);
+  const m53 = t([5, 3]), b234 = t([2, 3, 4]), b546 = t([5, 4, 6]), r14 = t([1, 4]);
+  // Batch axes alternating between a and b: six that cannot be merged.
+  const alt1 = t([2, 1, 2, 1, 2, 1, 2, 3]), alt2 = t([1, 2, 1, 2, 1, 2, 3, 2]);
   const ints = Tensor.from([1, 2], [1, 2], "i32");
   const disposed = t([2, 2]);
   disposed.dispose();
@@ -276,9 +306,15 @@ Deno.test("matmul: bad inputs are rejected before dispatch with the op and shape
       () => matmul(m23, m34, { activation: "leaky_relu", alpha: -1 }),
       /matmul: leaky_relu alpha is -1; expected a finite value ≥ 0$/,
     ],
+    [
+      () => matmul(alt1, alt2),
+      /matmul: broadcasting a \[2, 1, 2, 1, 2, 1, 2, 3\] with b \[1, 2, 1, 2, 1, 2, 3, 2\] leaves 6 batch dimensions that cannot be merged \(at most 4\)/,
+    ],
     [() => matmul(disposed, m23), /matmul: tensor of shape \[2, 2\] was already disposed$/],
   ];
   for (const [fn, message] of cases) assert.throws(fn, message);
   assert.equal(rt.poolStats().dispatches, before, "a rejected matmul encoded work");
-  for (const x of [v3, m23, m32, m34, m45, m52, m53, b234, b546, v4, r14, ints]) x.dispose();
+  for (const x of [v3, m23, m32, m34, m45, m53, b234, b546, r14, alt1, alt2, ints]) {
+    x.dispose();
+  }
 });

@@ -13,10 +13,10 @@ import {
   MATMUL_BATCH_SLOTS,
   type MatmulActivation,
   matmulKernel,
-  type MatmulTile,
-  type MatmulTiles,
+  type MatmulTileOption,
   matmulTiles,
   matmulUniforms,
+  pickTile,
 } from "../shaders/matmul.ts";
 import { sum } from "./reduce.ts";
 
@@ -38,22 +38,17 @@ export interface MatmulOptions {
 
 const ACTIVATIONS: readonly MatmulActivation[] = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu"];
 const DEFAULT_LEAKY_ALPHA = 0.3;
-/** Products below this many multiply-adds use the small tile (more workgroups, quick compile). */
-const LARGE_TILE_MIN_MACS = 1 << 22;
 const MAX_GROUPS = 65535;
 
-let tileOverride: MatmulTiles | null = null;
+let tileOverride: MatmulTileOption[] | null = null;
 
 /** Forces a tile table (benchmarks and tests of the other layout); null restores the adapter's. */
-export function setMatmulTiles(tiles: MatmulTiles | null): void {
-  if (tiles) {
-    checkTile(tiles.large);
-    checkTile(tiles.small);
-  }
+export function setMatmulTiles(tiles: MatmulTileOption[] | null): void {
+  for (const option of tiles ?? []) checkTile(option.tile);
   tileOverride = tiles;
 }
 
-function tilesFor(): MatmulTiles {
+function tilesFor(): MatmulTileOption[] {
   return tileOverride ?? matmulTiles(runtime().ctx.report);
 }
 
@@ -177,15 +172,6 @@ function plan(
   };
 }
 
-function checkPlan(p: Plan, a: Tensor, b: Tensor): void {
-  if (p.grid.length > MATMUL_BATCH_SLOTS) {
-    throw new Error(
-      `matmul: broadcasting a ${formatShape(a.shape)} with b ${formatShape(b.shape)} leaves ` +
-        `${p.grid.length} batch dimensions that cannot be merged (at most ${MATMUL_BATCH_SLOTS})`,
-    );
-  }
-}
-
 // ---- dispatch -----------------------------------------------------------------------------
 
 interface Gemm {
@@ -207,27 +193,36 @@ interface Gemm {
   savePre: boolean;
 }
 
+/** Validates the launch, then encodes it: nothing is allocated or dispatched when it throws. */
 function gemm(g: Gemm): { out: Tensor; pre: Tensor | null } {
-  const out = Tensor.empty(g.outShape);
-  const pre = g.savePre ? Tensor.empty(g.outShape) : null;
   const p = plan(g.m, g.n, g.k, g.aBatch, g.bBatch, g.outBatch, g.transA);
+  if (p.grid.length > MATMUL_BATCH_SLOTS || p.reduce.length > MATMUL_BATCH_SLOTS) {
+    throw new Error(
+      `matmul: broadcasting a ${formatShape(g.a.shape)} with b ${formatShape(g.b.shape)} leaves ` +
+        `${p.grid.length + p.reduce.length} batch dimensions that cannot be merged ` +
+        `(at most ${MATMUL_BATCH_SLOTS})`,
+    );
+  }
   const batches = p.grid.reduce((q, d) => q * d.size, 1);
   const summed = p.reduce.reduce((q, d) => q * d.size, 1);
-  if (out.size === 0) return { out, pre };
-  if (p.reduce.length > MATMUL_BATCH_SLOTS) {
-    // Only gradients sum over batches, and each summed dim was a grid dim of the forward.
-    throw new Error(`matmul: gradient needs ${p.reduce.length} summed batch dimensions`);
+  const tile = pickTile(tilesFor(), p.m, g.n, g.k * batches * summed);
+  const gx = Math.ceil(g.n / (tile.wx * tile.tn));
+  const gy = Math.ceil(p.m / (tile.wy * tile.tm));
+  if (gx > MAX_GROUPS || gy > MAX_GROUPS) {
+    throw new Error(
+      `matmul: a ${p.m}×${g.n} output needs ${gy}×${gx} tiles, over the adapter's ` +
+        `${MAX_GROUPS} workgroups per dimension`,
+    );
   }
-  const macs = p.m * g.n * g.k * batches * summed;
-  const tiles = tilesFor();
-  const tile: MatmulTile = macs >= LARGE_TILE_MIN_MACS ? tiles.large : tiles.small;
-  const vecC = g.n % 4 === 0;
+  const out = Tensor.empty(g.outShape);
+  const pre = g.savePre ? Tensor.empty(g.outShape) : null;
+  if (out.size === 0) return { out, pre };
   const kernel = matmulKernel({
     transA: g.transA,
     transB: g.transB,
     vecA: (g.transA ? p.m : g.k) % 4 === 0,
     vecB: (g.transB ? g.k : g.n) % 4 === 0,
-    vecC,
+    vecC: g.n % 4 === 0,
     bias: !!g.bias,
     activation: g.activation,
     savePre: g.savePre,
@@ -237,14 +232,6 @@ function gemm(g: Gemm): { out: Tensor; pre: Tensor | null } {
   if (g.bias) buffers.push(g.bias.storage);
   buffers.push(out.storage);
   if (pre) buffers.push(pre.storage);
-  const gx = Math.ceil(g.n / (tile.wx * tile.tn));
-  const gy = Math.ceil(p.m / (tile.wy * tile.tm));
-  if (gx > MAX_GROUPS || gy > MAX_GROUPS) {
-    throw new Error(
-      `matmul: a ${p.m}×${g.n} output needs ${gy}×${gx} tiles, over the adapter's ` +
-        `${MAX_GROUPS} workgroups per dimension`,
-    );
-  }
   const rt = runtime();
   for (let z0 = 0; z0 < batches; z0 += MAX_GROUPS) {
     const gz = Math.min(MAX_GROUPS, batches - z0);
@@ -294,8 +281,6 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       );
     }
   }
-  checkPlan(plan(geo.m, geo.n, geo.k, geo.aBatch, geo.bBatch, geo.batch, transA), a, b);
-
   const inputs = bias ? [a, b, bias] : [a, b];
   const recording = needsGrad(inputs);
   const { out, pre } = gemm({

@@ -23,37 +23,72 @@ export interface MatmulTile {
   bk: number;
 }
 
-/** `large` for big products; `small` where large tiles would leave the adapter idle. */
-export interface MatmulTiles {
-  large: MatmulTile;
-  small: MatmulTile;
+/** One entry of an adapter's tile table. */
+export interface MatmulTileOption {
+  tile: MatmulTile;
+  /** Throughput relative to the table's fastest tile, on a product the tile covers exactly. */
+  speed: number;
+  /** Only for products of at least this many multiply-adds (big tiles compile for seconds). */
+  minMacs?: number;
 }
 
-/** Tile tables by adapter class (benchmarks update these; tests run both on any adapter). */
-export const MATMUL_TILES: Record<"cpu" | "gpu", MatmulTiles> = {
-  // Measured on lavapipe (2 cores, bench/matmul.bench.ts): a vec4 load costs ~100 cycles per 8
-  // lanes while FMAs are nearly free, so the largest register block that still compiles in a few
-  // seconds wins; x = 8 keeps one SIMD row of lanes on neighbouring columns.
-  cpu: {
-    large: { shared: false, wx: 8, wy: 1, tm: 32, tn: 32, bk: 4 },
-    small: { shared: false, wx: 8, wy: 1, tm: 16, tn: 16, bk: 4 },
-  },
-  // Conventional GPU tiling: 256 invocations, 8×8 (large) or 4×4 (small) outputs each, 8 KiB of
-  // workgroup memory.
-  gpu: {
-    large: { shared: true, wx: 16, wy: 16, tm: 8, tn: 8, bk: 8 },
-    small: { shared: true, wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 },
-  },
+/**
+ * Tile tables by adapter class; a product takes the option with the least padded work per unit
+ * of speed, so narrow or short outputs do not run mostly on clamped rows and columns. Benchmarks
+ * update these; tests run both tables on any adapter.
+ */
+export const MATMUL_TILES: Record<"cpu" | "gpu", MatmulTileOption[]> = {
+  // Measured on lavapipe (2 cores, 1024³): a vec4 load costs ~100 cycles per 8 lanes while FMAs
+  // are nearly free, so the largest register block that still compiles in a few seconds wins;
+  // x = 8 keeps one SIMD row of lanes on neighbouring columns (other shapes measured 2× slower).
+  cpu: [
+    { tile: { shared: false, wx: 8, wy: 1, tm: 32, tn: 32, bk: 4 }, speed: 1, minMacs: 1 << 22 },
+    { tile: { shared: false, wx: 8, wy: 1, tm: 16, tn: 16, bk: 4 }, speed: 0.7 },
+    { tile: { shared: false, wx: 8, wy: 1, tm: 4, tn: 32, bk: 4 }, speed: 0.4 },
+    { tile: { shared: false, wx: 8, wy: 1, tm: 32, tn: 4, bk: 4 }, speed: 0.33 },
+  ],
+  // Conventional GPU tiling, 256 invocations and ≤ 10 KiB of workgroup memory per tile. Not yet
+  // measured on a GPU: the speeds are estimates.
+  gpu: [
+    { tile: { shared: true, wx: 16, wy: 16, tm: 8, tn: 8, bk: 8 }, speed: 1, minMacs: 1 << 22 },
+    { tile: { shared: true, wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 }, speed: 0.6 },
+    { tile: { shared: true, wx: 32, wy: 8, tm: 4, tn: 4, bk: 16 }, speed: 0.5 },
+    { tile: { shared: true, wx: 8, wy: 32, tm: 4, tn: 4, bk: 16 }, speed: 0.5 },
+  ],
 };
 
-/** Tile table entry for an adapter: CPU implementations get the storage-direct layout. */
-export function matmulTiles(report: AdapterReport): MatmulTiles {
+/** Tile table for an adapter: CPU implementations get the storage-direct layout. */
+export function matmulTiles(report: AdapterReport): MatmulTileOption[] {
   const cpu = report.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(report.description);
   return MATMUL_TILES[cpu ? "cpu" : "gpu"];
 }
 
+/**
+ * The option with the least padded work per unit of speed for M×N outputs; `depth` is K times the
+ * number of output matrices and summed batches (it only decides which options are big enough).
+ */
+export function pickTile(
+  options: MatmulTileOption[],
+  m: number,
+  n: number,
+  depth: number,
+): MatmulTile {
+  let best: MatmulTileOption | null = null;
+  let bestCost = Infinity;
+  for (const option of options) {
+    const { wx, wy, tm, tn } = option.tile;
+    if (m * n * depth < (option.minMacs ?? 0)) continue;
+    const rows = Math.ceil(m / (wy * tm)) * wy * tm;
+    const cols = Math.ceil(n / (wx * tn)) * wx * tn;
+    const cost = rows * cols / option.speed;
+    if (cost < bestCost) [best, bestCost] = [option, cost];
+  }
+  if (!best) throw new Error("matmul: no tile in the table fits this product");
+  return best.tile;
+}
+
 /** Workgroup memory a tile needs (bytes); must stay within 16 KiB. */
-export function tileSharedBytes(t: MatmulTile): number {
+function tileSharedBytes(t: MatmulTile): number {
   return t.shared ? t.bk * (t.wy * t.tm + t.wx * t.tn) * 4 : 0;
 }
 
