@@ -243,13 +243,28 @@ var<workgroup> row_sum: array<f32, ${WG}>;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${prelude(layout)}
   var m = g.neg_inf;
+  var total = 0.0;
+#if ${layout.splits === 1}
+  // One lane per row: max and Σ exp in a single online pass (one read of the row saved).
+  if (!live) { return; }
+  for (var r = start; r < end; r += 1u) {
+    let v = x[base + r * g.inner];
+    if (v > m) {
+      total = total * exp(m - v) + 1.0;
+      m = v;
+    } else {
+      total += exp(v - m);
+    }
+  }
+  row_sum[lid] = total;
+  let head_slot = lid;
+#else
   if (live) {
     for (var r = start + split; r < end; r += ${layout.splits}u) { m = max(m, x[base + r * g.inner]); }
   }
   row_max[lid] = m;
   ${combineLanes(layout, (a, b) => `row_max[${a}] = max(row_max[${a}], row_max[${b}]);`, true)}
   m = row_max[${head}];
-  var total = 0.0;
   if (live) {
     for (var r = start + split; r < end; r += ${layout.splits}u) {
       let at = base + r * g.inner;
@@ -259,15 +274,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   row_sum[lid] = total;
   ${combineLanes(layout, (a, b) => `row_sum[${a}] += row_sum[${b}];`, true)}
   if (!live) { return; }
+  let head_slot = ${head};
+#endif
 #if ${log}
   // (x − m) − log Σ: adding log Σ to m first would round it at the scale of m.
-  let log_sum = log(row_sum[${head}]);
+  let log_sum = log(row_sum[head_slot]);
   for (var r = start + split; r < end; r += ${layout.splits}u) {
     let at = base + r * g.inner;
     y[at] = (x[at] - m) - log_sum;
   }
 #else
-  let inv = 1.0 / row_sum[${head}];
+  let inv = 1.0 / row_sum[head_slot];
   for (var r = start + split; r < end; r += ${layout.splits}u) {
     let at = base + r * g.inner;
     y[at] = exp(x[at] - m) * inv;
