@@ -4,10 +4,12 @@ import { parseArgs } from "node:util";
 import { init } from "../engine/tensor.ts";
 import { findLab, type LabArgs, listLabs, stdoutWriter } from "./registry.ts";
 import "./demo.ts";
+import "./tp1.ts";
+import "./tp2.ts";
 
 const USAGE =
   `usage: deno task train <lab> [--epochs N] [--batch-size N] [--seed N] [--quick] [--resume]
-                     [--checkpoint-dir DIR]
+                     [--checkpoint-dir DIR] [--exercise N]
        deno task train --list`;
 
 function labList(): string {
@@ -38,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
         quick: { type: "boolean", default: false },
         resume: { type: "boolean", default: false },
         "checkpoint-dir": { type: "string", default: "checkpoints" },
+        exercise: { type: "string" },
         list: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -73,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     args = {
       epochs: positiveInt("epochs", values.epochs),
       batchSize: positiveInt("batch-size", values["batch-size"]),
+      exercise: positiveInt("exercise", values.exercise),
       seed,
       quick: values.quick,
       resume: values.resume,

@@ -7,6 +7,8 @@ export interface LabArgs {
   epochs?: number;
   batchSize?: number;
   seed: number;
+  /** Run only this exercise of a multi-exercise lab (`--exercise N`). */
+  exercise?: number;
   /** Tiny sizes: the whole lab runs in seconds (CI, smoke tests). */
   quick: boolean;
   /** Continue from the lab's last training checkpoint. */
