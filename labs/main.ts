@@ -2,14 +2,15 @@
 // `deno task train --list`. Exit codes: 0 done, 1 the lab failed, 2 bad command line.
 import { parseArgs } from "node:util";
 import { init } from "../engine/tensor.ts";
-import { findLab, type LabArgs, listLabs, stdoutWriter } from "./registry.ts";
+import { findLab, type LabArgs, type LabFlag, listLabs, stdoutWriter } from "./registry.ts";
 import "./demo.ts";
 import "./tp1.ts";
 import "./tp2.ts";
+import "./tp5.ts";
 
 const USAGE =
   `usage: deno task train <lab> [--epochs N] [--batch-size N] [--seed N] [--quick] [--resume]
-                     [--checkpoint-dir DIR] [--exercise N]
+                     [--checkpoint-dir DIR] [--exercise N] [--part N] [--seeds N]
        deno task train --list`;
 
 function labList(): string {
@@ -41,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
         resume: { type: "boolean", default: false },
         "checkpoint-dir": { type: "string", default: "checkpoints" },
         exercise: { type: "string" },
+        part: { type: "string" },
+        seeds: { type: "string" },
         list: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -77,6 +80,8 @@ export async function main(argv: string[]): Promise<number> {
       epochs: positiveInt("epochs", values.epochs),
       batchSize: positiveInt("batch-size", values["batch-size"]),
       exercise: positiveInt("exercise", values.exercise),
+      part: positiveInt("part", values.part),
+      seeds: positiveInt("seeds", values.seeds),
       seed,
       quick: values.quick,
       resume: values.resume,
@@ -87,10 +92,21 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 2;
   }
+  const given: [LabFlag, boolean][] = [
+    ["exercise", args.exercise !== undefined],
+    ["part", args.part !== undefined],
+    ["seeds", args.seeds !== undefined],
+    ["resume", args.resume],
+  ];
+  for (const [flag, used] of given) {
+    if (used && !lab.flags?.includes(flag)) {
+      console.error(`lab '${lab.name}' has no --${flag} option\n${USAGE}`);
+      return 2;
+    }
+  }
   try {
     await init();
-    await lab.run(args);
-    return 0;
+    return (await lab.run(args)) ?? 0;
   } catch (e) {
     console.error(`lab '${lab.name}' failed: ${(e as Error).stack ?? e}`);
     return 1;

@@ -9,6 +9,10 @@ export interface LabArgs {
   seed: number;
   /** Run only this exercise of a multi-exercise lab (`--exercise N`). */
   exercise?: number;
+  /** Run only this part of a multi-part lab (`--part N`). */
+  part?: number;
+  /** How many seeds a lab repeats its main comparison over (`--seeds N`). */
+  seeds?: number;
   /** Tiny sizes: the whole lab runs in seconds (CI, smoke tests). */
   quick: boolean;
   /** Continue from the lab's last training checkpoint. */
@@ -19,10 +23,16 @@ export interface LabArgs {
   out: ProgressWriter;
 }
 
+/** Options only some labs understand; main.ts refuses them for the others. */
+export type LabFlag = "exercise" | "part" | "seeds" | "resume";
+
 export interface Lab {
   name: string;
   description: string;
-  run(args: LabArgs): Promise<void>;
+  /** Which of the optional flags this lab accepts (default none). */
+  flags?: readonly LabFlag[];
+  /** Resolves to the exit status (default 0): a lab whose criteria fail returns non-zero. */
+  run(args: LabArgs): Promise<void | number>;
 }
 
 const registry = new Map<string, Lab>();

@@ -23,7 +23,6 @@ export function tp1ModelPath(args: Pick<LabArgs, "quick" | "checkpointDir">): st
 }
 
 async function run(args: LabArgs): Promise<void> {
-  if (args.exercise !== undefined) throw new Error("tp1 has no exercises; drop --exercise");
   const epochs = args.epochs ?? (args.quick ? 1 : TP1.epochs);
   const batchSize = args.batchSize ?? TP1.batchSize;
   const data = await loadMnistSplits(args.quick);
@@ -72,5 +71,6 @@ async function run(args: LabArgs): Promise<void> {
 registerLab({
   name: "tp1",
   description: "TP1: MNIST MLP 784-512-10 with Dropout, Adam, MLflow; saves the model for the API",
+  flags: ["resume"],
   run,
 });
