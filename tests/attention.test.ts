@@ -9,7 +9,13 @@ import {
   type RefScore,
   simpleAttentionRef,
 } from "./reference/attention.ts";
-import { DecoderAttention, MultiHeadAttention, SimpleAttention } from "../engine/nn/attention.ts";
+import {
+  DecoderAttention,
+  MultiHeadAttention,
+  ScaledDotProductAttention,
+  SimpleAttention,
+} from "../engine/nn/attention.ts";
+import { runtime } from "../engine/runtime.ts";
 import { Embedding, PositionEmbedding } from "../engine/nn/embedding.ts";
 
 await setup();
@@ -250,6 +256,84 @@ Deno.test("SimpleAttention: shapes, parameter count, forward and gradients vs th
   assert.throws(
     () => layer.forward(randomTensor([batch, steps + 1, d])),
     /SimpleAttention: input \[3, 8, 5\], expected \[B, 7, 5\]/,
+  );
+});
+
+Deno.test("SimpleAttention: a nonzero per-step bias broadcasts over the batch, not the features", async () => {
+  const [batch, steps, d] = [4, 9, 6];
+  const layer = new SimpleAttention(steps, d);
+  const { rng } = testRng();
+  const bias = randomData(steps, rng, -1, 1);
+  runtime().upload(layer.bias.storage, Float32Array.from(bias));
+  const h = randomTensor([batch, steps, d], -2, 2);
+  await checkLayer(
+    "SimpleAttention (bias ≠ 0) weights",
+    [h, layer.weight, layer.bias],
+    () => layer.forward(h)[1],
+    (hr, wr, br) => simpleAttentionRef(hr, wr, br).weights,
+  );
+});
+
+/** [B, T, D] reference operands as one-head [B, 1, T, D] (the same data). */
+const oneHead = (r: Ref): Ref => ({ shape: [r.shape[0], 1, r.shape[1], r.shape[2]], data: r.data });
+
+const sdpaMasks: { name: string; gpu: () => AttentionMask | undefined; ref: RefMask }[] = [
+  { name: "no mask", gpu: () => undefined, ref: "none" },
+  { name: "causal", gpu: () => "causal", ref: "causal" },
+  { name: "window 2", gpu: () => ({ window: 2 }), ref: { window: 2 } },
+  {
+    name: "padding tensor [B, 1, Tk]",
+    gpu: () => Tensor.from(paddingMask(SK), [2, 1, SK]),
+    ref: ref([2, 1, 1, SK], paddingMask(SK)),
+  },
+];
+
+for (const m of sdpaMasks) {
+  Deno.test(`ScaledDotProductAttention ${m.name}: output, weights and gradients vs the reference`, async () => {
+    const layer = new ScaledDotProductAttention();
+    const q = randomTensor([2, SQ, D], -2, 2);
+    const k = randomTensor([2, SK, D], -2, 2);
+    const v = randomTensor([2, SK, DV]);
+    const mask = m.gpu();
+    const hosts = await Promise.all([q, k, v].map(async (t) => ref(t.shape, await t.data())));
+    const expected = attentionRef(oneHead(hosts[0]), oneHead(hosts[1]), oneHead(hosts[2]), m.ref);
+    const { output, weights } = layer.forward(q, k, v, { mask });
+    assert.deepEqual(output.shape, [2, SQ, DV]);
+    assert.deepEqual(weights.shape, [2, SQ, SK]);
+    const w = Float64Array.from(await weights.data());
+    assertClose(w, expected.weights.data, { atol: 1e-6, what: `${m.name} weights` });
+    for (let row = 0; row < 2 * SQ; row++) {
+      const total = w.subarray(row * SK, (row + 1) * SK).reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(total - 1) < 1e-6, `${m.name} row ${row} sums to ${total}`);
+    }
+    await checkLayer(
+      `ScaledDotProductAttention ${m.name}`,
+      [q, k, v],
+      () => layer.forward(q, k, v, { mask }).output,
+      (qr, kr, vr) => {
+        const out = attentionRef(oneHead(qr), oneHead(kr), oneHead(vr), m.ref).output;
+        return { shape: [2, SQ, DV], data: out.data };
+      },
+    );
+    if (mask instanceof Tensor) mask.dispose();
+  });
+}
+
+Deno.test("ScaledDotProductAttention: bad shapes and masks are rejected", () => {
+  const layer = new ScaledDotProductAttention();
+  const q = Tensor.zeros([2, 3, 4]);
+  const k = Tensor.zeros([2, 5, 4]);
+  assert.throws(
+    () => layer.forward(q, Tensor.zeros([2, 5, 3]), Tensor.zeros([2, 5, 4])),
+    /ScaledDotProductAttention: q \[2, 3, 4\], k \[2, 5, 3\], v \[2, 5, 4\]; expected/,
+  );
+  assert.throws(
+    () => layer.forward(q, k, Tensor.zeros([2, 4, 4])),
+    /ScaledDotProductAttention: .*v \[2, 4, 4\]/,
+  );
+  assert.throws(
+    () => layer.forward(q, k, k, { mask: Tensor.zeros([2, 1, 3, 5]) }),
+    /ScaledDotProductAttention: mask \[2, 1, 3, 5\]; expected a tensor broadcastable to \[B, Tq, Tk\]/,
   );
 });
 

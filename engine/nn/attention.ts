@@ -70,6 +70,62 @@ export class SimpleAttention extends Module<[Tensor], [Tensor, Tensor]> {
   }
 }
 
+// ---- ScaledDotProductAttention ------------------------------------------------------------
+
+export interface ScaledDotProductCallOptions {
+  /**
+   * `"causal"`, `{ window: W }` (see ops/attention.ts `AttentionMask`), or an additive f32
+   * tensor broadcastable to [B, Tq, Tk] (0 to keep, −Infinity to mask).
+   */
+  mask?: AttentionMask;
+}
+
+/**
+ * The "from scratch" layer of TP5 §1.3, without parameters: softmax(Q·Kᵀ/√d_k + mask)·V for
+ * Q [B, Tq, d_k], K [B, Tk, d_k], V [B, Tk, d_v] → output [B, Tq, d_v] and weights [B, Tq, Tk].
+ * One head of the fused kernel: masked keys get weight exactly 0, and a fully masked row gives
+ * zeros instead of NaN. Gradients flow through the output; the weights are for inspection.
+ */
+export class ScaledDotProductAttention
+  extends Module<[Tensor, Tensor, Tensor, ScaledDotProductCallOptions?], AttentionResult> {
+  forward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    { mask }: ScaledDotProductCallOptions = {},
+  ): AttentionResult {
+    const fits = q.rank === 3 && k.rank === 3 && v.rank === 3 && k.shape[0] === q.shape[0] &&
+      v.shape[0] === q.shape[0] && k.shape[2] === q.shape[2] && v.shape[1] === k.shape[1];
+    if (!fits) {
+      throw new Error(
+        `ScaledDotProductAttention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, ` +
+          `v ${formatShape(v.shape)}; expected q [B, Tq, d_k], k [B, Tk, d_k], v [B, Tk, d_v]`,
+      );
+    }
+    const [batch, tq] = q.shape;
+    const [tk, dv] = [k.shape[1], v.shape[2]];
+    const oneHead = (x: Tensor) => reshape(x, [x.shape[0], 1, x.shape[1], x.shape[2]]);
+    let headMask = mask;
+    if (mask instanceof Tensor && mask.rank === 3) {
+      // [B, Tq, Tk] → [B, 1, Tq, Tk]: the kernel broadcasts masks over [B, H, Tq, Tk].
+      headMask = oneHead(mask);
+    } else if (mask instanceof Tensor && mask.rank > 3) {
+      throw new Error(
+        `ScaledDotProductAttention: mask ${formatShape(mask.shape)}; expected a tensor ` +
+          `broadcastable to [B, Tq, Tk] = [${batch}, ${tq}, ${tk}]`,
+      );
+    }
+    const { output, weights } = attention(oneHead(q), oneHead(k), oneHead(v), {
+      mask: headMask,
+      returnWeights: true,
+    });
+    return {
+      output: reshape(output, [batch, tq, dv]),
+      weights: reshape(weights, [batch, tq, tk]),
+    };
+  }
+}
+
 // ---- DecoderAttention ---------------------------------------------------------------------
 
 /**
