@@ -55,15 +55,19 @@ const UNIFORM_SLOT_MAX = 256;
 const ARENA_BYTES = 256 * 1024;
 const TIMESTAMP_PAIRS = 512;
 
-function envFlag(name: string): boolean {
+function envValue(name: string): string | undefined {
   const deno = (globalThis as unknown as { Deno?: { env: { get(k: string): string | undefined } } })
     .Deno;
   try {
-    const value = deno?.env.get(name);
-    return value !== undefined && value !== "" && value !== "0";
+    return deno?.env.get(name);
   } catch {
-    return false; // no --allow-env: flags stay off
+    return undefined; // no --allow-env: flags stay off
   }
+}
+
+function envFlag(name: string): boolean {
+  const value = envValue(name);
+  return value !== undefined && value !== "" && value !== "0";
 }
 
 /** Rounds a byte size up to its pool class: ≤ 12.5 % waste, at least 256 bytes. */
@@ -76,6 +80,8 @@ export function sizeClass(bytes: number): number {
 export class Runtime {
   readonly device: GPUDevice;
   readonly debug = envFlag("DENOGRAD_DEBUG");
+  /** DENOGRAD_DEBUG=keys: counters per specialisation (name|key) instead of per family. */
+  readonly debugKeys = envValue("DENOGRAD_DEBUG") === "keys";
   checkNaN = envFlag("DENOGRAD_CHECK_NAN");
   /** Submit after this many dispatches even if nobody reads a result. */
   maxPendingDispatches = 256;
@@ -370,7 +376,7 @@ export class Runtime {
         return this.dispatch(args);
       }
       const i = ts.names.length;
-      ts.names.push(kernel.name);
+      ts.names.push(this.debugLabel(kernel));
       this.pass = this.currentEncoder().beginComputePass({
         timestampWrites: {
           querySet: ts.set,
@@ -389,12 +395,17 @@ export class Runtime {
 
     this.stats.dispatches++;
     if (this.debug) {
-      let k = this.kernelStats.get(kernel.name);
-      if (!k) this.kernelStats.set(kernel.name, k = { count: 0, flops: 0, gpuNs: 0 });
+      const label = this.debugLabel(kernel);
+      let k = this.kernelStats.get(label);
+      if (!k) this.kernelStats.set(label, k = { count: 0, flops: 0, gpuNs: 0 });
       k.count++;
       k.flops += args.flops ?? 0;
     }
     if (++this.pendingDispatches >= this.maxPendingDispatches) this.flush();
+  }
+
+  private debugLabel(kernel: KernelSpec): string {
+    return this.debugKeys ? `${kernel.name}|${kernel.key}` : kernel.name;
   }
 
   /** Submits everything encoded so far without waiting for it. */

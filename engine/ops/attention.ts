@@ -194,7 +194,7 @@ export function attention(
   };
   if (plan.tensor) named.mask = plan.tensor.storage;
   if (out.size > 0) {
-    const forward = attentionForwardKernel(geo.d, geo.dv, plan.kind);
+    const forward = attentionForwardKernel(geo.d, geo.dv, plan.kind, geo.sq);
     rt.dispatch({
       kernel: forward.kernel,
       buffers: bind(forward, named),
@@ -258,7 +258,7 @@ export const attentionRules: Rules<AttentionOp> = {
     if (mask) named.mask = mask.storage;
     const flops = attentionFlops(geo);
     if (dq.size > 0) {
-      const queries = attentionBackwardQueryKernel(geo.d, geo.dv, plan.kind);
+      const queries = attentionBackwardQueryKernel(geo.d, geo.dv, plan.kind, geo.sq);
       rt.dispatch({
         kernel: queries.kernel,
         buffers: bind(queries, named),
@@ -274,7 +274,7 @@ export const attentionRules: Rules<AttentionOp> = {
       dk = Tensor.empty(k.shape);
       dv = Tensor.empty(v.shape);
       if (dk.size > 0) {
-        const keys = attentionBackwardKeyKernel(geo.d, geo.dv, plan.kind);
+        const keys = attentionBackwardKeyKernel(geo.d, geo.dv, plan.kind, geo.sk);
         rt.dispatch({
           kernel: keys.kernel,
           buffers: bind(keys, { ...named, dk: dk.storage, dvalue: dv.storage }),

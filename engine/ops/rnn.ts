@@ -264,7 +264,7 @@ function sequence(
       kernel: kernelSpec,
       buffers,
       uniforms: range(0, T),
-      groups: [1],
+      groups: plan.groups,
       flops: flops * T,
     });
   } else {
@@ -393,7 +393,7 @@ function sequenceGrad(cell: RnnCell, grad: Tensor, node: Node): (Tensor | null)[
       kernel: kernelSpec,
       buffers,
       uniforms: range(T - 1, passes),
-      groups: [1],
+      groups: plan.groups,
       flops: flops * passes,
     });
   } else {

@@ -34,6 +34,17 @@ const LANES = 8;
  */
 export const ATTENTION_TUNING = { forwardRows: 8, keyTile: 2, queryRows: 8, keyRows: 4 };
 
+/**
+ * Rows per invocation for `count` rows in all: the tuned number, or the next power of two ≥
+ * count when that is smaller — a decoding step (one query) would otherwise compute its row
+ * ROWS times over in every lane.
+ */
+function rowsFor(tuned: number, count: number): number {
+  let rows = 1;
+  while (rows < Math.min(tuned, count)) rows *= 2;
+  return Math.min(rows, tuned);
+}
+
 function header(kind: MaskKind): string {
   return /* wgsl */ `
 struct U {
@@ -214,9 +225,14 @@ function spec(
  * over tiles of `keyTile` keys keeping each row's running max m and sum l; writes
  * lse_i = m + log l. Workgroups: [ceil(Sq / (ROWS · LANES)), B·H].
  */
-export function attentionForwardKernel(d: number, dv: number, kind: MaskKind): AttentionKernel {
+export function attentionForwardKernel(
+  d: number,
+  dv: number,
+  kind: MaskKind,
+  queries: number,
+): AttentionKernel {
   const dims = { d, dv, kind };
-  const R = ATTENTION_TUNING.forwardRows;
+  const R = rowsFor(ATTENTION_TUNING.forwardRows, queries);
   const T = ATTENTION_TUNING.keyTile;
   const [cd, cv] = [chunksOf(d), chunksOf(dv)];
   const names = withMask(kind, [["q", "read"], ["k", "read"], ["v", "read"], ["out", "write"], [
@@ -226,6 +242,8 @@ export function attentionForwardKernel(d: number, dv: number, kind: MaskKind): A
   const b: string[] = [
     "let bh = wid.y;",
     `let first = (wid.x * ${LANES}u + lid) * ${R}u;`,
+    // Lanes past the last row have nothing to do (no barriers follow, so leaving is safe).
+    `if (first >= u.sq) { return; }`,
     "let keys = bh * u.sk;",
   ];
   for (const r of range(R)) {
@@ -297,9 +315,10 @@ export function attentionBackwardQueryKernel(
   d: number,
   dv: number,
   kind: MaskKind,
+  queries: number,
 ): AttentionKernel {
   const dims = { d, dv, kind };
-  const R = ATTENTION_TUNING.queryRows;
+  const R = rowsFor(ATTENTION_TUNING.queryRows, queries);
   const [cd, cv] = [chunksOf(d), chunksOf(dv)];
   const names = withMask(kind, [
     ["q", "read"],
@@ -314,6 +333,8 @@ export function attentionBackwardQueryKernel(
   const b: string[] = [
     "let bh = wid.y;",
     `let first = (wid.x * ${LANES}u + lid) * ${R}u;`,
+    // Lanes past the last row have nothing to do (no barriers follow, so leaving is safe).
+    `if (first >= u.sq) { return; }`,
     "let keys = bh * u.sk;",
   ];
   for (const r of range(R)) {
@@ -360,9 +381,14 @@ export function attentionBackwardQueryKernel(
  * Backward, key side: dV_j = Σ_i P_ij dO_i and dK_j = scale · Σ_i P_ij (dO_i·v_j − Δ_i) q_i.
  * Workgroups: [ceil(Sk / (ROWS · LANES)), B·H].
  */
-export function attentionBackwardKeyKernel(d: number, dv: number, kind: MaskKind): AttentionKernel {
+export function attentionBackwardKeyKernel(
+  d: number,
+  dv: number,
+  kind: MaskKind,
+  keys: number,
+): AttentionKernel {
   const dims = { d, dv, kind };
-  const R = ATTENTION_TUNING.keyRows;
+  const R = rowsFor(ATTENTION_TUNING.keyRows, keys);
   const [cd, cv] = [chunksOf(d), chunksOf(dv)];
   const names = withMask(kind, [
     ["q", "read"],
@@ -377,6 +403,8 @@ export function attentionBackwardKeyKernel(d: number, dv: number, kind: MaskKind
   const b: string[] = [
     "let bh = wid.y;",
     `let first = (wid.x * ${LANES}u + lid) * ${R}u;`,
+    // Lanes past the last row have nothing to do (no barriers follow, so leaving is safe).
+    `if (first >= u.sk) { return; }`,
   ];
   for (const r of range(R)) {
     b.push(`let j${r} = min(first + ${r}u, u.sk - 1u);`, `let krow${r} = bh * u.sk + j${r};`);

@@ -31,9 +31,10 @@ export interface RnnTile {
 }
 
 /**
- * How a sequence runs: `persistent` is ONE workgroup that loops over every time step with a
- * storage barrier between steps (one dispatch per sequence); otherwise one dispatch per step
- * over a grid of (unit tile × batch chunk) workgroups. `chunk`: batch rows per workgroup.
+ * How a sequence runs: `persistent` is one workgroup per chunk of batch rows, each looping over
+ * every time step with a storage barrier between steps (one dispatch per sequence); otherwise
+ * one dispatch per step over a grid of (unit tile × batch chunk) workgroups. `chunk`: batch rows
+ * per workgroup.
  */
 export interface RnnPlan {
   tile: RnnTile;
@@ -64,7 +65,14 @@ export function rnnPlan(
       (mode !== "tiled" && batch * hidden * gates * hidden <= PERSISTENT_MAX_MACS));
   if (persistent) {
     const lanes = Math.max(TILE_LANES, 2 ** Math.ceil(Math.log2(laneCount)));
-    return { tile: { width, lanes, rows }, persistent, chunk: batch, groups: [1, 1] };
+    // Batch rows are independent, so each block of `rows` rows gets its own workgroup looping
+    // over time: the sequence still costs one dispatch, but runs on every core / SM.
+    return {
+      tile: { width, lanes, rows },
+      persistent,
+      chunk: rows,
+      groups: [1, Math.ceil(batch / rows)],
+    };
   }
   return {
     tile: { width, lanes: TILE_LANES, rows },

@@ -78,12 +78,15 @@ export interface TapSpec {
   /** Model initialisation and shuffling. */
   seed: number;
   epochs: number;
+  /** Validate after every epoch (learning curves); otherwise after the last one only. */
+  curves?: boolean;
 }
 
+/** One epoch; validation metrics on epochs that ran it (every epoch with `curves`, else the last). */
 export interface EpochLog {
   loss: number;
-  val_mse_app_h: number;
-  val_id_acc: number;
+  val_mse_app_h?: number;
+  val_id_acc?: number;
   val_attn_key_mass?: number;
   seconds: number;
 }
@@ -244,23 +247,24 @@ export async function trainTap(
       }
       const loss = (await total.item()) / steps;
       total.dispose();
-      const val = await rolloutSplit(model, splits.val);
-      const evaluation = evaluateLop(splits.val.data, val.predictions, val.reentry);
-      const log: EpochLog = {
-        loss,
-        val_mse_app_h: evaluation.metrics.mse_app_h,
-        val_id_acc: evaluation.metrics.id_acc,
-        val_attn_key_mass: evaluation.attention?.attn_key_mass,
-        seconds: (performance.now() - epochStart) / 1000,
-      };
+      const log: EpochLog = { loss, seconds: 0 };
+      if (spec.curves || epoch === spec.epochs - 1) {
+        const val = await rolloutSplit(model, splits.val);
+        const evaluation = evaluateLop(splits.val.data, val.predictions, val.reentry);
+        log.val_mse_app_h = evaluation.metrics.mse_app_h;
+        log.val_id_acc = evaluation.metrics.id_acc;
+        log.val_attn_key_mass = evaluation.attention?.attn_key_mass;
+      }
+      log.seconds = (performance.now() - epochStart) / 1000;
       epochs.push(log);
+      const shown = (key: string, value: number | undefined, text: (v: number) => string) =>
+        value === undefined ? "" : `, ${key} ${text(value)}`;
       out.write(
         `${out.isTTY ? "\r" : ""}  ${spec.name} epoch ${epoch + 1}/${spec.epochs}: loss ` +
-          `${loss.toFixed(4)}, val mse_app_h ${log.val_mse_app_h.toFixed(4)}, id_acc ` +
-          `${(100 * log.val_id_acc).toFixed(1)} %` +
-          (log.val_attn_key_mass === undefined
-            ? ""
-            : `, key mass ${log.val_attn_key_mass.toFixed(3)}`) +
+          loss.toFixed(4) +
+          shown("val mse_app_h", log.val_mse_app_h, (v) => v.toFixed(4)) +
+          shown("id_acc", log.val_id_acc, (v) => `${(100 * v).toFixed(1)} %`) +
+          shown("key mass", log.val_attn_key_mass, (v) => v.toFixed(3)) +
           ` (${log.seconds.toFixed(1)} s)${out.isTTY ? "\x1b[K" : ""}\n`,
       );
       await hooks.onEpoch?.(epoch, log);

@@ -52,11 +52,14 @@ export function part3Config(options: Tp5Options): Part3Config {
       epochs: 2,
       gapEpochsGru: 2,
       gapEpochsHtap: 1,
-      gaps: [10, 80],
+      gaps: [10],
     };
   }
+  // Budget knob of spec §3.6: 2048 training sequences instead of 4096 (32 updates per epoch),
+  // so 10 epochs are the 320 updates by which H-TAP passes criteria 1–5 in the calibration.
+  // The gap is never shortened.
   return {
-    train: 4096,
+    train: 2048,
     val: 512,
     test: 1024,
     epochs: options.epochs ?? 10,
@@ -342,23 +345,24 @@ export async function runPart3(options: Tp5Options): Promise<PartResult> {
   try {
     for (let s = 0; s < options.seeds; s++) {
       const seed = options.seed + s;
-      gru.push(await train({ ...GRU64, seed }, `GRU64_seed${seed}`, main, config.epochs));
-      htap.push(await train({ ...HTAP, seed }, `HTAP_seed${seed}`, main, config.epochs));
+      const curves = s === 0;
+      gru.push(await train({ ...GRU64, seed, curves }, `GRU64_seed${seed}`, main, config.epochs));
+      htap.push(await train({ ...HTAP, seed, curves }, `HTAP_seed${seed}`, main, config.epochs));
     }
     gru128 = await train(
-      { ...GRU128, seed: options.seed },
+      { ...GRU128, seed: options.seed, curves: true },
       `GRU128_seed${options.seed}`,
       main,
       config.epochs,
     );
     fifo = await train(
-      { ...FIFO, seed: options.seed },
+      { ...FIFO, seed: options.seed, curves: true },
       `FIFO10_seed${options.seed}`,
       main,
       config.epochs,
     );
     bounded = await train(
-      { ...BOUNDED, seed: options.seed },
+      { ...BOUNDED, seed: options.seed, curves: true },
       `Bounded_seed${options.seed}`,
       main,
       config.epochs,
@@ -648,12 +652,12 @@ async function logFigures(run: Run, r: Part3Results): Promise<void> {
     val: trained.map((x) => ({
       name: x.spec.label,
       x: epochAxis(x),
-      y: x.epochs.map((e) => e.val_mse_app_h),
+      y: x.epochs.map((e) => e.val_mse_app_h ?? NaN),
     })),
     key: trained.filter((x) => x.epochs[0].val_attn_key_mass !== undefined).map((x) => ({
       name: x.spec.label,
       x: epochAxis(x),
-      y: x.epochs.map((e) => e.val_attn_key_mass!),
+      y: x.epochs.map((e) => e.val_attn_key_mass ?? NaN),
     })),
   };
   await logFigure(
