@@ -1,6 +1,7 @@
-// Matmul throughput: squares, the TP1 Dense layer (128×784 · 784×512) with its two backward
-// products, and the batched products of attention (b8 h4 s128 d32) on random inputs. The shape
-// column is [batch×]M×N×K; GFLOP/s counts 2·M·N·K per product (plus the bias adds).
+// Matmul throughput: squares, the TP1 Dense layer (128×784 · 784×512) and its 10-class head
+// (128×512 · 512×10), each with its two backward products, and the batched products of
+// attention (b8 h4 s128 d32) on random inputs. The shape column is [batch×]M×N×K; GFLOP/s counts
+// 2·M·N·K per product (plus the bias adds).
 import { Tensor } from "../engine/tensor.ts";
 import { matmul, type MatmulOptions } from "../engine/ops/matmul.ts";
 import { benchKernel } from "./lib/kernel.ts";
@@ -39,6 +40,15 @@ const CASES: Case[] = [
     k: 128,
     options: { transA: true },
   },
+  {
+    variant: "10-class head forward + bias",
+    m: 128,
+    n: 10,
+    k: 512,
+    options: { bias: true },
+  },
+  { variant: "10-class head dX = dY·Wᵀ", m: 128, n: 512, k: 10, options: { transB: true } },
+  { variant: "10-class head dW = Xᵀ·dY", m: 512, n: 10, k: 128, options: { transA: true } },
   { variant: "attention scores Q·Kᵀ", batch: 32, m: 128, n: 128, k: 32, options: { transB: true } },
   { variant: "attention P·V", batch: 32, m: 128, n: 32, k: 128 },
 ];

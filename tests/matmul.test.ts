@@ -51,8 +51,11 @@ function check(
 
 Deno.test("matmul: odd shapes, every transpose combination, forward and gradients", async () => {
   await underEachLayout(async (layout) => {
-    // [M, K, N]: scalars, sizes off every tile, K = 1, and multiples of 4 (vec4 paths).
-    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [33, 17, 65], [5, 1, 6], [8, 12, 16]]) {
+    // [M, K, N]: scalars, sizes off every tile, K = 1, multiples of 4 (vec4 paths), and a
+    // narrow output (the CPU table's tile for N ≤ 16).
+    for (
+      const [m, k, n] of [[1, 1, 1], [3, 5, 7], [33, 17, 65], [5, 1, 6], [8, 12, 16], [70, 9, 10]]
+    ) {
       for (const [transA, transB] of TRANSPOSES) {
         const s = shapes(m, k, n, transA, transB);
         await check(`${layout} ${m}×${k}×${n}`, s.a, s.b, { transA, transB });
@@ -258,6 +261,38 @@ Deno.test("matmul: a training step's memory stays flat (saved tensors are releas
     live.push(rt.poolStats().liveBytes);
   }
   assert.equal(live[3], live[1], `live bytes per step: ${live}`);
+});
+
+Deno.test("matmul: repeating one product does not recompile it (native memory stays flat)", async () => {
+  // Lavapipe used to bake uniform sizes into a new shader variant on every one of these
+  // dispatches (~10 ms and ~1.4 MB of RSS each, never freed): narrow transposed-A products whose
+  // M is a power of two, as in a 10-class head's weight gradient. Other adapters pass trivially.
+  const { rng } = testRng();
+  const cases = [[512, 10, 128], [1024, 16, 64]].map(([m, n, k]) => {
+    const ra = ref([k, m], randomData(k * m, rng));
+    const rb = ref([k, n], randomData(k * n, rng));
+    return {
+      a: Tensor.from(ra.data, ra.shape).keep(),
+      b: Tensor.from(rb.data, rb.shape).keep(),
+      ra,
+      rb,
+    };
+  });
+  for (const { a, b, ra, rb } of cases) {
+    const out = matmul(a, b, { transA: true });
+    assertClose(await out.data(), matmulRef(ra, rb, { transA: true }).data, { atol: 1e-4 });
+    out.dispose();
+  }
+  await rt.sync();
+  const before = Deno.memoryUsage().rss;
+  for (let i = 1; i <= 40; i++) {
+    for (const { a, b } of cases) matmul(a, b, { transA: true }).dispose();
+    if (i % 10 === 0) await rt.sync();
+  }
+  const growth = Deno.memoryUsage().rss - before;
+  for (const { a, b } of cases) [a, b].forEach((t) => t.dispose());
+  // The leaking version grew by ~100 MB here.
+  assert.ok(growth < 24e6, `RSS grew by ${(growth / 1e6).toFixed(1)} MB over 80 products`);
 });
 
 Deno.test("matmul: bad inputs are rejected before dispatch with the op and shapes named", () => {

@@ -46,6 +46,9 @@ export const MATMUL_TILES: Record<"cpu" | "gpu", MatmulTileOption[]> = {
     { tile: { shared: false, wx: 8, wy: 1, tm: 16, tn: 16, bk: 4 }, speed: 0.7 },
     { tile: { shared: false, wx: 8, wy: 1, tm: 4, tn: 32, bk: 4 }, speed: 0.4 },
     { tile: { shared: false, wx: 8, wy: 1, tm: 32, tn: 4, bk: 4 }, speed: 0.33 },
+    // Outputs at most 16 wide (a 10-class head and its weight gradient): half the lanes of the
+    // tile above clamp fewer columns, ~1.5× faster there; the speed keeps it off wider products.
+    { tile: { shared: false, wx: 4, wy: 1, tm: 32, tn: 4, bk: 4 }, speed: 0.2 },
   ],
   // Conventional GPU tiling, 256 invocations and ≤ 10 KiB of workgroup memory per tile. Not yet
   // measured on a GPU: the speeds are estimates.
@@ -124,7 +127,20 @@ export interface BatchDim {
   strideB: number;
 }
 
-/** Uniform block: M N K zBase | reduceCount alpha - - | grid[4] | reduce[4] (vec4u each). */
+/** Byte offset of the grid slots in the uniform block. */
+const UNIFORM_GRID_OFFSET = 48;
+
+/**
+ * Uniform block: sizes[2] = (M N K reduceCount | 0 0 0 0) | zBase alpha zero - | grid[4] |
+ * reduce[4] (vec4u each).
+ *
+ * The kernel reads the sizes as `sizes[zero]`, an offset the driver cannot fold (two entries, so
+ * even a bounds clamp keeps it dynamic). Mesa lavapipe (22.x) "inlines" uniforms that feed loop
+ * and branch conditions when they sit at constant offsets: it recompiles the shader with their
+ * values baked in, and for some sizes (e.g. M = 512 with transA) it did so on every dispatch —
+ * a fresh LLVM compile each time, ~10 ms and ~1.4 MB of native memory never returned. Sizes
+ * behind a dynamic offset are not inlinable, so every shape runs the pipeline compiled once.
+ */
 export function matmulUniforms(
   m: number,
   n: number,
@@ -134,26 +150,27 @@ export function matmulUniforms(
   reduce: BatchDim[],
   alpha: number,
 ): ArrayBuffer {
-  const buf = new ArrayBuffer(32 + 2 * MATMUL_BATCH_SLOTS * 16);
+  const buf = new ArrayBuffer(UNIFORM_GRID_OFFSET + 2 * MATMUL_BATCH_SLOTS * 16);
   const u = new Uint32Array(buf);
   const reduceCount = reduce.reduce((p, d) => p * d.size, 1);
-  u.set([m, n, k, zBase, reduceCount]);
-  new Float32Array(buf)[5] = alpha;
+  u.set([m, n, k, reduceCount]);
+  u[8] = zBase;
+  new Float32Array(buf)[9] = alpha;
   const put = (dims: BatchDim[], at: number) => {
     for (let s = 0; s < MATMUL_BATCH_SLOTS; s++) {
       const d = dims[s] ?? { size: 1, strideA: 0, strideB: 0 };
       u.set([d.size, d.strideA, d.strideB, 0], at / 4 + s * 4);
     }
   };
-  put(grid, 32);
-  put(reduce, 32 + MATMUL_BATCH_SLOTS * 16);
+  put(grid, UNIFORM_GRID_OFFSET);
+  put(reduce, UNIFORM_GRID_OFFSET + MATMUL_BATCH_SLOTS * 16);
   return buf;
 }
 
 const UNIFORM_STRUCT = /* wgsl */ `
 struct U {
-  M: u32, N: u32, K: u32, zBase: u32,
-  reduceCount: u32, alpha: f32, pad0: u32, pad1: u32,
+  sizes: array<vec4u, 2>,
+  zBase: u32, alpha: f32, zero: u32, pad0: u32,
   grid: array<vec4u, ${MATMUL_BATCH_SLOTS}>,
   red: array<vec4u, ${MATMUL_BATCH_SLOTS}>,
 }`;
@@ -259,7 +276,9 @@ function matmulSource(v: MatmulVariant): string {
         `baseA += i * d.y; baseB += i * d.z; }`,
     );
   }
-  emit("let M = u.M; let N = u.N; let K = u.K;");
+  // Never u.sizes[0]: see matmulUniforms.
+  emit("let sizes = u.sizes[u.zero];");
+  emit("let M = sizes.x; let N = sizes.y; let K = sizes.z; let reduceCount = sizes.w;");
   emit("let M4 = M / 4u; let N4 = N / 4u; let K4 = K / 4u;");
   for (const i4 of range(M4)) emit(`let rg${i4} = wid.y * ${BM4}u + ${i4 * WY}u + lid.y;`);
   for (const j4 of range(N4)) emit(`let cg${j4} = wid.x * ${BN4}u + ${j4 * WX}u + lid.x;`);
@@ -321,7 +340,7 @@ type Index = (i: number) => string;
 
 /** Offsets inside the summed batch loop: oA/oB in elements, oA4/oB4 in vec4s. */
 function reduceLoopHead(emit: Emit): void {
-  emit("for (var r = 0u; r < u.reduceCount; r++) {");
+  emit("for (var r = 0u; r < reduceCount; r++) {");
   emit("var rr = r;");
   emit("var oA = baseA;");
   emit("var oB = baseB;");
