@@ -223,6 +223,6 @@ async function run(args: LabArgs): Promise<void> {
 registerLab({
   name: "demo",
   description: "MLP on two interleaved spirals (exercises fit, tracking, checkpoints, --resume)",
-  flags: ["resume"],
+  flags: ["batch-size", "resume"],
   run,
 });

@@ -93,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const given: [LabFlag, boolean][] = [
+    ["batch-size", args.batchSize !== undefined],
     ["exercise", args.exercise !== undefined],
     ["part", args.part !== undefined],
     ["seeds", args.seeds !== undefined],

@@ -24,7 +24,7 @@ export interface LabArgs {
 }
 
 /** Options only some labs understand; main.ts refuses them for the others. */
-export type LabFlag = "exercise" | "part" | "seeds" | "resume";
+export type LabFlag = "batch-size" | "exercise" | "part" | "seeds" | "resume";
 
 export interface Lab {
   name: string;

@@ -71,6 +71,6 @@ async function run(args: LabArgs): Promise<void> {
 registerLab({
   name: "tp1",
   description: "TP1: MNIST MLP 784-512-10 with Dropout, Adam, MLflow; saves the model for the API",
-  flags: ["resume"],
+  flags: ["batch-size", "resume"],
   run,
 });

@@ -429,6 +429,6 @@ async function run(args: LabArgs): Promise<void> {
 registerLab({
   name: "tp2",
   description: "TP2: bias/variance, L2 + Dropout, optimizer comparison, BatchNorm, early stopping",
-  flags: ["exercise", "resume"],
+  flags: ["batch-size", "exercise", "resume"],
   run,
 });

@@ -43,9 +43,6 @@ async function run(args: LabArgs): Promise<number> {
   if (args.part !== undefined && args.part > PARTS.length) {
     throw new Error(`--part ${args.part}: tp5 has parts 1, 2 and 3`);
   }
-  if (args.batchSize !== undefined) {
-    throw new Error("tp5 fixes each part's batch size (spec); drop --batch-size");
-  }
   const options: Tp5Options = {
     seed: args.seed,
     seeds: args.seeds ?? (args.quick ? 1 : 3),

@@ -62,6 +62,16 @@ Deno.test("cli: an unknown lab exits 2 and lists the known ones; bad flags exit 
   const noLab = await train([]);
   assert.equal(noLab.code, 2);
   assert.match(noLab.stderr, /usage: deno task train <lab>/);
+  // Flags a lab does not have are refused before anything runs.
+  const noPart = await train(["demo", "--part", "2"]);
+  assert.equal(noPart.code, 2);
+  assert.match(noPart.stderr, /lab 'demo' has no --part option/);
+  const noBatch = await train(["tp5", "--batch-size", "8"]);
+  assert.equal(noBatch.code, 2);
+  assert.match(noBatch.stderr, /lab 'tp5' has no --batch-size option/);
+  const badPart = await train(["tp5", "--part", "4", "--quick"]);
+  assert.equal(badPart.code, 1);
+  assert.match(badPart.stderr, /--part 4: tp5 has parts 1, 2 and 3/);
 });
 
 Deno.test("cli: demo --quick writes a FINISHED MLflow run with metrics and the model", async () => {
