@@ -37,6 +37,8 @@ export interface Part3Config {
   val: number;
   test: number;
   epochs: number;
+  /** Training sequences of the gap sweep's splits. */
+  gapTrain: number;
   /** The GRU in the gap sweep (spec: 40 epochs). */
   gapEpochsGru: number;
   gapEpochsHtap: number;
@@ -50,21 +52,25 @@ export function part3Config(options: Tp5Options): Part3Config {
       val: 64,
       test: 64,
       epochs: 2,
+      gapTrain: 128,
       gapEpochsGru: 2,
       gapEpochsHtap: 1,
       gaps: [10],
     };
   }
-  // Budget knob of spec §3.6: 2048 training sequences instead of 4096 (32 updates per epoch),
-  // so 10 epochs are the 320 updates by which H-TAP passes criteria 1–5 in the calibration.
-  // The gap is never shortened.
+  // Spec §3.5 protocol: 4096 sequences, batch 64, 10 epochs = 640 updates (at the 320 updates of
+  // the §3.6 budget knobs H-TAP's first re-entry frame still misses criterion 3: 0.072 > 0.05).
+  // The gap sweep runs on 2048 sequences (the §3.6 knob; 4096 would double its time): the GRU
+  // gets its 40 epochs (1,280 updates), H-TAP 10 (320, by which the calibration is at 100 %).
+  // The gap itself is never shortened.
   return {
-    train: 2048,
+    train: 4096,
     val: 512,
     test: 1024,
     epochs: options.epochs ?? 10,
+    gapTrain: 2048,
     gapEpochsGru: 40,
-    gapEpochsHtap: options.epochs ?? 10,
+    gapEpochsHtap: 10,
     gaps: [10, 20, 40, 80],
   };
 }
@@ -105,7 +111,7 @@ async function trainAndLog(
       batch_size: LOP.batchSize,
       learning_rate: LOP.lr,
       clip_norm: LOP.clip,
-      train_size: config.train,
+      train_size: splits.train.data.n,
       val_size: config.val,
       test_size: config.test,
       data_seeds: "train 1, val 2, test 3",
@@ -372,7 +378,7 @@ export async function runPart3(options: Tp5Options): Promise<PartResult> {
   }
   const gap: Part3Results["gap"] = [];
   for (const g of config.gaps) {
-    const splits = makeSplits(sizes, { gap: g, lure: false });
+    const splits = makeSplits({ ...sizes, train: config.gapTrain }, { gap: g, lure: false });
     try {
       gap.push({
         gap: g,

@@ -197,7 +197,7 @@ A flat 0.01 plot, as in the students' version, is what an untrained or query-fre
 FIFO-10 reaches back only 10 frames and is as bad as no memory (mse_app_h ${fmt(M.app(r.fifo))});
 GRU-128 has 3.4× the parameters and does not help (${fmt(M.app(r.gru128))}); the bounded score
 retrieves a blurred average (${fmt(M.app(r.bounded))}, id_acc ${pct([r.bounded], M.id)}).
-Gap sweep (lure off, only the distance changes; GRU ${gruEpochs} epochs, H-TAP ${
+Gap sweep (lure off, only the distance changes; ${c.gapTrain} training sequences, GRU ${gruEpochs} epochs, H-TAP ${
     r.gap[0]?.htap.spec.epochs ?? 0
   }):
 
