@@ -2,24 +2,9 @@
 // MLflow store and checkpoint folder.
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { runLab as train } from "./lab_runner.ts";
 import { decodeSafetensors } from "../engine/io/safetensors.ts";
 import { MlflowStore, type RunRecord } from "../tracking/mlflow.ts";
-
-const root = path.resolve(import.meta.dirname!, "..");
-
-async function train(args: string[], mlruns?: string) {
-  const env: Record<string, string> = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "" };
-  if (mlruns) env.MLFLOW_TRACKING_URI = `file:${mlruns}`;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "labs/main.ts", ...args],
-    cwd: root,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
 
 /** The demo experiment's runs, read back with the tracking reader. */
 async function demoRuns(mlruns: string): Promise<RunRecord[]> {

@@ -3,6 +3,7 @@
 // and the saved model loaded and run here. (The MNIST loader itself is covered in data.test.ts.)
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { runLab as train } from "./lab_runner.ts";
 import { loadModel } from "../engine/io/checkpoint.ts";
 import { decodeSafetensors } from "../engine/io/safetensors.ts";
 import type { Module } from "../engine/nn/module.ts";
@@ -14,23 +15,7 @@ import { QUICK_TEST } from "../labs/mnist_run.ts";
 import { biasVarianceVerdict } from "../labs/tp2.ts";
 import { MlflowStore, type RunRecord } from "../tracking/mlflow.ts";
 
-const root = path.resolve(import.meta.dirname!, "..");
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-async function train(args: string[], mlruns: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "labs/main.ts", ...args],
-    cwd: root,
-    env: {
-      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "",
-      MLFLOW_TRACKING_URI: `file:${mlruns}`,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
 
 async function runsOf(store: MlflowStore, experimentName: string): Promise<RunRecord[]> {
   const experiment = await store.getExperimentByName(experimentName);

@@ -4,6 +4,7 @@
 // its MLflow store.
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { runLab } from "./lab_runner.ts";
 import { SimpleAttention } from "../engine/nn/attention.ts";
 import { runtime } from "../engine/runtime.ts";
 import { Tensor } from "../engine/tensor.ts";
@@ -21,7 +22,6 @@ import { randomData, setup, testRng } from "./helpers.ts";
 
 await setup();
 
-const root = path.resolve(import.meta.dirname!, "..");
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 function randomStates(shape: number[]): { data: Float64Array; seed: number } {
@@ -189,18 +189,9 @@ Deno.test("AttentionGru: output, context and α shapes for both heads and both a
 Deno.test("tp5 --part 1 --quick: FINISHED runs with params, per-epoch and span metrics, figures and weights", async () => {
   const tmp = await Deno.makeTempDir();
   const mlruns = path.join(tmp, "mlruns");
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "labs/main.ts", "tp5", "--part", "1", "--quick"],
-    cwd: root,
-    env: {
-      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "",
-      MLFLOW_TRACKING_URI: `file:${mlruns}`,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, stdout + new TextDecoder().decode(out.stderr));
+  const out = await runLab(["tp5", "--part", "1", "--quick"], mlruns);
+  const stdout = out.stdout;
+  assert.equal(out.code, 0, stdout + out.stderr);
   assert.match(stdout, /all \d+ checks passed/);
   assert.match(stdout, /\[burst\/simple\] epoch 3\/3/);
 

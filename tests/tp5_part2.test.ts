@@ -3,6 +3,7 @@
 // subprocess writing into a temporary MLflow store.
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { runLab } from "./lab_runner.ts";
 import { noGrad } from "../engine/autograd.ts";
 import { Rng } from "../engine/random.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
@@ -12,7 +13,6 @@ import { Seq2Seq, type Seq2SeqScore } from "../models/seq2seq.ts";
 import { MlflowStore } from "../tracking/mlflow.ts";
 import { setup } from "./helpers.ts";
 
-const root = path.resolve(import.meta.dirname!, "..");
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 function meanVar(values: ArrayLike<number>): { mean: number; variance: number } {
@@ -148,18 +148,9 @@ Deno.test("seq2seq: step-by-step decoding fed the true inputs equals the teacher
 Deno.test("tp5 --part 2 --quick: a FINISHED run with the spec's names, metrics, figures, weights", async () => {
   const tmp = await Deno.makeTempDir();
   const mlruns = path.join(tmp, "mlruns");
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "labs/main.ts", "tp5", "--part", "2", "--quick"],
-    cwd: root,
-    env: {
-      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "",
-      MLFLOW_TRACKING_URI: `file:${mlruns}`,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr) + stdout);
+  const out = await runLab(["tp5", "--part", "2", "--quick"], mlruns);
+  const stdout = out.stdout;
+  assert.equal(out.code, 0, out.stderr + stdout);
   assert.match(stdout, /^Epoch 1\/3 /m);
   assert.match(stdout, /all 3 checks passed/);
 

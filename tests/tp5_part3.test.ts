@@ -3,6 +3,7 @@
 // criteria table, and `labs/main.ts tp5 --part 3 --quick` end to end in a subprocess.
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { runLab } from "./lab_runner.ts";
 import { noGrad } from "../engine/autograd.ts";
 import { Rng } from "../engine/random.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
@@ -24,8 +25,6 @@ import { summaryText } from "../labs/tp5.ts";
 import { type MemoryKind, TapModel, WEIGHT_ROWS_FROM } from "../models/htap.ts";
 import { MlflowStore } from "../tracking/mlflow.ts";
 import { setup } from "./helpers.ts";
-
-const root = path.resolve(import.meta.dirname!, "..");
 
 Deno.test("LOP-120: timeline, gap ≥ 80, lure, flags, step arrays (spec §3.4)", () => {
   const d = generateLop120({ n: 300, seed: 7 });
@@ -263,15 +262,9 @@ Deno.test("tp5 summary: PASS/FAIL table and failure list", () => {
 Deno.test("tp5 --part 3 --quick: every model's run, the summary run's figures and report", async () => {
   const tmp = await Deno.makeTempDir();
   const mlruns = path.join(tmp, "mlruns");
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "labs/main.ts", "tp5", "--part", "3", "--quick"],
-    cwd: root,
-    env: { MLFLOW_TRACKING_URI: `file:${mlruns}` },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr) + stdout);
+  const out = await runLab(["tp5", "--part", "3", "--quick"], mlruns);
+  const stdout = out.stdout;
+  assert.equal(out.code, 0, out.stderr + stdout);
   assert.match(stdout, /all 4 checks passed/);
   const store = new MlflowStore(mlruns);
   const experiment = await store.getExperimentByName("TP5_Part3_HTAP");
