@@ -20,7 +20,14 @@ import {
   nearestPrototype,
   STEP_INPUT,
 } from "../labs/data/lop120.ts";
-import { evaluateLop, reentryAttention } from "../labs/tp5/lop_metrics.ts";
+import {
+  type AttentionMetrics,
+  evaluateLop,
+  type LopMetrics,
+  reentryAttention,
+} from "../labs/tp5/lop_metrics.ts";
+import type { TapResult } from "../labs/tp5/lop_train.ts";
+import { part3Checks, part3Config, type Part3Results } from "../labs/tp5/part3.ts";
 import { summaryText } from "../labs/tp5.ts";
 import { type MemoryKind, TapModel, WEIGHT_ROWS_FROM } from "../models/htap.ts";
 import { MlflowStore } from "../tracking/mlflow.ts";
@@ -242,6 +249,90 @@ Deno.test("TAP: the horizon is generated from the model's own predictions", asyn
   for (const t of [rolled, manual, ...m.parameters()]) t.dispose();
 });
 
+/** A trained-model result with the given test metrics (the rest neutral). */
+function fakeResult(
+  label: string,
+  m: Partial<LopMetrics>,
+  attention?: Partial<AttentionMetrics>,
+): TapResult {
+  const metrics: LopMetrics = {
+    mse_app_h: 1,
+    mse_app_k1: 1,
+    id_acc: 0.07,
+    mse_bg_h: 0.2,
+    mse_bg_k1: 0.1,
+    mse_bg_k20: 0.3,
+    mse_bg_tf: 0.003,
+    mae_h: 0.5,
+    ...m,
+  };
+  const span = {
+    attn_key_mass: 0.99,
+    attn_lure_mass: 0.003,
+    attn_entropy_norm: 0.33,
+    attn_effective_span: 4,
+    attn_span_count: 5,
+    attn_mean_position: 10,
+    attn_mean_lag: 89,
+    attn_max_weight: 0.36,
+    ...attention,
+  };
+  return {
+    spec: { name: label, label, memory: "none", units: 64, seed: 0, epochs: 10 },
+    params: 1,
+    epochs: [],
+    test: { metrics, horizonApp: [], horizonBg: [], attention: attention ? span : undefined },
+    samples: { predictions: [] },
+    trainSeconds: 100,
+  };
+}
+
+Deno.test("Part 3 criteria: calibration-like results pass, each kind of miss fails its row", () => {
+  const htap = (m: Partial<LopMetrics> = {}, a: Partial<AttentionMetrics> = {}) =>
+    fakeResult("H-TAP", { mse_app_h: 0.004, mse_app_k1: 0.006, id_acc: 1, ...m }, a);
+  const gru = () => fakeResult("GRU-64", { mse_app_h: 1.16 });
+  const results = (over: Partial<Part3Results> = {}): Part3Results => ({
+    config: part3Config({ seed: 0, seeds: 3, quick: false, out: { isTTY: false, write() {} } }),
+    seeds: 3,
+    gru: [gru(), gru(), gru()],
+    htap: [htap(), htap(), htap()],
+    gru128: fakeResult("GRU-128", { mse_app_h: 1.17 }),
+    fifo: fakeResult("FIFO-10", { mse_app_h: 1.16 }, { attn_key_mass: 0 }),
+    bounded: fakeResult("bounded", { mse_app_h: 0.042, id_acc: 1 }, {
+      attn_entropy_norm: 0.93,
+      attn_max_weight: 0.052,
+    }),
+    gap: [10, 20, 40, 80].map((gap) => ({
+      gap,
+      gru: fakeResult("GRU-64", { id_acc: gap === 10 ? 1 : 0.07 }),
+      htap: htap(),
+    })),
+    test: generateLop120({ n: 1, seed: 1 }),
+    ...over,
+  });
+  const verdicts = (r: Part3Results) =>
+    part3Checks(r).filter((c) => !c.informational).map((c) => c.pass);
+  assert.deepEqual(verdicts(results()), [true, true, true, true, true, true, true]);
+  // One seed over 0.02 fails consistency; a slow first re-entry frame fails criterion 3.
+  assert.equal(verdicts(results({ htap: [htap(), htap({ mse_app_h: 0.03 }), htap()] }))[0], false);
+  assert.equal(verdicts(results({ htap: [htap({ mse_app_k1: 0.07 }), htap(), htap()] }))[2], false);
+  // Better local dynamics would not count: a 30 % background gap fails the control.
+  assert.equal(
+    verdicts(results({ htap: [1, 2, 3].map(() => htap({ mse_bg_h: 0.27 })) }))[3],
+    false,
+  );
+  // Flat attention (seed 000's 0.01 bars) fails focus.
+  const flat = { attn_key_mass: 0.06, attn_entropy_norm: 1, attn_max_weight: 0.01 };
+  assert.equal(verdicts(results({ htap: [htap({}, flat), htap(), htap()] }))[4], false);
+  // A GRU that learned gap 20 fails the sweep.
+  const sweep = results().gap.map((g) =>
+    g.gap === 20 ? { ...g, gru: fakeResult("GRU-64", { id_acc: 0.9 }) } : g
+  );
+  assert.equal(verdicts(results({ gap: sweep }))[6], false);
+  const budget = part3Checks(results()).at(-1)!;
+  assert.ok(budget.informational && budget.name.startsWith("8 budget"));
+});
+
 Deno.test("tp5 summary: PASS/FAIL table and failure list", () => {
   const text = summaryText([{
     part: 3,
@@ -251,11 +342,20 @@ Deno.test("tp5 summary: PASS/FAIL table and failure list", () => {
     checks: [
       { name: "ok check", value: "1", reference: "1", criterion: "≤ 2", pass: true },
       { name: "bad check", value: "3", reference: "1", criterion: "≤ 2", pass: false },
+      {
+        name: "gpu budget",
+        value: "9",
+        reference: "5",
+        criterion: "≤ 5",
+        pass: false,
+        informational: true,
+      },
     ],
   }], 61);
   assert.match(text, /ok check\s+1\s+1\s+≤ 2\s+PASS/);
   assert.match(text, /bad check\s+3\s+1\s+≤ 2\s+FAIL/);
-  assert.match(text, /1 check\(s\) FAILED: bad check/);
+  assert.match(text, /gpu budget\s+9\s+5\s+≤ 5\s+INFO/);
+  assert.match(text, /1 check\(s\) FAILED: bad check\n/);
   assert.match(text, /1:01 in all/);
 });
 

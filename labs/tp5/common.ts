@@ -24,6 +24,11 @@ export interface Check {
   /** The criterion in words, e.g. "≤ 0.10". */
   criterion: string;
   pass: boolean;
+  /**
+   * Reported, not enforced: a criterion stated for hardware this run is not on (spec §3.6 #8
+   * budgets a small GPU); printed as "INFO" and left out of the exit status.
+   */
+  informational?: boolean;
 }
 
 export interface PartResult {

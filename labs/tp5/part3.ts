@@ -6,6 +6,7 @@
 // the PASS/FAIL table of the eight criteria and report.md.
 import { modelState } from "../../engine/io/checkpoint.ts";
 import { encodeSafetensors } from "../../engine/io/safetensors.ts";
+import { formatDuration } from "../../engine/train/progress.ts";
 import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
 import {
   APPEARANCE,
@@ -204,6 +205,15 @@ export function part3Checks(r: Part3Results): Check[] {
   const gruShort = r.gap.filter((x) => x.gap <= 10);
   const gruLong = r.gap.filter((x) => x.gap > 10);
   const boundedRatio = app(r.bounded) / stat(h, app).mean;
+  const all = [
+    ...r.gru,
+    ...r.htap,
+    r.gru128,
+    r.fifo,
+    r.bounded,
+    ...r.gap.flatMap((x) => [x.gru, x.htap]),
+  ];
+  const slowest = all.reduce((a, b) => a.trainSeconds >= b.trainSeconds ? a : b);
   return [
     {
       name: "1 consistency: mse_app_h H-TAP vs GRU-64",
@@ -265,6 +275,14 @@ export function part3Checks(r: Part3Results): Check[] {
       pass: r.gap.length > 0 && gruShort.every((x) => id(x.gru) >= 0.9) &&
         gruLong.every((x) => id(x.gru) <= 0.2) && r.gap.every((x) => id(x.htap) >= 0.95) &&
         gapAt(10) !== undefined,
+    },
+    {
+      name: "8 budget: slowest Part-3 model (10 epochs × 64 updates)",
+      value: `${slowest.spec.name} ${formatDuration(slowest.trainSeconds)} on this adapter`,
+      reference: "≤ 5 min on a small GPU (spec)",
+      criterion: "≤ 5 min; a GPU budget, reported here",
+      pass: slowest.trainSeconds <= 300,
+      informational: true,
     },
   ];
 }
