@@ -497,6 +497,7 @@ async function logFigures(run: Run, r: Part3Results): Promise<void> {
         lines: [{ name: "attention", x: frames(0, CONTEXT), y: w }],
         bands: bandsOf(r, i),
         rule: { y: 1 / CONTEXT, label: "uniform 1/100" },
+        yZero: true,
         height: 160,
       });
     }
@@ -507,6 +508,8 @@ async function logFigures(run: Run, r: Part3Results): Promise<void> {
     linePanelsSpec(
       "P3-a — attention at the re-entry query (green: target sightings, red: lure)",
       panels,
+      2,
+      true,
     ),
     {
       frames: frames(0, CONTEXT),

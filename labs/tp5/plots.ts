@@ -30,6 +30,8 @@ export interface LinePanel {
   rule?: { y: number; label: string };
   logX?: boolean;
   logY?: boolean;
+  /** Start the y axis at 0 (weights: ripples around 1/T must not look like peaks). */
+  yZero?: boolean;
   width?: number;
   height?: number;
 }
@@ -68,14 +70,16 @@ function linePanel(panel: LinePanel): VegaLiteSpec {
         field: "y",
         type: "quantitative",
         title: panel.yTitle,
-        scale: panel.logY ? { type: "log" } : { zero: false },
+        scale: panel.logY ? { type: "log" } : { zero: panel.yZero ?? false },
       },
       color: {
         field: "series",
         type: "nominal",
         title: null,
         sort: names,
-        legend: { orient: "bottom" },
+        legend: names.length > 1
+          ? { orient: "bottom", symbolType: "stroke", symbolStrokeWidth: 2 }
+          : null,
       },
       strokeDash: {
         field: "dash",
@@ -96,11 +100,12 @@ function linePanel(panel: LinePanel): VegaLiteSpec {
   return { title: panel.title, width, height, layer: layers };
 }
 
-/** Line panels in a grid of `columns`. */
+/** Line panels in a grid of `columns`; `sharedY` puts every panel on one y scale. */
 export function linePanelsSpec(
   title: string,
   panels: readonly LinePanel[],
   columns = 2,
+  sharedY = false,
 ): VegaLiteSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -109,7 +114,13 @@ export function linePanelsSpec(
     config: { font: FONT, view: { stroke: "#ddd" } },
     columns,
     concat: panels.map(linePanel),
-    resolve: { scale: { color: "independent", strokeDash: "independent" } },
+    resolve: {
+      scale: {
+        color: "independent",
+        strokeDash: "independent",
+        ...(sharedY ? { y: "shared" } : {}),
+      },
+    },
   };
 }
 
@@ -194,48 +205,52 @@ export function barPanelsSpec(title: string, panels: readonly BarPanel[]): VegaL
     title: { text: title, fontSize: 15, offset: 12 },
     background: "white",
     config: { font: FONT, view: { stroke: "#ddd" } },
-    hconcat: panels.map((p) => ({
-      title: p.title,
-      width: 260,
-      height: 220,
-      data: {
-        values: p.bars.map((b) => ({
-          name: b.name,
-          value: b.value,
-          lo: b.value - (b.std ?? 0),
-          hi: b.value + (b.std ?? 0),
-        })),
+    hconcat: panels.map(barPanel),
+  };
+}
+
+function barPanel(p: BarPanel): VegaLiteSpec {
+  // A log axis has no zero: bars start at a power of ten below the smallest value and error
+  // bars are clipped there.
+  const positive = p.bars.map((b) => b.value).filter((v) => v > 0);
+  const floor = p.logY && positive.length ? 10 ** Math.floor(Math.log10(Math.min(...positive))) : 0;
+  const y = {
+    field: "value",
+    type: "quantitative",
+    title: p.yTitle,
+    scale: p.logY ? { type: "log", domainMin: floor } : {},
+  };
+  return {
+    title: p.title,
+    width: 260,
+    height: 220,
+    data: {
+      values: p.bars.map((b) => ({
+        name: b.name,
+        value: b.value,
+        lo: Math.max(b.value - (b.std ?? 0), floor),
+        hi: b.value + (b.std ?? 0),
+      })),
+    },
+    layer: [
+      {
+        mark: { type: "bar" },
+        encoding: {
+          x: { field: "name", type: "nominal", title: null, sort: null, axis: { labelAngle: -30 } },
+          y,
+          ...(p.logY ? { y2: { datum: floor } } : {}),
+          color: { field: "name", type: "nominal", legend: null, sort: null },
+        },
       },
-      layer: [
-        {
-          mark: { type: "bar" },
-          encoding: {
-            x: {
-              field: "name",
-              type: "nominal",
-              title: null,
-              sort: null,
-              axis: { labelAngle: -30 },
-            },
-            y: {
-              field: "value",
-              type: "quantitative",
-              title: p.yTitle,
-              scale: p.logY ? { type: "log" } : {},
-            },
-            color: { field: "name", type: "nominal", legend: null, sort: null },
-          },
+      {
+        mark: { type: "rule", color: "black" },
+        encoding: {
+          x: { field: "name", type: "nominal", sort: null },
+          y: { field: "lo", type: "quantitative" },
+          y2: { field: "hi" },
         },
-        {
-          mark: { type: "rule", color: "black" },
-          encoding: {
-            x: { field: "name", type: "nominal", sort: null },
-            y: { field: "lo", type: "quantitative" },
-            y2: { field: "hi" },
-          },
-        },
-      ],
-    })),
+      },
+    ],
   };
 }
 
