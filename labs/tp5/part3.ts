@@ -181,6 +181,18 @@ export interface Part3Results {
   test: Lop120;
 }
 
+/** Every trained model of the part. */
+function everyResult(r: Part3Results): TapResult[] {
+  return [
+    ...r.gru,
+    ...r.htap,
+    r.gru128,
+    r.fifo,
+    r.bounded,
+    ...r.gap.flatMap((g) => [g.gru, g.htap]),
+  ];
+}
+
 /** mean ± std of one metric over runs. */
 export function stat(results: readonly TapResult[], pick: (r: TapResult) => number) {
   return meanStd(results.map(pick));
@@ -205,14 +217,7 @@ export function part3Checks(r: Part3Results): Check[] {
   const gruShort = r.gap.filter((x) => x.gap <= 10);
   const gruLong = r.gap.filter((x) => x.gap > 10);
   const boundedRatio = app(r.bounded) / stat(h, app).mean;
-  const all = [
-    ...r.gru,
-    ...r.htap,
-    r.gru128,
-    r.fifo,
-    r.bounded,
-    ...r.gap.flatMap((x) => [x.gru, x.htap]),
-  ];
+  const all = everyResult(r);
   const slowest = all.reduce((a, b) => a.trainSeconds >= b.trainSeconds ? a : b);
   return [
     {
@@ -289,14 +294,7 @@ export function part3Checks(r: Part3Results): Check[] {
 
 /** Quick mode: the code paths ran and produced sane numbers (no learning criterion). */
 function quickChecks(r: Part3Results): Check[] {
-  const all = [
-    ...r.gru,
-    ...r.htap,
-    r.gru128,
-    r.fifo,
-    r.bounded,
-    ...r.gap.flatMap((g) => [g.gru, g.htap]),
-  ];
+  const all = everyResult(r);
   const finite = all.every((x) =>
     x.epochs.every((e) => Number.isFinite(e.loss)) &&
     Object.values(x.test.metrics).every(Number.isFinite)

@@ -5,6 +5,16 @@ import { renderPng, type VegaLiteSpec } from "../figures.ts";
 
 const FONT = "DejaVu Sans";
 
+/** What every TP5 figure shares: schema, title, white background, font. */
+function frame(title: string): VegaLiteSpec {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: title, fontSize: 15, offset: 12 },
+    background: "white",
+    config: { font: FONT, view: { stroke: "#ddd" } },
+  };
+}
+
 export interface Line {
   name: string;
   x: readonly number[];
@@ -108,10 +118,7 @@ export function linePanelsSpec(
   sharedY = false,
 ): VegaLiteSpec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: title, fontSize: 15, offset: 12 },
-    background: "white",
-    config: { font: FONT, view: { stroke: "#ddd" } },
+    ...frame(title),
     columns,
     concat: panels.map(linePanel),
     resolve: {
@@ -182,10 +189,7 @@ function ticks(n: number): number[] {
 /** One or more heatmaps (viridis, colour bar) side by side. */
 export function heatmapSpec(title: string, maps: readonly Heatmap[]): VegaLiteSpec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: title, fontSize: 15, offset: 12 },
-    background: "white",
-    config: { font: FONT, view: { stroke: "#ddd" } },
+    ...frame(title),
     hconcat: maps.map(heatmapPanel),
     resolve: { scale: { color: "independent" } },
   };
@@ -201,10 +205,7 @@ export interface BarPanel {
 /** Bar panels side by side, with ± std error bars where given. */
 export function barPanelsSpec(title: string, panels: readonly BarPanel[]): VegaLiteSpec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: title, fontSize: 15, offset: 12 },
-    background: "white",
-    config: { font: FONT, view: { stroke: "#ddd" } },
+    ...frame(title),
     hconcat: panels.map(barPanel),
   };
 }
