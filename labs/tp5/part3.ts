@@ -77,9 +77,9 @@ export function part3Config(options: Tp5Options): Part3Config {
 }
 
 /** Model families of the benchmark. */
-const GRU64 = { label: "GRU-64", memory: "none", units: 64 } as const;
+export const GRU64 = { label: "GRU-64", memory: "none", units: 64 } as const;
 const GRU128 = { label: "GRU-128", memory: "none", units: 128 } as const;
-const HTAP = { label: "H-TAP", memory: "full", units: 64 } as const;
+export const HTAP = { label: "H-TAP", memory: "full", units: 64 } as const;
 const FIFO = { label: "FIFO-10", memory: "fifo", units: 64, window: 10 } as const;
 const BOUNDED = { label: "bounded", memory: "bounded", units: 64 } as const;
 
@@ -88,7 +88,7 @@ interface Trained {
   runId: string;
 }
 
-async function trainAndLog(
+export async function trainAndLog(
   store: MlflowStore,
   spec: TapSpec,
   splits: LopSplits,
