@@ -181,6 +181,19 @@ export interface Part3Results {
   test: Lop120;
 }
 
+/** The five models of the comparison (main pair over seeds), as figures and report list them. */
+export function modelGroups(
+  r: Part3Results,
+): { label: string; role: string; results: TapResult[] }[] {
+  return [
+    { label: "GRU-64", role: "TAP baseline GRU-64", results: r.gru },
+    { label: "GRU-128", role: "TAP baseline GRU-128 (capacity control)", results: [r.gru128] },
+    { label: "FIFO-10", role: "H-TAP, FIFO-10 memory (ablation)", results: [r.fifo] },
+    { label: "bounded", role: "H-TAP, bounded tanh score (ablation)", results: [r.bounded] },
+    { label: "H-TAP", role: "**H-TAP**", results: r.htap },
+  ];
+}
+
 /** Every trained model of the part. */
 function everyResult(r: Part3Results): TapResult[] {
   return [
@@ -601,15 +614,12 @@ async function logFigures(run: Run, r: Part3Results): Promise<void> {
     { steps, ...curves },
   );
   // P3-e: summary bars.
-  const models: [string, TapResult[]][] = [
-    ["GRU-64", r.gru],
-    ["GRU-128", [r.gru128]],
-    ["FIFO-10", [r.fifo]],
-    ["bounded", [r.bounded]],
-    ["H-TAP", r.htap],
-  ];
   const bars = (pick: (x: TapResult) => number) =>
-    models.map(([name, xs]) => ({ name, value: stat(xs, pick).mean, std: stat(xs, pick).std }));
+    modelGroups(r).map(({ label: name, results: xs }) => ({
+      name,
+      value: stat(xs, pick).mean,
+      std: stat(xs, pick).std,
+    }));
   const summary = {
     mse_app_h: bars((x) => x.test.metrics.mse_app_h),
     id_acc: bars((x) => x.test.metrics.id_acc),

@@ -4,7 +4,7 @@
 import type { Run } from "../../tracking/mlflow.ts";
 import { type Check, fmt } from "./common.ts";
 import type { TapResult } from "./lop_train.ts";
-import { type Part3Results, stat } from "./part3.ts";
+import { modelGroups, type Part3Results, stat } from "./part3.ts";
 
 const pm = (xs: readonly TapResult[], pick: (r: TapResult) => number, digits = 3) => {
   const s = stat(xs, pick);
@@ -30,13 +30,7 @@ const M = {
 };
 
 function resultsTable(r: Part3Results): string {
-  const rows: [string, TapResult[]][] = [
-    ["TAP baseline GRU-64", r.gru],
-    ["TAP baseline GRU-128 (capacity control)", [r.gru128]],
-    ["H-TAP, FIFO-10 memory (ablation)", [r.fifo]],
-    ["H-TAP, bounded tanh score (ablation)", [r.bounded]],
-    ["**H-TAP**", r.htap],
-  ];
+  const rows = modelGroups(r).map((g): [string, TapResult[]] => [g.role, g.results]);
   const attn = (xs: TapResult[], pick: (r: TapResult) => number) =>
     xs[0].test.attention ? pm(xs, pick) : "—";
   const lines = [
