@@ -11,6 +11,7 @@ import { type BatchNormOp, batchNormRules } from "./ops/batchnorm.ts";
 import { type RnnOp, rnnRules } from "./ops/rnn.ts";
 import { type AttentionOp, attentionRules } from "./ops/attention.ts";
 import { type LayerNormOp, layerNormRules } from "./ops/layernorm.ts";
+import { type DecodeOp, decodeRules } from "./ops/decode.ts";
 
 export type OpName =
   | ElementwiseOp
@@ -22,7 +23,8 @@ export type OpName =
   | BatchNormOp
   | RnnOp
   | AttentionOp
-  | LayerNormOp;
+  | LayerNormOp
+  | DecodeOp;
 
 export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
 
@@ -57,6 +59,7 @@ function rules(): Rules<OpName> {
     ...rnnRules,
     ...attentionRules,
     ...layerNormRules,
+    ...decodeRules,
   };
 }
 

@@ -10,12 +10,15 @@
 // - "bounded": the course's SimpleAttention scoring, tanh(wᵀ key_τ + b), no query.
 //
 // Speed: the context is one GRU sequence dispatch, one causal attention dispatch and a handful of
-// batched matmuls over all 100 steps (spec §3.6 engine hint); only the 19 free-running steps
-// interleave cell, memory write, attention and read-out one step at a time.
+// batched matmuls over all 100 steps (spec §3.6 engine hint); the 19 free-running steps, which
+// must interleave cell, memory write, attention and read-out, are ONE fused decode dispatch
+// (engine/ops/decode.ts) for "none", "full" and "fifo" ("bounded", and `decoder: "composed"`,
+// step through the primitive ops: ~50 dispatches per step).
 import { Module } from "../engine/nn/module.ts";
 import { Linear } from "../engine/nn/linear.ts";
 import { GRU } from "../engine/nn/rnn.ts";
 import { attention } from "../engine/ops/attention.ts";
+import { gruDecode } from "../engine/ops/decode.ts";
 import { add, mul } from "../engine/ops/elementwise.ts";
 import { matmul } from "../engine/ops/matmul.ts";
 import { concat, narrow, stack } from "../engine/ops/shape.ts";
@@ -32,6 +35,8 @@ export interface TapOptions {
   window?: number;
   /** Key/value size (default 32). */
   keyDim?: number;
+  /** How the free-running steps run: one fused dispatch (default) or the primitive ops. */
+  decoder?: "fused" | "composed";
   rng: Rng;
 }
 
@@ -64,6 +69,7 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
   readonly memory: Memory | null;
   readonly kind: MemoryKind;
   readonly window: number;
+  readonly fused: boolean;
 
   constructor(options: TapOptions) {
     super();
@@ -71,6 +77,7 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
     const dk = options.keyDim ?? 32;
     this.kind = memory;
     this.window = options.window ?? 10;
+    this.fused = (options.decoder ?? "fused") === "fused" && memory !== "bounded";
     this.gru = this.addModule("gru", new GRU(STEP_INPUT, units, { returnSequences: true, rng }));
     if (memory === "none") {
       this.memory = null;
@@ -132,8 +139,46 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
     const generated: Tensor[] = [];
     const horizonWeights: Tensor[] = [];
     let content = narrow(context, 1, CONTEXT - 1, 1).reshape([batch, CONTENT]);
+    const steps = horizonFlags.shape[1];
+    if (this.fused && steps > 0) {
+      const decoded = gruDecode({
+        h0: h,
+        content0: content,
+        flags: horizonFlags,
+        kernel: this.gru.kernel,
+        recurrentKernel: this.gru.recurrentKernel,
+        bias: this.gru.bias,
+        outWeight: this.out.weight,
+        outBias: this.out.bias!,
+        memory: m
+          ? {
+            keys: keys!,
+            values: values!,
+            queryWeight: m.query!.weight,
+            queryBias: m.query!.bias!,
+            keyWeight: m.key.weight,
+            keyBias: narrow(keyBias!, 0, CONTEXT, steps),
+            valueWeight: m.value.weight,
+            valueBias: m.value.bias!,
+            gateWeight: m.gate.weight,
+            gateBias: m.gate.bias!,
+            contextWeight: m.context.weight,
+            contextBias: m.context.bias!,
+            window: this.kind === "fifo" ? this.window : 0,
+          }
+          : undefined,
+        returnWeights: weights,
+      });
+      const predictions = concat([context, decoded.predictions], 1);
+      if (!weights || !m) return { predictions };
+      for (let s = 0; s < steps; s++) {
+        const row = narrow(decoded.weights!, 1, s, 1).reshape([batch, CONTEXT + steps]);
+        horizonWeights.push(narrow(row, 1, 0, CONTEXT + s + 1));
+      }
+      return { predictions, contextWeights, horizonWeights };
+    }
     let state = h;
-    for (let s = 0; s < horizonFlags.shape[1]; s++) {
+    for (let s = 0; s < steps; s++) {
       const t = CONTEXT + s;
       const x = concat([content, narrow(horizonFlags, 1, s, 1).reshape([batch, 4])], 1);
       state = this.gru.step(x, { h: state }).h;

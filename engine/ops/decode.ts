@@ -1,0 +1,351 @@
+// Free-running GRU decoding with an optional attention memory, all steps in one dispatch
+// (kernels and equations in shaders/decode.ts). Composed from primitives, every decoded step
+// costs ~50 small dispatches forward and backward (cell, key/value/query, concat of the memory,
+// attention, gate, read-out, their gradients and the weight-gradient sums); here the forward is
+// ONE dispatch, the backward one dispatch plus one matmul and one column sum per weight over
+// all B·S (row, step) pairs.
+import { formatShape, Tensor } from "../tensor.ts";
+import { type Node, noGrad, record, type Rules } from "../autograd.ts";
+import { runtime, type Storage } from "../runtime.ts";
+import {
+  decodeBackwardKernel,
+  type DecodeDims,
+  decodeForwardKernel,
+  gradLayout,
+  savedLayout,
+  weightLayout,
+} from "../shaders/decode.ts";
+import { matmul } from "./matmul.ts";
+import { sum } from "./reduce.ts";
+import { stack } from "./shape.ts";
+
+export type DecodeOp = "gru_decode";
+
+/** The episodic memory read at every decoded step (shapes for key size K, context length M). */
+export interface DecodeMemory {
+  /** Keys and values of the M context steps, [B, M, K]. */
+  keys: Tensor;
+  values: Tensor;
+  /** [H + I, K] and [K]: the query from [h_s; x_s]. */
+  queryWeight: Tensor;
+  queryBias: Tensor;
+  /** [I, K]; keyBias [S, K] is the bias of each decoded step's key (e.g. positions). */
+  keyWeight: Tensor;
+  keyBias: Tensor;
+  valueWeight: Tensor;
+  valueBias: Tensor;
+  /** [H + K, H], [H]: g = σ([h; c]·W_g + b_g). */
+  gateWeight: Tensor;
+  gateBias: Tensor;
+  /** [K, H], [H]: tanh(c·W_c + b_c). */
+  contextWeight: Tensor;
+  contextBias: Tensor;
+  /** Keys visible to each query: the last `window` (0 or omitted: all past keys). */
+  window?: number;
+  /** Score scale (default 1/√K). */
+  scale?: number;
+}
+
+export interface DecodeArgs {
+  /** Initial state [B, H] and the first step's content [B, C]. */
+  h0: Tensor;
+  content0: Tensor;
+  /** Per-step flags appended to the content, [B, S, F]: the step input is [content; flags]. */
+  flags: Tensor;
+  /** GRU (Keras reset_after): kernel [I, 3H], recurrentKernel [H, 3H], bias [2, 3H]. */
+  kernel: Tensor;
+  recurrentKernel: Tensor;
+  bias: Tensor;
+  /** Read-out [H, C] (or [2H, C] with memory) and [C]. */
+  outWeight: Tensor;
+  outBias: Tensor;
+  memory?: DecodeMemory;
+  /** Also return each step's attention weights [B, S, M + S] (zero where not visible). */
+  returnWeights?: boolean;
+}
+
+export interface DecodeResult {
+  /** [B, S, C]: the prediction of each step, fed back as the next step's content. */
+  predictions: Tensor;
+  weights?: Tensor;
+}
+
+const WEIGHT_NAMES = [
+  ["kernel", "kernel"],
+  ["recurrentKernel", "recurrent"],
+  ["bias", "gruBias"],
+  ["outWeight", "outWeight"],
+  ["outBias", "outBias"],
+] as const;
+const MEMORY_NAMES = [
+  ["queryWeight", "queryWeight"],
+  ["queryBias", "queryBias"],
+  ["keyWeight", "keyWeight"],
+  ["keyBias", "keyBias"],
+  ["valueWeight", "valueWeight"],
+  ["valueBias", "valueBias"],
+  ["gateWeight", "gateWeight"],
+  ["gateBias", "gateBias"],
+  ["contextWeight", "contextWeight"],
+  ["contextBias", "contextBias"],
+] as const;
+/** Batch rows per workgroup: each weight load serves this many rows. */
+const ROWS = 8;
+
+function dimsOf(args: DecodeArgs): DecodeDims {
+  const op = "gruDecode";
+  const { h0, content0, flags } = args;
+  for (const t of [h0, content0, flags]) t.assertAlive(op);
+  if (h0.rank !== 2 || content0.rank !== 2 || flags.rank !== 3) {
+    throw new Error(
+      `${op}: h0 ${formatShape(h0.shape)}, content0 ${formatShape(content0.shape)}, flags ` +
+        `${formatShape(flags.shape)}; expected [B, H], [B, C] and [B, S, F]`,
+    );
+  }
+  const [B, H] = h0.shape;
+  const C = content0.shape[1];
+  const [, S, F] = flags.shape;
+  const K = args.memory?.keys.shape[2] ?? 0;
+  const M = args.memory?.keys.shape[1] ?? 0;
+  const I = C + F;
+  const expect = (name: string, t: Tensor, shape: number[]) => {
+    t.assertAlive(op);
+    if (t.dtype !== "f32" || t.shape.join() !== shape.join()) {
+      throw new Error(
+        `${op}: ${name} is ${t.dtype} of shape ${formatShape(t.shape)}; expected f32 of shape ` +
+          formatShape(shape),
+      );
+    }
+  };
+  expect("content0", content0, [B, C]);
+  expect("flags", flags, [B, S, F]);
+  expect("kernel", args.kernel, [I, 3 * H]);
+  expect("recurrentKernel", args.recurrentKernel, [H, 3 * H]);
+  expect("bias", args.bias, [2, 3 * H]);
+  expect("outWeight", args.outWeight, [(K ? 2 : 1) * H, C]);
+  expect("outBias", args.outBias, [C]);
+  const m = args.memory;
+  if (m) {
+    expect("memory.keys", m.keys, [B, M, K]);
+    expect("memory.values", m.values, [B, M, K]);
+    expect("memory.queryWeight", m.queryWeight, [H + I, K]);
+    expect("memory.queryBias", m.queryBias, [K]);
+    expect("memory.keyWeight", m.keyWeight, [I, K]);
+    expect("memory.keyBias", m.keyBias, [S, K]);
+    expect("memory.valueWeight", m.valueWeight, [I, K]);
+    expect("memory.valueBias", m.valueBias, [K]);
+    expect("memory.gateWeight", m.gateWeight, [H + K, H]);
+    expect("memory.gateBias", m.gateBias, [H]);
+    expect("memory.contextWeight", m.contextWeight, [K, H]);
+    expect("memory.contextBias", m.contextBias, [H]);
+    const window = m.window ?? 0;
+    if (!Number.isInteger(window) || window < 0) {
+      throw new Error(`${op}: memory.window is ${window}; expected an integer ≥ 0 (0 = all)`);
+    }
+    if (K < 1 || M < 1) {
+      throw new Error(`${op}: memory.keys ${formatShape(m.keys.shape)} must be [B, M ≥ 1, K ≥ 1]`);
+    }
+  }
+  if (B < 1 || S < 1 || H < 1 || C < 1) {
+    throw new Error(`${op}: batch, steps, units and content must be ≥ 1`);
+  }
+  return {
+    hidden: H,
+    content: C,
+    flags: F,
+    steps: S,
+    keyDim: K,
+    memory: M,
+    window: m?.window ?? 0,
+    rows: Math.min(ROWS, B),
+  };
+}
+
+/** Tensors in the node's input order (gradients come back in the same order). */
+function inputsOf(args: DecodeArgs): Tensor[] {
+  const list = [args.h0, args.content0, args.flags, ...WEIGHT_NAMES.map(([k]) => args[k])];
+  const m = args.memory;
+  if (m) list.push(m.keys, m.values, ...MEMORY_NAMES.map(([k]) => m[k]));
+  return list;
+}
+
+let spares: { read: Storage; write: Storage } | null = null;
+function spare(): { read: Storage; write: Storage } {
+  const rt = runtime();
+  return spares ??= { read: rt.alloc(16), write: rt.alloc(16) };
+}
+
+/** sizes[0] = (batch, scale bits), sizes[1] = 0, zero = 0 (read as sizes[zero]). */
+function uniforms(batch: number, scale: number): Uint32Array {
+  const u = new Uint32Array(12);
+  u[0] = batch;
+  new Float32Array(u.buffer)[1] = scale;
+  return u;
+}
+
+/** Copies plane `name` ([B·S, width] at its offset in `buffer`) into a tensor of its own. */
+function plane(
+  buffer: Tensor,
+  at: Record<string, [number, number]>,
+  name: string,
+  rowsTotal: number,
+): Tensor {
+  const [offset, width] = at[name];
+  const out = Tensor.empty([rowsTotal, width]);
+  runtime().copy(buffer.storage, offset * rowsTotal * 4, out.storage, 0, rowsTotal * width * 4);
+  return out;
+}
+
+/**
+ * Decodes S steps free-running: x_s = [content_{s-1}; flags_s], h_s = GRU(x_s, h_{s-1}), the
+ * prediction ŷ_s from h_s (and, with `memory`, from attention over the context keys and every
+ * decoded step's key so far) becomes content_s. Differentiable in everything but `flags`.
+ */
+export function gruDecode(args: DecodeArgs): DecodeResult {
+  const d = dimsOf(args);
+  const B = args.h0.shape[0];
+  const { steps: S, hidden: H, content: C, keyDim: K, memory: M } = d;
+  const rt = runtime();
+  const inputs = inputsOf(args);
+  const weights = weightLayout(d);
+  const packed = Tensor.empty([weights.total]);
+  const named: [string, Tensor][] = WEIGHT_NAMES.map(([k, n]) => [n, args[k]]);
+  const m = args.memory;
+  if (m) named.push(...MEMORY_NAMES.map(([k, n]) => [n, m[k]] as [string, Tensor]));
+  for (const [name, t] of named) {
+    rt.copy(t.storage, 0, packed.storage, weights.at[name][0] * 4, t.size * 4);
+  }
+  const saved = Tensor.empty([savedLayout(d).total * B * S]);
+  const predictions = Tensor.empty([B, S, C]);
+  const scale = m?.scale ?? 1 / Math.sqrt(Math.max(K, 1));
+  const { read: spareRead } = spare();
+  const macs = 3 * H * (C + d.flags + H) + C * (K ? 2 * H : H) +
+    (K ? K * (3 * (C + d.flags) + H) + 2 * K * (M + S) + H * (H + 2 * K) : 0);
+  rt.dispatch({
+    kernel: decodeForwardKernel(d),
+    buffers: [
+      packed.storage,
+      args.h0.storage,
+      args.content0.storage,
+      args.flags.storage,
+      m?.keys.storage ?? spareRead,
+      m?.values.storage ?? spareRead,
+      predictions.storage,
+      saved.storage,
+    ],
+    uniforms: uniforms(B, scale),
+    groups: [Math.ceil(B / d.rows)],
+    flops: 2 * macs * B * S,
+  });
+  if (rt.checkNaN) rt.checkFinite(predictions.storage, predictions.size, "gru_decode");
+  let attention: Tensor | undefined;
+  if (args.returnWeights && m) {
+    attention = plane(saved, savedLayout(d).at, "probs", B * S);
+    const shaped = attention.reshape([B, S, M + S]);
+    attention.dispose();
+    attention = shaped;
+  }
+  const keep = m ? [packed, saved, m.keys, m.values] : [packed, saved];
+  record("gru_decode", predictions, inputs, keep, { ...d, batch: B, scale });
+  packed.dispose();
+  saved.dispose();
+  return attention ? { predictions, weights: attention } : { predictions };
+}
+
+function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
+  const a = node.attrs;
+  const d: DecodeDims = {
+    hidden: a.hidden as number,
+    content: a.content as number,
+    flags: a.flags as number,
+    steps: a.steps as number,
+    keyDim: a.keyDim as number,
+    memory: a.memory as number,
+    window: a.window as number,
+    rows: a.rows as number,
+  };
+  const B = a.batch as number;
+  const { steps: S, hidden: H, content: C, keyDim: K, memory: M } = d;
+  const NS = B * S;
+  const [packed, saved, keys, values] = node.saved;
+  const rt = runtime();
+  const grads = Tensor.empty([gradLayout(d).total * NS]);
+  const dstate = Tensor.empty([B * (H + C)]);
+  const dkv = K ? Tensor.empty([2 * B * M * K]) : null;
+  const { read: spareRead, write: spareWrite } = spare();
+  rt.dispatch({
+    kernel: decodeBackwardKernel(d),
+    buffers: [
+      packed.storage,
+      grad.storage,
+      saved.storage,
+      keys?.storage ?? spareRead,
+      values?.storage ?? spareRead,
+      grads.storage,
+      dstate.storage,
+      dkv?.storage ?? spareWrite,
+    ],
+    uniforms: uniforms(B, a.scale as number),
+    groups: [Math.ceil(B / d.rows)],
+  });
+  const wants = node.inputs.map((t) => t.requiresGrad);
+  const sv = savedLayout(d).at, gl = gradLayout(d).at;
+  const cache = new Map<string, Tensor>();
+  const savedPlane = (n: string) => cache.get(n) ?? cache.set(n, plane(saved, sv, n, NS)).get(n)!;
+  const gradPlane = (n: string) => cache.get(n) ?? cache.set(n, plane(grads, gl, n, NS)).get(n)!;
+  const weight = (i: number, input: string, dy: string) =>
+    wants[i] ? matmul(savedPlane(input), gradPlane(dy), { transA: true }) : null;
+  const colSum = (i: number, dy: string) => wants[i] ? sum(gradPlane(dy), 0) : null;
+  const slice = (t: Tensor, offset: number, shape: number[]) => {
+    const out = Tensor.empty(shape);
+    rt.copy(t.storage, offset * 4, out.storage, 0, out.size * 4);
+    return out;
+  };
+  const out: (Tensor | null)[] = [
+    wants[0] ? slice(dstate, 0, [B, H]) : null,
+    wants[1] ? slice(dstate, B * H, [B, C]) : null,
+    null,
+    weight(3, "x", "dKernel"),
+    weight(4, "hprev", "dRecurrent"),
+    wants[5]
+      ? noGrad(() => {
+        const [bx, bh] = [sum(gradPlane("dKernel"), 0), sum(gradPlane("dRecurrent"), 0)];
+        const both = stack([bx, bh], 0);
+        bx.dispose();
+        bh.dispose();
+        return both;
+      })
+      : null,
+    weight(6, "outIn", "dOut"),
+    colSum(7, "dOut"),
+  ];
+  if (K) {
+    let keyBias: Tensor | null = null;
+    if (wants[13]) {
+      const perRow = gradPlane("dKey").reshape([B, S, K]);
+      keyBias = sum(perRow, 0);
+      perRow.dispose();
+    }
+    out.push(
+      wants[8] ? slice(dkv!, 0, [B, M, K]) : null,
+      wants[9] ? slice(dkv!, B * M * K, [B, M, K]) : null,
+      weight(10, "queryIn", "dQuery"),
+      colSum(11, "dQuery"),
+      weight(12, "x", "dKey"),
+      keyBias,
+      weight(14, "x", "dValue"),
+      colSum(15, "dValue"),
+      weight(16, "gateIn", "dGate"),
+      colSum(17, "dGate"),
+      weight(18, "context", "dContext"),
+      colSum(19, "dContext"),
+    );
+  }
+  for (const t of cache.values()) t.dispose();
+  grads.dispose();
+  dstate.dispose();
+  dkv?.dispose();
+  return out;
+}
+
+export const decodeRules: Rules<DecodeOp> = { gru_decode: decodeGrad };

@@ -1,0 +1,770 @@
+// Free-running decoder kernels: a GRU cell whose prediction is fed back as the next step's
+// input, optionally reading an episodic memory of every past step (causal scaled dot-product
+// attention over keys/values, the step's own key appended) through a gated read-out:
+//   x_s = [content_{s-1}; flags_s],  h_s = GRU(x_s, h_{s-1})                  (Keras reset_after)
+//   memory:  k_s = x_s·W_k + kb_s,  v_s = x_s·W_v + b_v,  q_s = [h_s; x_s]·W_q + b_q
+//            p = softmax_j(q_s·k_j · scale) over the visible j ≤ M + s,  c_s = Σ_j p_j v_j
+//            g = σ([h_s; c_s]·W_g + b_g),  u = tanh(c_s·W_c + b_c),  ŷ_s = [h_s; g ⊙ u]·W_o + b_o
+//   no memory: ŷ_s = h_s·W_o + b_o;        content_s = ŷ_s.
+// Every batch row is independent, so ONE dispatch runs all S steps: a workgroup owns `R` rows
+// and loops over the steps with barriers between phases (forward), or over the steps in reverse
+// (backward). The backward kernel writes each step's pre-activation gradients to planes
+// [B·S, n] so that every weight gradient is one matmul over all rows and steps afterwards.
+//
+// Rows are unrolled into named registers (R accumulators per output): on CPU adapters a load
+// costs far more than a multiply-add, so each weight load serves R rows.
+import type { KernelSpec } from "../runtime.ts";
+
+export interface DecodeDims {
+  hidden: number;
+  /** Content channels (the fed-back prediction). */
+  content: number;
+  /** Flag channels appended to the content (given, not predicted). */
+  flags: number;
+  steps: number;
+  /** Memory: key size and context length (keys before the first decoded step); 0 = none. */
+  keyDim: number;
+  memory: number;
+  /** Visible keys per query for a sliding window; 0 = every past key (causal). */
+  window: number;
+  /** Batch rows per workgroup. */
+  rows: number;
+}
+
+/** Lanes per workgroup. */
+export const DECODE_LANES = 64;
+
+type Layout = Record<string, [offset: number, size: number]>;
+
+function layout(parts: [string, number][]): { at: Layout; total: number } {
+  const at: Layout = {};
+  let total = 0;
+  for (const [name, size] of parts) {
+    at[name] = [total, size];
+    total += size;
+  }
+  return { at, total };
+}
+
+/** Offsets (floats) of each weight in the packed weight buffer, in this order. */
+export function weightLayout(d: DecodeDims): { at: Layout; total: number } {
+  const { hidden: H, content: C, keyDim: K, steps: S } = d;
+  const I = C + d.flags;
+  const mem = K > 0;
+  return layout([
+    ["kernel", I * 3 * H],
+    ["recurrent", H * 3 * H],
+    ["gruBias", 2 * 3 * H],
+    ["outWeight", (mem ? 2 * H : H) * C],
+    ["outBias", C],
+    ...(mem
+      ? [
+        ["queryWeight", (H + I) * K],
+        ["queryBias", K],
+        ["keyWeight", I * K],
+        ["keyBias", S * K],
+        ["valueWeight", I * K],
+        ["valueBias", K],
+        ["gateWeight", (H + K) * H],
+        ["gateBias", H],
+        ["contextWeight", K * H],
+        ["contextBias", H],
+      ] as [string, number][]
+      : []),
+  ]);
+}
+
+/** Per (row, step) planes the forward pass saves: widths in floats. */
+export function savedLayout(d: DecodeDims): { at: Layout; total: number } {
+  const { hidden: H, content: C, keyDim: K } = d;
+  const I = C + d.flags;
+  const mem = K > 0;
+  return layout([
+    ["x", I],
+    ["hprev", H],
+    ["gates", 4 * H],
+    ["outIn", mem ? 2 * H : H],
+    ...(mem
+      ? [
+        ["queryIn", H + I],
+        ["gateIn", H + K],
+        ["context", K],
+        ["gateAct", 2 * H],
+        ["query", K],
+        ["key", K],
+        ["value", K],
+        ["probs", d.memory + d.steps],
+      ] as [string, number][]
+      : []),
+  ]);
+}
+
+/** Per (row, step) gradient planes of the backward pass. */
+export function gradLayout(d: DecodeDims): { at: Layout; total: number } {
+  const { hidden: H, content: C, keyDim: K } = d;
+  return layout([
+    ["dKernel", 3 * H],
+    ["dRecurrent", 3 * H],
+    ["dOut", C],
+    ...(K > 0
+      ? [["dQuery", K], ["dKey", K], ["dValue", K], ["dGate", H], ["dContext", H]] as [
+        string,
+        number,
+      ][]
+      : []),
+  ]);
+}
+
+export function decodeKey(d: DecodeDims): string {
+  return [d.hidden, d.content, d.flags, d.steps, d.keyDim, d.memory, d.window, d.rows].join(",");
+}
+
+/** Code repeated for each of the R rows (`r` replaced by the row number). */
+function rows(d: DecodeDims, line: (r: number) => string): string {
+  return Array.from({ length: d.rows }, (_, r) => line(r)).join("\n");
+}
+
+function common(d: DecodeDims, buffers: string[]): string {
+  const { hidden: H, content: C, keyDim: K, steps: S } = d;
+  const I = C + d.flags;
+  const w = weightLayout(d).at;
+  const consts = Object.entries(w).map(([n, [o]]) => `const W_${n} = ${o}u;`);
+  return `
+// sizes[zero] = (batch, scale bits): a dynamic index, so lavapipe cannot inline the values
+// and recompile this large shader for them (see matmulUniforms).
+struct U { sizes: array<vec4u, 2>, zero: u32, pad0: u32, pad1: u32, pad2: u32 }
+${buffers.map((b, i) => `@group(0) @binding(${i}) ${b};`).join("\n")}
+@group(0) @binding(${buffers.length}) var<uniform> u: U;
+const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const S = ${S}u;
+const M = ${d.memory}u; const T = ${
+    d.memory + S
+  }u; const R = ${d.rows}u; const WGN = ${DECODE_LANES}u;
+${consts.join("\n")}
+fn sigm(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn tanh_s(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+// First visible key of the query at memory position t.
+fn first_key(t: u32) -> u32 { ${
+    d.window > 0 ? `return select(0u, t + 1u - ${d.window}u, t + 1u > ${d.window}u);` : "return 0u;"
+  } }`;
+}
+
+/** WGSL accessor of plane `name` at (row index expression, column expression). */
+function plane(l: Layout, buffer: string, name: string, row: string, col: string): string {
+  const [offset, width] = l[name];
+  return `${buffer}[${offset}u * NS + (${row}) * ${width}u + (${col})]`;
+}
+
+export function decodeForwardKernel(d: DecodeDims): KernelSpec {
+  const mem = d.keyDim > 0;
+  const sv = savedLayout(d).at;
+  const p = (name: string, row: string, col: string) => plane(sv, "saved", name, row, col);
+  const code = () => `
+${
+    common(d, [
+      "var<storage, read> w: array<f32>",
+      "var<storage, read> h0: array<f32>", // [B, H]
+      "var<storage, read> content0: array<f32>", // [B, C]
+      "var<storage, read> flags: array<f32>", // [B, S, F]
+      "var<storage, read> keys: array<f32>", // [B, M, K]
+      "var<storage, read> vals: array<f32>", // [B, M, K]
+      "var<storage, read_write> pred: array<f32>", // [B, S, C]
+      "var<storage, read_write> saved: array<f32>",
+    ])
+  }
+const F = ${d.flags}u;
+var<workgroup> xs: array<f32, ${d.rows * (d.content + d.flags)}>;
+var<workgroup> hs: array<f32, ${d.rows * d.hidden}>;
+var<workgroup> hn: array<f32, ${d.rows * d.hidden}>;
+${
+    mem
+      ? `var<workgroup> qs: array<f32, ${d.rows * d.keyDim}>;
+var<workgroup> cs: array<f32, ${d.rows * d.keyDim}>;
+var<workgroup> gs: array<f32, ${d.rows * d.hidden}>;
+var<workgroup> sc: array<f32, ${d.rows * (d.memory + d.steps)}>;
+var<workgroup> stat: array<f32, ${2 * d.rows}>;`
+      : ""
+  }
+
+@compute @workgroup_size(${DECODE_LANES})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let sz = u.sizes[u.zero];
+  let B = sz.x;
+  let scale = bitcast<f32>(sz.y);
+  let NS = B * S;
+  let b0 = wg.x * R;
+  for (var i = l; i < R * H; i += WGN) {
+    let b = b0 + i / H;
+    hs[i] = select(0.0, h0[min(b, B - 1u) * H + i % H], b < B);
+  }
+  for (var i = l; i < R * C; i += WGN) {
+    let b = b0 + i / C;
+    xs[(i / C) * I + i % C] = select(0.0, content0[min(b, B - 1u) * C + i % C], b < B);
+  }
+  for (var s = 0u; s < S; s++) {
+    for (var i = l; i < R * F; i += WGN) {
+      let b = b0 + i / F;
+      xs[(i / F) * I + C + i % F] = select(0.0, flags[(min(b, B - 1u) * S + s) * F + i % F], b < B);
+    }
+    workgroupBarrier();
+    for (var i = l; i < R * I; i += WGN) {
+      let b = b0 + i / I;
+      if (b < B) { ${p("x", "b * S + s", "i % I")} = xs[i]; }
+    }
+    for (var i = l; i < R * H; i += WGN) {
+      let b = b0 + i / H;
+      if (b < B) { ${p("hprev", "b * S + s", "i % H")} = hs[i]; }
+    }
+    // GRU cell: unit o of every row.
+    for (var o = l; o < H; o += WGN) {
+${
+    rows(
+      d,
+      (r) =>
+        `      var xz${r} = w[W_gruBias + o]; var xr${r} = w[W_gruBias + H + o]; var xn${r} = w[W_gruBias + 2u * H + o];
+      var hz${r} = w[W_gruBias + 3u * H + o]; var hr${r} = w[W_gruBias + 4u * H + o]; var hh${r} = w[W_gruBias + 5u * H + o];`,
+    )
+  }
+      for (var k = 0u; k < I; k++) {
+        let wz = w[W_kernel + k * 3u * H + o];
+        let wr = w[W_kernel + k * 3u * H + H + o];
+        let wn = w[W_kernel + k * 3u * H + 2u * H + o];
+${
+    rows(
+      d,
+      (r) =>
+        `        { let v = xs[${r}u * I + k]; xz${r} += v * wz; xr${r} += v * wr; xn${r} += v * wn; }`,
+    )
+  }
+      }
+      for (var k = 0u; k < H; k++) {
+        let wz = w[W_recurrent + k * 3u * H + o];
+        let wr = w[W_recurrent + k * 3u * H + H + o];
+        let wn = w[W_recurrent + k * 3u * H + 2u * H + o];
+${
+    rows(
+      d,
+      (r) =>
+        `        { let v = hs[${r}u * H + k]; hz${r} += v * wz; hr${r} += v * wr; hh${r} += v * wn; }`,
+    )
+  }
+      }
+${
+    rows(d, (r) =>
+      `      {
+        let z = sigm(xz${r} + hz${r});
+        let rg = sigm(xr${r} + hr${r});
+        let n = tanh_s(xn${r} + rg * hh${r});
+        let h = z * hs[${r}u * H + o] + (1.0 - z) * n;
+        hn[${r}u * H + o] = h;
+        let b = b0 + ${r}u;
+        if (b < B) {
+          ${p("gates", "b * S + s", "o")} = z;
+          ${p("gates", "b * S + s", "H + o")} = rg;
+          ${p("gates", "b * S + s", "2u * H + o")} = n;
+          ${p("gates", "b * S + s", "3u * H + o")} = hh${r};
+        }
+      }`)
+  }
+    }
+    workgroupBarrier();
+${mem ? forwardMemory(d, p) : ""}
+    // Read-out: ŷ = [h; g ⊙ u]·W_o + b_o (h·W_o + b_o without memory), fed back as content.
+    for (var o = l; o < C; o += WGN) {
+${rows(d, (r) => `      var y${r} = w[W_outBias + o];`)}
+      for (var k = 0u; k < H; k++) {
+        let wo = w[W_outWeight + k * C + o];
+${rows(d, (r) => `        y${r} += hn[${r}u * H + k] * wo;`)}
+${
+    mem
+      ? `        let wgt = w[W_outWeight + (H + k) * C + o];
+${rows(d, (r) => `        y${r} += gs[${r}u * H + k] * wgt;`)}`
+      : ""
+  }
+      }
+${
+    rows(d, (r) =>
+      `      {
+        let b = b0 + ${r}u;
+        xs[${r}u * I + o] = y${r};
+        if (b < B) { pred[(b * S + s) * C + o] = y${r}; }
+      }`)
+  }
+    }
+    for (var i = l; i < R * ${mem ? "2u * H" : "H"}; i += WGN) {
+      let r = i / ${mem ? "(2u * H)" : "H"};
+      let j = i % ${mem ? "(2u * H)" : "H"};
+      let b = b0 + r;
+      if (b < B) {
+        ${
+    mem
+      ? `if (j < H) { ${p("outIn", "b * S + s", "j")} = hn[r * H + j]; } else { ${
+        p("outIn", "b * S + s", "j")
+      } = gs[r * H + j - H]; }`
+      : `${p("outIn", "b * S + s", "j")} = hn[r * H + j];`
+  }
+      }
+    }
+    workgroupBarrier();
+    for (var i = l; i < R * H; i += WGN) { hs[i] = hn[i]; }
+  }
+}`;
+  return {
+    name: "decode_fwd",
+    key: decodeKey(d),
+    bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
+    uniform: true,
+    code,
+  };
+}
+
+/** The memory phases of a forward step: key/value/query, scores, softmax, context, gate. */
+function forwardMemory(d: DecodeDims, p: (n: string, row: string, col: string) => string): string {
+  return `
+    // The step's key, value and query.
+    for (var o = l; o < K; o += WGN) {
+${
+    rows(
+      d,
+      (r) =>
+        `      var k${r} = w[W_keyBias + s * K + o]; var v${r} = w[W_valueBias + o]; var q${r} = w[W_queryBias + o];`,
+    )
+  }
+      for (var k = 0u; k < I; k++) {
+        let wk = w[W_keyWeight + k * K + o];
+        let wv = w[W_valueWeight + k * K + o];
+        let wq = w[W_queryWeight + (H + k) * K + o];
+${
+    rows(
+      d,
+      (r) =>
+        `        { let x = xs[${r}u * I + k]; k${r} += x * wk; v${r} += x * wv; q${r} += x * wq; }`,
+    )
+  }
+      }
+      for (var k = 0u; k < H; k++) {
+        let wq = w[W_queryWeight + k * K + o];
+${rows(d, (r) => `        q${r} += hn[${r}u * H + k] * wq;`)}
+      }
+${
+    rows(d, (r) =>
+      `      {
+        let b = b0 + ${r}u;
+        qs[${r}u * K + o] = q${r};
+        if (b < B) {
+          ${p("key", "b * S + s", "o")} = k${r};
+          ${p("value", "b * S + s", "o")} = v${r};
+          ${p("query", "b * S + s", "o")} = q${r};
+        }
+      }`)
+  }
+    }
+    for (var i = l; i < R * (H + I); i += WGN) {
+      let r = i / (H + I);
+      let j = i % (H + I);
+      let b = b0 + r;
+      if (b < B) {
+        if (j < H) { ${p("queryIn", "b * S + s", "j")} = hn[r * H + j]; } else { ${
+    p("queryIn", "b * S + s", "j")
+  } = xs[r * I + j - H]; }
+      }
+    }
+    storageBarrier();
+    workgroupBarrier();
+    let t = M + s;
+    let j0 = first_key(t);
+    let L = t + 1u;
+    // Scores of the visible keys (a row past the batch end reads row B − 1 and is never stored).
+    for (var i = l; i < R * L; i += WGN) {
+      let r = i / L;
+      let j = i % L;
+      let b = min(b0 + r, B - 1u);
+      var e = -3.0e38;
+      if (j >= j0) {
+        e = 0.0;
+        for (var c = 0u; c < K; c++) {
+          var kj: f32;
+          if (j < M) { kj = keys[(b * M + j) * K + c]; } else { kj = ${
+    p("key", "b * S + j - M", "c")
+  }; }
+          e += qs[r * K + c] * kj;
+        }
+        e *= scale;
+      }
+      sc[r * T + j] = e;
+    }
+    workgroupBarrier();
+    if (l < R) {
+      var mx = -3.0e38;
+      for (var j = j0; j < L; j++) { mx = max(mx, sc[l * T + j]); }
+      var total = 0.0;
+      for (var j = j0; j < L; j++) { total += exp(sc[l * T + j] - mx); }
+      stat[2u * l] = mx;
+      stat[2u * l + 1u] = total;
+    }
+    workgroupBarrier();
+    for (var i = l; i < R * T; i += WGN) {
+      let r = i / T;
+      let j = i % T;
+      var pj = 0.0;
+      if (j >= j0 && j < L) { pj = exp(sc[i] - stat[2u * r]) / stat[2u * r + 1u]; }
+      sc[i] = pj;
+      let b = b0 + r;
+      if (b < B) { ${p("probs", "b * S + s", "j")} = pj; }
+    }
+    workgroupBarrier();
+    for (var i = l; i < R * K; i += WGN) {
+      let r = i / K;
+      let c = i % K;
+      let b = min(b0 + r, B - 1u);
+      var acc = 0.0;
+      for (var j = j0; j < L; j++) {
+        var vj: f32;
+        if (j < M) { vj = vals[(b * M + j) * K + c]; } else { vj = ${
+    p("value", "b * S + j - M", "c")
+  }; }
+        acc += sc[r * T + j] * vj;
+      }
+      cs[i] = acc;
+      if (b0 + r < B) { ${p("context", "b * S + s", "c")} = acc; }
+    }
+    workgroupBarrier();
+    // Gate and transformed context: g = σ([h; c]·W_g + b_g), u = tanh(c·W_c + b_c).
+    for (var o = l; o < H; o += WGN) {
+${rows(d, (r) => `      var g${r} = w[W_gateBias + o]; var a${r} = w[W_contextBias + o];`)}
+      for (var k = 0u; k < H; k++) {
+        let wgt = w[W_gateWeight + k * H + o];
+${rows(d, (r) => `        g${r} += hn[${r}u * H + k] * wgt;`)}
+      }
+      for (var k = 0u; k < K; k++) {
+        let wgt = w[W_gateWeight + (H + k) * H + o];
+        let wc = w[W_contextWeight + k * H + o];
+${rows(d, (r) => `        { let c = cs[${r}u * K + k]; g${r} += c * wgt; a${r} += c * wc; }`)}
+      }
+${
+    rows(d, (r) =>
+      `      {
+        let g = sigm(g${r});
+        let a = tanh_s(a${r});
+        gs[${r}u * H + o] = g * a;
+        let b = b0 + ${r}u;
+        if (b < B) {
+          ${p("gateAct", "b * S + s", "o")} = g;
+          ${p("gateAct", "b * S + s", "H + o")} = a;
+        }
+      }`)
+  }
+    }
+    for (var i = l; i < R * (H + K); i += WGN) {
+      let r = i / (H + K);
+      let j = i % (H + K);
+      let b = b0 + r;
+      if (b < B) {
+        if (j < H) { ${p("gateIn", "b * S + s", "j")} = hn[r * H + j]; } else { ${
+    p("gateIn", "b * S + s", "j")
+  } = cs[r * K + j - H]; }
+      }
+    }
+    workgroupBarrier();`;
+}
+
+export function decodeBackwardKernel(d: DecodeDims): KernelSpec {
+  const mem = d.keyDim > 0;
+  const sv = savedLayout(d).at;
+  const gl = gradLayout(d).at;
+  const p = (name: string, row: string, col: string) => plane(sv, "saved", name, row, col);
+  const g = (name: string, row: string, col: string) => plane(gl, "grads", name, row, col);
+  const OI = mem ? "2u * H" : "H";
+  const code = () => `
+${
+    common(d, [
+      "var<storage, read> w: array<f32>",
+      "var<storage, read> dpred: array<f32>", // [B, S, C]
+      "var<storage, read> saved: array<f32>",
+      "var<storage, read> keys: array<f32>",
+      "var<storage, read> vals: array<f32>",
+      "var<storage, read_write> grads: array<f32>",
+      "var<storage, read_write> dstate: array<f32>", // dh0 [B, H], then dcontent0 [B, C]
+      "var<storage, read_write> dkv: array<f32>", // [B, M, K] keys, then values
+    ])
+  }
+var<workgroup> dh: array<f32, ${d.rows * d.hidden}>;
+var<workgroup> dhn: array<f32, ${d.rows * d.hidden}>;
+var<workgroup> dxs: array<f32, ${d.rows * (d.content + d.flags)}>;
+var<workgroup> dxc: array<f32, ${d.rows * d.content}>;
+var<workgroup> dos: array<f32, ${d.rows * d.content}>;
+var<workgroup> dgx: array<f32, ${d.rows * 3 * d.hidden}>;
+var<workgroup> dgh: array<f32, ${d.rows * 3 * d.hidden}>;
+${
+    mem
+      ? `var<workgroup> dgp: array<f32, ${d.rows * d.hidden}>;
+var<workgroup> dup: array<f32, ${d.rows * d.hidden}>;
+var<workgroup> dcs: array<f32, ${d.rows * d.keyDim}>;
+var<workgroup> dqs: array<f32, ${d.rows * d.keyDim}>;
+var<workgroup> ds: array<f32, ${d.rows * (d.memory + d.steps)}>;
+var<workgroup> stat: array<f32, ${d.rows}>;`
+      : ""
+  }
+
+@compute @workgroup_size(${DECODE_LANES})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let sz = u.sizes[u.zero];
+  let B = sz.x;
+  let scale = bitcast<f32>(sz.y);
+  let NS = B * S;
+  let b0 = wg.x * R;
+  for (var i = l; i < R * H; i += WGN) { dh[i] = 0.0; }
+  for (var i = l; i < R * C; i += WGN) { dxc[i] = 0.0; }
+${
+    mem
+      ? `  let VAL = B * M * K;
+  for (var i = l; i < R * M * K; i += WGN) {
+    let b = b0 + i / (M * K);
+    if (b < B) { dkv[b * M * K + i % (M * K)] = 0.0; dkv[VAL + b * M * K + i % (M * K)] = 0.0; }
+  }
+  for (var i = l; i < R * S * K; i += WGN) {
+    let b = b0 + i / (S * K);
+    let row = b * S + (i % (S * K)) / K;
+    if (b < B) { ${g("dKey", "row", "i % K")} = 0.0; ${g("dValue", "row", "i % K")} = 0.0; }
+  }
+  storageBarrier();`
+      : ""
+  }
+  workgroupBarrier();
+  for (var step = 0u; step < S; step++) {
+    let s = S - 1u - step;
+    // dŷ_s: the loss gradient plus what step s + 1 sent back through its input content.
+    for (var i = l; i < R * C; i += WGN) {
+      let b = b0 + i / C;
+      var dy = dxc[i];
+      if (b < B) {
+        dy += dpred[(b * S + s) * C + i % C];
+        ${g("dOut", "b * S + s", "i % C")} = dy;
+      }
+      dos[i] = dy;
+    }
+    workgroupBarrier();
+    // Through W_o: dh_s += dŷ·W_oᵀ[:H]; the gated half feeds the gate and context gradients.
+    for (var i = l; i < ${OI}; i += WGN) {
+${rows(d, (r) => `      var a${r} = 0.0;`)}
+      for (var o = 0u; o < C; o++) {
+        let wo = w[W_outWeight + i * C + o];
+${rows(d, (r) => `        a${r} += dos[${r}u * C + o] * wo;`)}
+      }
+${
+    rows(d, (r) =>
+      `      {
+        let b = min(b0 + ${r}u, B - 1u);
+        if (i < H) {
+          dhn[${r}u * H + i] = dh[${r}u * H + i] + a${r};
+        }${
+        mem
+          ? ` else {
+          let j = i - H;
+          let gt = ${p("gateAct", "b * S + s", "j")};
+          let ct = ${p("gateAct", "b * S + s", "H + j")};
+          let dg = a${r} * ct * gt * (1.0 - gt);
+          let dc = a${r} * gt * (1.0 - ct * ct);
+          dgp[${r}u * H + j] = dg;
+          dup[${r}u * H + j] = dc;
+          if (b0 + ${r}u < B) { ${g("dGate", "b * S + s", "j")} = dg; ${
+            g("dContext", "b * S + s", "j")
+          } = dc; }
+        }`
+          : ""
+      }
+      }`)
+  }
+    }
+    workgroupBarrier();
+${mem ? backwardMemory(d, p, g) : ""}
+    // GRU cell: pre-activation gradients of the input and recurrent projections.
+    for (var o = l; o < H; o += WGN) {
+${
+    rows(d, (r) =>
+      `      {
+        let b = min(b0 + ${r}u, B - 1u);
+        let d = dhn[${r}u * H + o];
+        let z = ${p("gates", "b * S + s", "o")};
+        let rg = ${p("gates", "b * S + s", "H + o")};
+        let n = ${p("gates", "b * S + s", "2u * H + o")};
+        let hh = ${p("gates", "b * S + s", "3u * H + o")};
+        let hp = ${p("hprev", "b * S + s", "o")};
+        let dn = d * (1.0 - z) * (1.0 - n * n);
+        let dz = d * (hp - n) * z * (1.0 - z);
+        let dr = dn * hh * rg * (1.0 - rg);
+        dgx[${r}u * 3u * H + o] = dz;
+        dgx[${r}u * 3u * H + H + o] = dr;
+        dgx[${r}u * 3u * H + 2u * H + o] = dn;
+        dgh[${r}u * 3u * H + o] = dz;
+        dgh[${r}u * 3u * H + H + o] = dr;
+        dgh[${r}u * 3u * H + 2u * H + o] = dn * rg;
+        dh[${r}u * H + o] = d * z;
+        if (b0 + ${r}u < B) {
+          ${g("dKernel", "b * S + s", "o")} = dz;
+          ${g("dKernel", "b * S + s", "H + o")} = dr;
+          ${g("dKernel", "b * S + s", "2u * H + o")} = dn;
+          ${g("dRecurrent", "b * S + s", "o")} = dz;
+          ${g("dRecurrent", "b * S + s", "H + o")} = dr;
+          ${g("dRecurrent", "b * S + s", "2u * H + o")} = dn * rg;
+        }
+      }`)
+  }
+    }
+    workgroupBarrier();
+    // dh_{s-1} = dh·z + dĝ_h·Uᵀ; dx_s += dĝ_x·W_xᵀ.
+    for (var i = l; i < H + I; i += WGN) {
+${rows(d, (r) => `      var a${r} = 0.0;`)}
+      if (i < H) {
+        for (var o = 0u; o < 3u * H; o++) {
+          let wu = w[W_recurrent + i * 3u * H + o];
+${rows(d, (r) => `          a${r} += dgh[${r}u * 3u * H + o] * wu;`)}
+        }
+${rows(d, (r) => `        dh[${r}u * H + i] += a${r};`)}
+      } else {
+        let k = i - H;
+        for (var o = 0u; o < 3u * H; o++) {
+          let wx = w[W_kernel + k * 3u * H + o];
+${rows(d, (r) => `          a${r} += dgx[${r}u * 3u * H + o] * wx;`)}
+        }
+${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} a${r};`)}
+      }
+    }
+    workgroupBarrier();
+    for (var i = l; i < R * C; i += WGN) { dxc[i] = dxs[(i / C) * I + i % C]; }
+    workgroupBarrier();
+  }
+  for (var i = l; i < R * (H + C); i += WGN) {
+    let r = i / (H + C);
+    let j = i % (H + C);
+    let b = b0 + r;
+    if (b < B) {
+      if (j < H) { dstate[b * H + j] = dh[r * H + j]; } else { dstate[B * H + b * C + j - H] = dxc[r * C + j - H]; }
+    }
+  }
+}`;
+  return {
+    name: "decode_bwd",
+    key: decodeKey(d),
+    bindings: ["read", "read", "read", "read", "read", "write", "write", "write"],
+    uniform: true,
+    code,
+  };
+}
+
+/** The memory phases of a backward step: gate and context, attention, key/value/query. */
+function backwardMemory(
+  d: DecodeDims,
+  p: (n: string, row: string, col: string) => string,
+  g: (n: string, row: string, col: string) => string,
+): string {
+  return `
+    // Through the gate and the context transform: dh_s and dc_s.
+    for (var i = l; i < H + K; i += WGN) {
+${rows(d, (r) => `      var a${r} = 0.0;`)}
+      for (var o = 0u; o < H; o++) {
+        let wgt = w[W_gateWeight + i * H + o];
+${rows(d, (r) => `        a${r} += dgp[${r}u * H + o] * wgt;`)}
+      }
+      if (i < H) {
+${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
+      } else {
+        let c = i - H;
+        for (var o = 0u; o < H; o++) {
+          let wc = w[W_contextWeight + c * H + o];
+${rows(d, (r) => `          a${r} += dup[${r}u * H + o] * wc;`)}
+        }
+${rows(d, (r) => `        dcs[${r}u * K + c] = a${r};`)}
+      }
+    }
+    workgroupBarrier();
+    let t = M + s;
+    let j0 = first_key(t);
+    let L = t + 1u;
+    // Attention: dp_j = dc·v_j, ds_j = p_j (dp_j − Σ p·dp).
+    for (var i = l; i < R * L; i += WGN) {
+      let r = i / L;
+      let j = i % L;
+      let b = min(b0 + r, B - 1u);
+      var e = 0.0;
+      if (j >= j0) {
+        for (var c = 0u; c < K; c++) {
+          var vj: f32;
+          if (j < M) { vj = vals[(b * M + j) * K + c]; } else { vj = ${
+    p("value", "b * S + j - M", "c")
+  }; }
+          e += dcs[r * K + c] * vj;
+        }
+      }
+      ds[r * T + j] = e;
+    }
+    workgroupBarrier();
+    if (l < R) {
+      let b = min(b0 + l, B - 1u);
+      var total = 0.0;
+      for (var j = j0; j < L; j++) { total += ${p("probs", "b * S + s", "j")} * ds[l * T + j]; }
+      stat[l] = total;
+    }
+    workgroupBarrier();
+    for (var i = l; i < R * L; i += WGN) {
+      let r = i / L;
+      let b = min(b0 + r, B - 1u);
+      ds[r * T + i % L] = ${p("probs", "b * S + s", "i % L")} * (ds[r * T + i % L] - stat[r]);
+    }
+    workgroupBarrier();
+    // dq = scale Σ ds_j k_j; dk_j += scale ds_j q; dv_j += p_j dc (each lane owns one (row, c)).
+    for (var i = l; i < R * K; i += WGN) {
+      let r = i / K;
+      let c = i % K;
+      let b = b0 + r;
+      if (b < B) {
+        let q = ${p("query", "b * S + s", "c")} * scale;
+        let dc = dcs[i];
+        var acc = 0.0;
+        for (var j = j0; j < L; j++) {
+          let sj = ds[r * T + j];
+          let pj = ${p("probs", "b * S + s", "j")};
+          if (j < M) {
+            acc += sj * keys[(b * M + j) * K + c];
+            dkv[(b * M + j) * K + c] += sj * q;
+            dkv[VAL + (b * M + j) * K + c] += pj * dc;
+          } else {
+            acc += sj * ${p("key", "b * S + j - M", "c")};
+            ${g("dKey", "b * S + j - M", "c")} += sj * q;
+            ${g("dValue", "b * S + j - M", "c")} += pj * dc;
+          }
+        }
+        dqs[i] = acc * scale;
+        ${g("dQuery", "b * S + s", "c")} = acc * scale;
+      } else {
+        dqs[i] = 0.0;
+      }
+    }
+    storageBarrier();
+    workgroupBarrier();
+    // Through W_q (h and x), and the step's own key and value projections (x).
+    for (var i = l; i < H + I; i += WGN) {
+${rows(d, (r) => `      var a${r} = 0.0;`)}
+      for (var c = 0u; c < K; c++) {
+        let wq = w[W_queryWeight + i * K + c];
+${rows(d, (r) => `        a${r} += dqs[${r}u * K + c] * wq;`)}
+      }
+      if (i < H) {
+${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
+      } else {
+        let k = i - H;
+        for (var c = 0u; c < K; c++) {
+          let wk = w[W_keyWeight + k * K + c];
+          let wv = w[W_valueWeight + k * K + c];
+${
+    rows(d, (r) =>
+      `          {
+            let b = min(b0 + ${r}u, B - 1u);
+            a${r} += ${g("dKey", "b * S + s", "c")} * wk + ${g("dValue", "b * S + s", "c")} * wv;
+          }`)
+  }
+        }
+${rows(d, (r) => `        dxs[${r}u * I + k] = a${r};`)}
+      }
+    }
+    workgroupBarrier();`;
+}
