@@ -17,7 +17,7 @@ import {
 } from "../shaders/decode.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./reduce.ts";
-import { stack } from "./shape.ts";
+import { narrow, stack } from "./shape.ts";
 
 export type DecodeOp = "gru_decode";
 
@@ -271,8 +271,7 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
   const rt = runtime();
   const grads = Tensor.empty([gradLayout(d).total * NS]);
   const dstate = Tensor.empty([B * (H + C)]);
-  const dkv = K ? Tensor.empty([2 * B * M * K]) : null;
-  const { read: spareRead, write: spareWrite } = spare();
+  const { read: spareRead } = spare();
   rt.dispatch({
     kernel: decodeBackwardKernel(d),
     buffers: [
@@ -283,7 +282,6 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
       values?.storage ?? spareRead,
       grads.storage,
       dstate.storage,
-      dkv?.storage ?? spareWrite,
     ],
     uniforms: uniforms(B, a.scale as number),
     groups: [Math.ceil(B / d.rows)],
@@ -326,9 +324,18 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
       keyBias = sum(perRow, 0);
       perRow.dispose();
     }
+    // Context keys and values: dK = Σ_s ds_s ⊗ q_s and dV = Σ_s p_s ⊗ dc_s, batched over B.
+    const context = (i: number, weights: Tensor, by: Tensor) => {
+      if (!wants[i]) return null;
+      const [w3, b3] = [weights.reshape([B, S, M + S]), by.reshape([B, S, K])];
+      const full = matmul(w3, b3, { transA: true });
+      const rows = narrow(full, 1, 0, M);
+      for (const t of [w3, b3, full]) t.dispose();
+      return rows;
+    };
     out.push(
-      wants[8] ? slice(dkv!, 0, [B, M, K]) : null,
-      wants[9] ? slice(dkv!, B * M * K, [B, M, K]) : null,
+      context(8, gradPlane("dScore"), savedPlane("query")),
+      context(9, savedPlane("probs"), gradPlane("dRead")),
       weight(10, "queryIn", "dQuery"),
       colSum(11, "dQuery"),
       weight(12, "x", "dKey"),
@@ -344,7 +351,6 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
   for (const t of cache.values()) t.dispose();
   grads.dispose();
   dstate.dispose();
-  dkv?.dispose();
   return out;
 }
 

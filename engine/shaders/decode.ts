@@ -107,10 +107,15 @@ export function gradLayout(d: DecodeDims): { at: Layout; total: number } {
     ["dRecurrent", 3 * H],
     ["dOut", C],
     ...(K > 0
-      ? [["dQuery", K], ["dKey", K], ["dValue", K], ["dGate", H], ["dContext", H]] as [
-        string,
-        number,
-      ][]
+      ? [
+        ["dQuery", K],
+        ["dKey", K],
+        ["dValue", K],
+        ["dGate", H],
+        ["dContext", H],
+        ["dScore", d.memory + d.steps],
+        ["dRead", K],
+      ] as [string, number][]
       : []),
   ]);
 }
@@ -484,7 +489,6 @@ ${
       "var<storage, read> vals: array<f32>",
       "var<storage, read_write> grads: array<f32>",
       "var<storage, read_write> dstate: array<f32>", // dh0 [B, H], then dcontent0 [B, C]
-      "var<storage, read_write> dkv: array<f32>", // [B, M, K] keys, then values
     ])
   }
 var<workgroup> dh: array<f32, ${d.rows * d.hidden}>;
@@ -514,21 +518,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let b0 = wg.x * R;
   for (var i = l; i < R * H; i += WGN) { dh[i] = 0.0; }
   for (var i = l; i < R * C; i += WGN) { dxc[i] = 0.0; }
-${
-    mem
-      ? `  let VAL = B * M * K;
-  for (var i = l; i < R * M * K; i += WGN) {
-    let b = b0 + i / (M * K);
-    if (b < B) { dkv[b * M * K + i % (M * K)] = 0.0; dkv[VAL + b * M * K + i % (M * K)] = 0.0; }
-  }
-  for (var i = l; i < R * S * K; i += WGN) {
-    let b = b0 + i / (S * K);
-    let row = b * S + (i % (S * K)) / K;
-    if (b < B) { ${g("dKey", "row", "i % K")} = 0.0; ${g("dValue", "row", "i % K")} = 0.0; }
-  }
-  storageBarrier();`
-      : ""
-  }
   workgroupBarrier();
   for (var step = 0u; step < S; step++) {
     let s = S - 1u - step;
@@ -645,7 +634,7 @@ ${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} a${r};`)}
   return {
     name: "decode_bwd",
     key: decodeKey(d),
-    bindings: ["read", "read", "read", "read", "read", "write", "write", "write"],
+    bindings: ["read", "read", "read", "read", "read", "write", "write"],
     uniform: true,
     code,
   };
@@ -705,36 +694,47 @@ ${rows(d, (r) => `        dcs[${r}u * K + c] = a${r};`)}
       stat[l] = total;
     }
     workgroupBarrier();
-    for (var i = l; i < R * L; i += WGN) {
-      let r = i / L;
-      let b = min(b0 + r, B - 1u);
-      ds[r * T + i % L] = ${p("probs", "b * S + s", "i % L")} * (ds[r * T + i % L] - stat[r]);
+    // Scaled score gradients and dc are saved: the context keys' and values' gradients are
+    // batched matmuls after the kernel; the decoded steps' own ones are summed here.
+    for (var i = l; i < R * T; i += WGN) {
+      let r = i / T;
+      let j = i % T;
+      let b = b0 + r;
+      var e = 0.0;
+      if (j < L) {
+        e = ${p("probs", "min(b, B - 1u) * S + s", "j")} * (ds[i] - stat[r]) * scale;
+        ds[i] = e;
+      }
+      if (b < B) { ${g("dScore", "b * S + s", "j")} = e; }
     }
+    for (var i = l; i < R * K; i += WGN) {
+      let b = b0 + i / K;
+      if (b < B) { ${g("dRead", "b * S + s", "i % K")} = dcs[i]; }
+    }
+    storageBarrier();
     workgroupBarrier();
-    // dq = scale Σ ds_j k_j; dk_j += scale ds_j q; dv_j += p_j dc (each lane owns one (row, c)).
+    // dq = Σ ds_j k_j; the step's own key and value: dk_s = Σ_{s' ≥ s} ds_{s', t} q_{s'},
+    // dv_s = Σ_{s' ≥ s} p_{s', t} dc_{s'} (later queries are done: the loop runs backwards).
     for (var i = l; i < R * K; i += WGN) {
       let r = i / K;
       let c = i % K;
       let b = b0 + r;
       if (b < B) {
-        let q = ${p("query", "b * S + s", "c")} * scale;
-        let dc = dcs[i];
         var acc = 0.0;
-        for (var j = j0; j < L; j++) {
-          let sj = ds[r * T + j];
-          let pj = ${p("probs", "b * S + s", "j")};
-          if (j < M) {
-            acc += sj * keys[(b * M + j) * K + c];
-            dkv[(b * M + j) * K + c] += sj * q;
-            dkv[VAL + (b * M + j) * K + c] += pj * dc;
-          } else {
-            acc += sj * ${p("key", "b * S + j - M", "c")};
-            ${g("dKey", "b * S + j - M", "c")} += sj * q;
-            ${g("dValue", "b * S + j - M", "c")} += pj * dc;
-          }
+        for (var j = j0; j < min(L, M); j++) { acc += ds[r * T + j] * keys[(b * M + j) * K + c]; }
+        for (var j = max(j0, M); j < L; j++) {
+          acc += ds[r * T + j] * ${p("key", "b * S + j - M", "c")};
         }
-        dqs[i] = acc * scale;
-        ${g("dQuery", "b * S + s", "c")} = acc * scale;
+        dqs[i] = acc;
+        ${g("dQuery", "b * S + s", "c")} = acc;
+        var dk = 0.0;
+        var dv = 0.0;
+        for (var s2 = s; s2 < S; s2++) {
+          dk += ${g("dScore", "b * S + s2", "t")} * ${p("query", "b * S + s2", "c")};
+          dv += ${p("probs", "b * S + s2", "t")} * ${g("dRead", "b * S + s2", "c")};
+        }
+        ${g("dKey", "b * S + s", "c")} = dk;
+        ${g("dValue", "b * S + s", "c")} = dv;
       } else {
         dqs[i] = 0.0;
       }
