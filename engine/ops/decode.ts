@@ -142,8 +142,11 @@ function dimsOf(args: DecodeArgs): DecodeDims {
     if (!Number.isInteger(window) || window < 0) {
       throw new Error(`${op}: memory.window is ${window}; expected an integer ≥ 0 (0 = all)`);
     }
-    if (K < 1 || M < 1) {
-      throw new Error(`${op}: memory.keys ${formatShape(m.keys.shape)} must be [B, M ≥ 1, K ≥ 1]`);
+    if (K < 4 || K % 4 !== 0 || M < 1) {
+      throw new Error(
+        `${op}: memory.keys ${formatShape(m.keys.shape)}; expected [B, M ≥ 1, K] with K a ` +
+          `multiple of 4 (keys and values are read as vec4)`,
+      );
     }
   }
   if (B < 1 || S < 1 || H < 1 || C < 1) {
@@ -216,22 +219,26 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
     rt.copy(t.storage, 0, packed.storage, weights.at[name][0] * 4, t.size * 4);
   }
   const saved = Tensor.empty([savedLayout(d).total * B * S]);
+  const kv = m ? Tensor.empty([B, S, 2, K]) : null;
   const predictions = Tensor.empty([B, S, C]);
+  const state0 = Tensor.empty([B * (H + C)]);
+  rt.copy(args.h0.storage, 0, state0.storage, 0, B * H * 4);
+  rt.copy(args.content0.storage, 0, state0.storage, B * H * 4, B * C * 4);
   const scale = m?.scale ?? 1 / Math.sqrt(Math.max(K, 1));
-  const { read: spareRead } = spare();
+  const { read: spareRead, write: spareWrite } = spare();
   const macs = 3 * H * (C + d.flags + H) + C * (K ? 2 * H : H) +
     (K ? K * (3 * (C + d.flags) + H) + 2 * K * (M + S) + H * (H + 2 * K) : 0);
   rt.dispatch({
     kernel: decodeForwardKernel(d),
     buffers: [
       packed.storage,
-      args.h0.storage,
-      args.content0.storage,
+      state0.storage,
       args.flags.storage,
       m?.keys.storage ?? spareRead,
       m?.values.storage ?? spareRead,
       predictions.storage,
       saved.storage,
+      kv?.storage ?? spareWrite,
     ],
     uniforms: uniforms(B, scale),
     groups: [Math.ceil(B / d.rows)],
@@ -245,10 +252,9 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
     attention.dispose();
     attention = shaped;
   }
-  const keep = m ? [packed, saved, m.keys, m.values] : [packed, saved];
+  const keep = m && kv ? [packed, saved, m.keys, m.values, kv] : [packed, saved];
   record("gru_decode", predictions, inputs, keep, { ...d, batch: B, scale });
-  packed.dispose();
-  saved.dispose();
+  for (const t of [packed, saved, state0, kv]) t?.dispose();
   return attention ? { predictions, weights: attention } : { predictions };
 }
 
@@ -267,7 +273,7 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
   const B = a.batch as number;
   const { steps: S, hidden: H, content: C, keyDim: K, memory: M } = d;
   const NS = B * S;
-  const [packed, saved, keys, values] = node.saved;
+  const [packed, saved, keys, values, kv] = node.saved;
   const rt = runtime();
   const grads = Tensor.empty([gradLayout(d).total * NS]);
   const dstate = Tensor.empty([B * (H + C)]);
@@ -280,6 +286,7 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
       saved.storage,
       keys?.storage ?? spareRead,
       values?.storage ?? spareRead,
+      kv?.storage ?? spareRead,
       grads.storage,
       dstate.storage,
     ],

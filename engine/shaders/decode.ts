@@ -91,8 +91,6 @@ export function savedLayout(d: DecodeDims): { at: Layout; total: number } {
         ["context", K],
         ["gateAct", 2 * H],
         ["query", K],
-        ["key", K],
-        ["value", K],
         ["probs", d.memory + d.steps],
       ] as [string, number][]
       : []),
@@ -140,7 +138,9 @@ function common(d: DecodeDims, buffers: string[]): string {
 struct U { sizes: array<vec4u, 2>, zero: u32, pad0: u32, pad1: u32, pad2: u32 }
 ${buffers.map((b, i) => `@group(0) @binding(${i}) ${b};`).join("\n")}
 @group(0) @binding(${buffers.length}) var<uniform> u: U;
-const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const S = ${S}u;
+const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const K4 = ${
+    K >> 2
+  }u; const S = ${S}u;
 const M = ${d.memory}u; const T = ${
     d.memory + S
   }u; const R = ${d.rows}u; const WGN = ${DECODE_LANES}u;
@@ -167,13 +167,13 @@ export function decodeForwardKernel(d: DecodeDims): KernelSpec {
 ${
     common(d, [
       "var<storage, read> w: array<f32>",
-      "var<storage, read> h0: array<f32>", // [B, H]
-      "var<storage, read> content0: array<f32>", // [B, C]
+      "var<storage, read> state0: array<f32>", // h0 [B, H], then content0 [B, C]
       "var<storage, read> flags: array<f32>", // [B, S, F]
-      "var<storage, read> keys: array<f32>", // [B, M, K]
-      "var<storage, read> vals: array<f32>", // [B, M, K]
+      "var<storage, read> keys: array<vec4f>", // [B, M, K]
+      "var<storage, read> vals: array<vec4f>", // [B, M, K]
       "var<storage, read_write> pred: array<f32>", // [B, S, C]
       "var<storage, read_write> saved: array<f32>",
+      "var<storage, read_write> kv: array<vec4f>", // decoded steps' keys and values [B, S, 2, K]
     ])
   }
 const F = ${d.flags}u;
@@ -182,8 +182,8 @@ var<workgroup> hs: array<f32, ${d.rows * d.hidden}>;
 var<workgroup> hn: array<f32, ${d.rows * d.hidden}>;
 ${
     mem
-      ? `var<workgroup> qs: array<f32, ${d.rows * d.keyDim}>;
-var<workgroup> cs: array<f32, ${d.rows * d.keyDim}>;
+      ? `var<workgroup> qs: array<vec4f, ${d.rows * d.keyDim / 4}>;
+var<workgroup> cs: array<vec4f, ${d.rows * d.keyDim / 4}>;
 var<workgroup> gs: array<f32, ${d.rows * d.hidden}>;
 var<workgroup> sc: array<f32, ${d.rows * (d.memory + d.steps)}>;
 var<workgroup> stat: array<f32, ${2 * d.rows}>;`
@@ -199,11 +199,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let b0 = wg.x * R;
   for (var i = l; i < R * H; i += WGN) {
     let b = b0 + i / H;
-    hs[i] = select(0.0, h0[min(b, B - 1u) * H + i % H], b < B);
+    hs[i] = select(0.0, state0[min(b, B - 1u) * H + i % H], b < B);
   }
   for (var i = l; i < R * C; i += WGN) {
     let b = b0 + i / C;
-    xs[(i / C) * I + i % C] = select(0.0, content0[min(b, B - 1u) * C + i % C], b < B);
+    xs[(i / C) * I + i % C] = select(0.0, state0[B * H + min(b, B - 1u) * C + i % C], b < B);
   }
   for (var s = 0u; s < S; s++) {
     for (var i = l; i < R * F; i += WGN) {
@@ -316,7 +316,7 @@ ${
   return {
     name: "decode_fwd",
     key: decodeKey(d),
-    bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
+    bindings: ["read", "read", "read", "read", "read", "write", "write", "write"],
     uniform: true,
     code,
   };
@@ -354,10 +354,10 @@ ${
     rows(d, (r) =>
       `      {
         let b = b0 + ${r}u;
-        qs[${r}u * K + o] = q${r};
+        qs[${r}u * K4 + o / 4u][o % 4u] = q${r};
         if (b < B) {
-          ${p("key", "b * S + s", "o")} = k${r};
-          ${p("value", "b * S + s", "o")} = v${r};
+          kv[(b * S + s) * 2u * K4 + o / 4u][o % 4u] = k${r};
+          kv[((b * S + s) * 2u + 1u) * K4 + o / 4u][o % 4u] = v${r};
           ${p("query", "b * S + s", "o")} = q${r};
         }
       }`)
@@ -386,12 +386,10 @@ ${
       var e = -3.0e38;
       if (j >= j0) {
         e = 0.0;
-        for (var c = 0u; c < K; c++) {
-          var kj: f32;
-          if (j < M) { kj = keys[(b * M + j) * K + c]; } else { kj = ${
-    p("key", "b * S + j - M", "c")
-  }; }
-          e += qs[r * K + c] * kj;
+        if (j < M) {
+          for (var c = 0u; c < K4; c++) { e += dot(qs[r * K4 + c], keys[(b * M + j) * K4 + c]); }
+        } else {
+          for (var c = 0u; c < K4; c++) { e += dot(qs[r * K4 + c], kv[(b * S + j - M) * 2u * K4 + c]); }
         }
         e *= scale;
       }
@@ -417,20 +415,19 @@ ${
       if (b < B) { ${p("probs", "b * S + s", "j")} = pj; }
     }
     workgroupBarrier();
-    for (var i = l; i < R * K; i += WGN) {
-      let r = i / K;
-      let c = i % K;
+    for (var i = l; i < R * K4; i += WGN) {
+      let r = i / K4;
+      let c = i % K4;
       let b = min(b0 + r, B - 1u);
-      var acc = 0.0;
-      for (var j = j0; j < L; j++) {
-        var vj: f32;
-        if (j < M) { vj = vals[(b * M + j) * K + c]; } else { vj = ${
-    p("value", "b * S + j - M", "c")
-  }; }
-        acc += sc[r * T + j] * vj;
+      var acc = vec4f(0.0);
+      for (var j = j0; j < min(L, M); j++) { acc += sc[r * T + j] * vals[(b * M + j) * K4 + c]; }
+      for (var j = max(j0, M); j < L; j++) {
+        acc += sc[r * T + j] * kv[((b * S + j - M) * 2u + 1u) * K4 + c];
       }
       cs[i] = acc;
-      if (b0 + r < B) { ${p("context", "b * S + s", "c")} = acc; }
+      if (b0 + r < B) {
+        for (var e = 0u; e < 4u; e++) { ${p("context", "b * S + s", "4u * c + e")} = acc[e]; }
+      }
     }
     workgroupBarrier();
     // Gate and transformed context: g = σ([h; c]·W_g + b_g), u = tanh(c·W_c + b_c).
@@ -443,7 +440,10 @@ ${rows(d, (r) => `        g${r} += hn[${r}u * H + k] * wgt;`)}
       for (var k = 0u; k < K; k++) {
         let wgt = w[W_gateWeight + (H + k) * H + o];
         let wc = w[W_contextWeight + k * H + o];
-${rows(d, (r) => `        { let c = cs[${r}u * K + k]; g${r} += c * wgt; a${r} += c * wc; }`)}
+${
+    rows(d, (r) =>
+      `        { let c = cs[${r}u * K4 + k / 4u][k % 4u]; g${r} += c * wgt; a${r} += c * wc; }`)
+  }
       }
 ${
     rows(d, (r) =>
@@ -466,7 +466,7 @@ ${
       if (b < B) {
         if (j < H) { ${p("gateIn", "b * S + s", "j")} = hn[r * H + j]; } else { ${
     p("gateIn", "b * S + s", "j")
-  } = cs[r * K + j - H]; }
+  } = cs[r * K4 + (j - H) / 4u][(j - H) % 4u]; }
       }
     }
     workgroupBarrier();`;
@@ -485,8 +485,9 @@ ${
       "var<storage, read> w: array<f32>",
       "var<storage, read> dpred: array<f32>", // [B, S, C]
       "var<storage, read> saved: array<f32>",
-      "var<storage, read> keys: array<f32>",
-      "var<storage, read> vals: array<f32>",
+      "var<storage, read> keys: array<vec4f>",
+      "var<storage, read> vals: array<vec4f>",
+      "var<storage, read> kv: array<vec4f>",
       "var<storage, read_write> grads: array<f32>",
       "var<storage, read_write> dstate: array<f32>", // dh0 [B, H], then dcontent0 [B, C]
     ])
@@ -502,8 +503,8 @@ ${
     mem
       ? `var<workgroup> dgp: array<f32, ${d.rows * d.hidden}>;
 var<workgroup> dup: array<f32, ${d.rows * d.hidden}>;
-var<workgroup> dcs: array<f32, ${d.rows * d.keyDim}>;
-var<workgroup> dqs: array<f32, ${d.rows * d.keyDim}>;
+var<workgroup> dcs: array<vec4f, ${d.rows * d.keyDim / 4}>;
+var<workgroup> dqs: array<vec4f, ${d.rows * d.keyDim / 4}>;
 var<workgroup> ds: array<f32, ${d.rows * (d.memory + d.steps)}>;
 var<workgroup> stat: array<f32, ${d.rows}>;`
       : ""
@@ -634,7 +635,7 @@ ${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} a${r};`)}
   return {
     name: "decode_bwd",
     key: decodeKey(d),
-    bindings: ["read", "read", "read", "read", "read", "write", "write"],
+    bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
     uniform: true,
     code,
   };
@@ -662,7 +663,7 @@ ${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
           let wc = w[W_contextWeight + c * H + o];
 ${rows(d, (r) => `          a${r} += dup[${r}u * H + o] * wc;`)}
         }
-${rows(d, (r) => `        dcs[${r}u * K + c] = a${r};`)}
+${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = a${r};`)}
       }
     }
     workgroupBarrier();
@@ -676,12 +677,12 @@ ${rows(d, (r) => `        dcs[${r}u * K + c] = a${r};`)}
       let b = min(b0 + r, B - 1u);
       var e = 0.0;
       if (j >= j0) {
-        for (var c = 0u; c < K; c++) {
-          var vj: f32;
-          if (j < M) { vj = vals[(b * M + j) * K + c]; } else { vj = ${
-    p("value", "b * S + j - M", "c")
-  }; }
-          e += dcs[r * K + c] * vj;
+        if (j < M) {
+          for (var c = 0u; c < K4; c++) { e += dot(dcs[r * K4 + c], vals[(b * M + j) * K4 + c]); }
+        } else {
+          for (var c = 0u; c < K4; c++) {
+            e += dot(dcs[r * K4 + c], kv[((b * S + j - M) * 2u + 1u) * K4 + c]);
+          }
         }
       }
       ds[r * T + j] = e;
@@ -709,34 +710,36 @@ ${rows(d, (r) => `        dcs[${r}u * K + c] = a${r};`)}
     }
     for (var i = l; i < R * K; i += WGN) {
       let b = b0 + i / K;
-      if (b < B) { ${g("dRead", "b * S + s", "i % K")} = dcs[i]; }
+      if (b < B) { ${g("dRead", "b * S + s", "i % K")} = dcs[i / 4u][i % 4u]; }
     }
     storageBarrier();
     workgroupBarrier();
     // dq = Σ ds_j k_j; the step's own key and value: dk_s = Σ_{s' ≥ s} ds_{s', t} q_{s'},
     // dv_s = Σ_{s' ≥ s} p_{s', t} dc_{s'} (later queries are done: the loop runs backwards).
-    for (var i = l; i < R * K; i += WGN) {
-      let r = i / K;
-      let c = i % K;
+    for (var i = l; i < R * K4; i += WGN) {
+      let r = i / K4;
+      let c = i % K4;
       let b = b0 + r;
       if (b < B) {
-        var acc = 0.0;
-        for (var j = j0; j < min(L, M); j++) { acc += ds[r * T + j] * keys[(b * M + j) * K + c]; }
+        var acc = vec4f(0.0);
+        for (var j = j0; j < min(L, M); j++) { acc += ds[r * T + j] * keys[(b * M + j) * K4 + c]; }
         for (var j = max(j0, M); j < L; j++) {
-          acc += ds[r * T + j] * ${p("key", "b * S + j - M", "c")};
+          acc += ds[r * T + j] * kv[(b * S + j - M) * 2u * K4 + c];
         }
         dqs[i] = acc;
-        ${g("dQuery", "b * S + s", "c")} = acc;
-        var dk = 0.0;
-        var dv = 0.0;
-        for (var s2 = s; s2 < S; s2++) {
-          dk += ${g("dScore", "b * S + s2", "t")} * ${p("query", "b * S + s2", "c")};
-          dv += ${p("probs", "b * S + s2", "t")} * ${g("dRead", "b * S + s2", "c")};
+        for (var e = 0u; e < 4u; e++) {
+          ${g("dQuery", "b * S + s", "4u * c + e")} = acc[e];
+          var dk = 0.0;
+          var dv = 0.0;
+          for (var s2 = s; s2 < S; s2++) {
+            dk += ${g("dScore", "b * S + s2", "t")} * ${p("query", "b * S + s2", "4u * c + e")};
+            dv += ${p("probs", "b * S + s2", "t")} * ${g("dRead", "b * S + s2", "4u * c + e")};
+          }
+          ${g("dKey", "b * S + s", "4u * c + e")} = dk;
+          ${g("dValue", "b * S + s", "4u * c + e")} = dv;
         }
-        ${g("dKey", "b * S + s", "c")} = dk;
-        ${g("dValue", "b * S + s", "c")} = dv;
       } else {
-        dqs[i] = 0.0;
+        dqs[i] = vec4f(0.0);
       }
     }
     storageBarrier();
@@ -746,7 +749,7 @@ ${rows(d, (r) => `        dcs[${r}u * K + c] = a${r};`)}
 ${rows(d, (r) => `      var a${r} = 0.0;`)}
       for (var c = 0u; c < K; c++) {
         let wq = w[W_queryWeight + i * K + c];
-${rows(d, (r) => `        a${r} += dqs[${r}u * K + c] * wq;`)}
+${rows(d, (r) => `        a${r} += dqs[${r}u * K4 + c / 4u][c % 4u] * wq;`)}
       }
       if (i < H) {
 ${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
