@@ -77,9 +77,9 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
     const dk = options.keyDim ?? 32;
     this.kind = memory;
     this.window = options.window ?? 10;
-    // The fused kernel reads keys and values as vec4: key sizes that are multiples of 4.
+    // The fused kernel reads weights, keys and values as vec4: sizes that are multiples of 4.
     this.fused = (options.decoder ?? "fused") === "fused" && memory !== "bounded" &&
-      (memory === "none" || dk % 4 === 0);
+      units % 4 === 0 && (memory === "none" || dk % 4 === 0);
     this.gru = this.addModule("gru", new GRU(STEP_INPUT, units, { returnSequences: true, rng }));
     if (memory === "none") {
       this.memory = null;

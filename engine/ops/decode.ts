@@ -149,8 +149,11 @@ function dimsOf(args: DecodeArgs): DecodeDims {
       );
     }
   }
-  if (B < 1 || S < 1 || H < 1 || C < 1) {
-    throw new Error(`${op}: batch, steps, units and content must be ≥ 1`);
+  if (B < 1 || S < 1 || H < 4 || H % 4 !== 0 || C < 1) {
+    throw new Error(
+      `${op}: batch ${B}, steps ${S}, units ${H}, content ${C}; expected batch, steps and ` +
+        `content ≥ 1 and units a multiple of 4 (the cell reads its weights as vec4)`,
+    );
   }
   return {
     hidden: H,

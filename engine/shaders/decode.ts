@@ -36,12 +36,13 @@ export const DECODE_LANES = 64;
 
 type Layout = Record<string, [offset: number, size: number]>;
 
-function layout(parts: [string, number][]): { at: Layout; total: number } {
+/** Consecutive blocks, each starting at a multiple of `align` floats. */
+function layout(parts: [string, number][], align = 1): { at: Layout; total: number } {
   const at: Layout = {};
   let total = 0;
   for (const [name, size] of parts) {
     at[name] = [total, size];
-    total += size;
+    total += Math.ceil(size / align) * align;
   }
   return { at, total };
 }
@@ -71,7 +72,7 @@ export function weightLayout(d: DecodeDims): { at: Layout; total: number } {
         ["contextBias", H],
       ] as [string, number][]
       : []),
-  ]);
+  ], 4);
 }
 
 /** Per (row, step) planes the forward pass saves: widths in floats. */
@@ -146,6 +147,11 @@ const M = ${d.memory}u; const T = ${
   }u; const R = ${d.rows}u; const WGN = ${DECODE_LANES}u;
 ${consts.join("\n")}
 fn sigm(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn sigm4(x: vec4f) -> vec4f { return 1.0 / (1.0 + exp(-x)); }
+fn tanh4(x: vec4f) -> vec4f { return tanh(clamp(x, vec4f(-15.0), vec4f(15.0))); }
+// Weights: packed with every block at a multiple of 4 floats.
+fn wf(i: u32) -> f32 { return w[i / 4u][i % 4u]; }
+fn w4(i: u32) -> vec4f { return w[i / 4u]; }
 fn tanh_s(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
 // First visible key of the query at memory position t.
 fn first_key(t: u32) -> u32 { ${
@@ -166,7 +172,7 @@ export function decodeForwardKernel(d: DecodeDims): KernelSpec {
   const code = () => `
 ${
     common(d, [
-      "var<storage, read> w: array<f32>",
+      "var<storage, read> w: array<vec4f>",
       "var<storage, read> state0: array<f32>", // h0 [B, H], then content0 [B, C]
       "var<storage, read> flags: array<f32>", // [B, S, F]
       "var<storage, read> keys: array<vec4f>", // [B, M, K]
@@ -219,20 +225,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
       let b = b0 + i / H;
       if (b < B) { ${p("hprev", "b * S + s", "i % H")} = hs[i]; }
     }
-    // GRU cell: unit o of every row.
-    for (var o = l; o < H; o += WGN) {
+    // GRU cell: units o … o+3 of every row (vec4 weight loads).
+    for (var o4 = l; o4 < H / 4u; o4 += WGN) {
+      let o = 4u * o4;
 ${
     rows(
       d,
       (r) =>
-        `      var xz${r} = w[W_gruBias + o]; var xr${r} = w[W_gruBias + H + o]; var xn${r} = w[W_gruBias + 2u * H + o];
-      var hz${r} = w[W_gruBias + 3u * H + o]; var hr${r} = w[W_gruBias + 4u * H + o]; var hh${r} = w[W_gruBias + 5u * H + o];`,
+        `      var xz${r} = w4(W_gruBias + o); var xr${r} = w4(W_gruBias + H + o); var xn${r} = w4(W_gruBias + 2u * H + o);
+      var hz${r} = w4(W_gruBias + 3u * H + o); var hr${r} = w4(W_gruBias + 4u * H + o); var hh${r} = w4(W_gruBias + 5u * H + o);`,
     )
   }
       for (var k = 0u; k < I; k++) {
-        let wz = w[W_kernel + k * 3u * H + o];
-        let wr = w[W_kernel + k * 3u * H + H + o];
-        let wn = w[W_kernel + k * 3u * H + 2u * H + o];
+        let wz = w4(W_kernel + k * 3u * H + o);
+        let wr = w4(W_kernel + k * 3u * H + H + o);
+        let wn = w4(W_kernel + k * 3u * H + 2u * H + o);
 ${
     rows(
       d,
@@ -242,9 +249,9 @@ ${
   }
       }
       for (var k = 0u; k < H; k++) {
-        let wz = w[W_recurrent + k * 3u * H + o];
-        let wr = w[W_recurrent + k * 3u * H + H + o];
-        let wn = w[W_recurrent + k * 3u * H + 2u * H + o];
+        let wz = w4(W_recurrent + k * 3u * H + o);
+        let wr = w4(W_recurrent + k * 3u * H + H + o);
+        let wn = w4(W_recurrent + k * 3u * H + 2u * H + o);
 ${
     rows(
       d,
@@ -256,17 +263,20 @@ ${
 ${
     rows(d, (r) =>
       `      {
-        let z = sigm(xz${r} + hz${r});
-        let rg = sigm(xr${r} + hr${r});
-        let n = tanh_s(xn${r} + rg * hh${r});
-        let h = z * hs[${r}u * H + o] + (1.0 - z) * n;
-        hn[${r}u * H + o] = h;
+        let z = sigm4(xz${r} + hz${r});
+        let rg = sigm4(xr${r} + hr${r});
+        let n = tanh4(xn${r} + rg * hh${r});
+        let hp = vec4f(hs[${r}u * H + o], hs[${r}u * H + o + 1u], hs[${r}u * H + o + 2u], hs[${r}u * H + o + 3u]);
+        let h = z * hp + (1.0 - z) * n;
         let b = b0 + ${r}u;
-        if (b < B) {
-          ${p("gates", "b * S + s", "o")} = z;
-          ${p("gates", "b * S + s", "H + o")} = rg;
-          ${p("gates", "b * S + s", "2u * H + o")} = n;
-          ${p("gates", "b * S + s", "3u * H + o")} = hh${r};
+        for (var e = 0u; e < 4u; e++) {
+          hn[${r}u * H + o + e] = h[e];
+          if (b < B) {
+            ${p("gates", "b * S + s", "o + e")} = z[e];
+            ${p("gates", "b * S + s", "H + o + e")} = rg[e];
+            ${p("gates", "b * S + s", "2u * H + o + e")} = n[e];
+            ${p("gates", "b * S + s", "3u * H + o + e")} = hh${r}[e];
+          }
         }
       }`)
   }
@@ -275,13 +285,13 @@ ${
 ${mem ? forwardMemory(d, p) : ""}
     // Read-out: ŷ = [h; g ⊙ u]·W_o + b_o (h·W_o + b_o without memory), fed back as content.
     for (var o = l; o < C; o += WGN) {
-${rows(d, (r) => `      var y${r} = w[W_outBias + o];`)}
+${rows(d, (r) => `      var y${r} = wf(W_outBias + o);`)}
       for (var k = 0u; k < H; k++) {
-        let wo = w[W_outWeight + k * C + o];
+        let wo = wf(W_outWeight + k * C + o);
 ${rows(d, (r) => `        y${r} += hn[${r}u * H + k] * wo;`)}
 ${
     mem
-      ? `        let wgt = w[W_outWeight + (H + k) * C + o];
+      ? `        let wgt = wf(W_outWeight + (H + k) * C + o);
 ${rows(d, (r) => `        y${r} += gs[${r}u * H + k] * wgt;`)}`
       : ""
   }
@@ -331,13 +341,13 @@ ${
     rows(
       d,
       (r) =>
-        `      var k${r} = w[W_keyBias + s * K + o]; var v${r} = w[W_valueBias + o]; var q${r} = w[W_queryBias + o];`,
+        `      var k${r} = wf(W_keyBias + s * K + o); var v${r} = wf(W_valueBias + o); var q${r} = wf(W_queryBias + o);`,
     )
   }
       for (var k = 0u; k < I; k++) {
-        let wk = w[W_keyWeight + k * K + o];
-        let wv = w[W_valueWeight + k * K + o];
-        let wq = w[W_queryWeight + (H + k) * K + o];
+        let wk = wf(W_keyWeight + k * K + o);
+        let wv = wf(W_valueWeight + k * K + o);
+        let wq = wf(W_queryWeight + (H + k) * K + o);
 ${
     rows(
       d,
@@ -347,7 +357,7 @@ ${
   }
       }
       for (var k = 0u; k < H; k++) {
-        let wq = w[W_queryWeight + k * K + o];
+        let wq = wf(W_queryWeight + k * K + o);
 ${rows(d, (r) => `        q${r} += hn[${r}u * H + k] * wq;`)}
       }
 ${
@@ -432,14 +442,14 @@ ${
     workgroupBarrier();
     // Gate and transformed context: g = σ([h; c]·W_g + b_g), u = tanh(c·W_c + b_c).
     for (var o = l; o < H; o += WGN) {
-${rows(d, (r) => `      var g${r} = w[W_gateBias + o]; var a${r} = w[W_contextBias + o];`)}
+${rows(d, (r) => `      var g${r} = wf(W_gateBias + o); var a${r} = wf(W_contextBias + o);`)}
       for (var k = 0u; k < H; k++) {
-        let wgt = w[W_gateWeight + k * H + o];
+        let wgt = wf(W_gateWeight + k * H + o);
 ${rows(d, (r) => `        g${r} += hn[${r}u * H + k] * wgt;`)}
       }
       for (var k = 0u; k < K; k++) {
-        let wgt = w[W_gateWeight + (H + k) * H + o];
-        let wc = w[W_contextWeight + k * H + o];
+        let wgt = wf(W_gateWeight + (H + k) * H + o);
+        let wc = wf(W_contextWeight + k * H + o);
 ${
     rows(d, (r) =>
       `        { let c = cs[${r}u * K4 + k / 4u][k % 4u]; g${r} += c * wgt; a${r} += c * wc; }`)
@@ -482,7 +492,7 @@ export function decodeBackwardKernel(d: DecodeDims): KernelSpec {
   const code = () => `
 ${
     common(d, [
-      "var<storage, read> w: array<f32>",
+      "var<storage, read> w: array<vec4f>",
       "var<storage, read> dpred: array<f32>", // [B, S, C]
       "var<storage, read> saved: array<f32>",
       "var<storage, read> keys: array<vec4f>",
@@ -537,7 +547,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
     for (var i = l; i < ${OI}; i += WGN) {
 ${rows(d, (r) => `      var a${r} = 0.0;`)}
       for (var o = 0u; o < C; o++) {
-        let wo = w[W_outWeight + i * C + o];
+        let wo = wf(W_outWeight + i * C + o);
 ${rows(d, (r) => `        a${r} += dos[${r}u * C + o] * wo;`)}
       }
 ${
@@ -606,14 +616,14 @@ ${
 ${rows(d, (r) => `      var a${r} = 0.0;`)}
       if (i < H) {
         for (var o = 0u; o < 3u * H; o++) {
-          let wu = w[W_recurrent + i * 3u * H + o];
+          let wu = wf(W_recurrent + i * 3u * H + o);
 ${rows(d, (r) => `          a${r} += dgh[${r}u * 3u * H + o] * wu;`)}
         }
 ${rows(d, (r) => `        dh[${r}u * H + i] += a${r};`)}
       } else {
         let k = i - H;
         for (var o = 0u; o < 3u * H; o++) {
-          let wx = w[W_kernel + k * 3u * H + o];
+          let wx = wf(W_kernel + k * 3u * H + o);
 ${rows(d, (r) => `          a${r} += dgx[${r}u * 3u * H + o] * wx;`)}
         }
 ${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} a${r};`)}
@@ -652,7 +662,7 @@ function backwardMemory(
     for (var i = l; i < H + K; i += WGN) {
 ${rows(d, (r) => `      var a${r} = 0.0;`)}
       for (var o = 0u; o < H; o++) {
-        let wgt = w[W_gateWeight + i * H + o];
+        let wgt = wf(W_gateWeight + i * H + o);
 ${rows(d, (r) => `        a${r} += dgp[${r}u * H + o] * wgt;`)}
       }
       if (i < H) {
@@ -660,7 +670,7 @@ ${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
       } else {
         let c = i - H;
         for (var o = 0u; o < H; o++) {
-          let wc = w[W_contextWeight + c * H + o];
+          let wc = wf(W_contextWeight + c * H + o);
 ${rows(d, (r) => `          a${r} += dup[${r}u * H + o] * wc;`)}
         }
 ${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = a${r};`)}
@@ -748,7 +758,7 @@ ${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = a${r};`)}
     for (var i = l; i < H + I; i += WGN) {
 ${rows(d, (r) => `      var a${r} = 0.0;`)}
       for (var c = 0u; c < K; c++) {
-        let wq = w[W_queryWeight + i * K + c];
+        let wq = wf(W_queryWeight + i * K + c);
 ${rows(d, (r) => `        a${r} += dqs[${r}u * K4 + c / 4u][c % 4u] * wq;`)}
       }
       if (i < H) {
@@ -756,8 +766,8 @@ ${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
       } else {
         let k = i - H;
         for (var c = 0u; c < K; c++) {
-          let wk = w[W_keyWeight + k * K + c];
-          let wv = w[W_valueWeight + k * K + c];
+          let wk = wf(W_keyWeight + k * K + c);
+          let wv = wf(W_valueWeight + k * K + c);
 ${
     rows(d, (r) =>
       `          {
