@@ -336,18 +336,19 @@ ${
 function forwardMemory(d: DecodeDims, p: (n: string, row: string, col: string) => string): string {
   return `
     // The step's key, value and query.
-    for (var o = l; o < K; o += WGN) {
+    for (var o4 = l; o4 < K4; o4 += WGN) {
+      let o = 4u * o4;
 ${
     rows(
       d,
       (r) =>
-        `      var k${r} = wf(W_keyBias + s * K + o); var v${r} = wf(W_valueBias + o); var q${r} = wf(W_queryBias + o);`,
+        `      var k${r} = w4(W_keyBias + s * K + o); var v${r} = w4(W_valueBias + o); var q${r} = w4(W_queryBias + o);`,
     )
   }
       for (var k = 0u; k < I; k++) {
-        let wk = wf(W_keyWeight + k * K + o);
-        let wv = wf(W_valueWeight + k * K + o);
-        let wq = wf(W_queryWeight + (H + k) * K + o);
+        let wk = w4(W_keyWeight + k * K + o);
+        let wv = w4(W_valueWeight + k * K + o);
+        let wq = w4(W_queryWeight + (H + k) * K + o);
 ${
     rows(
       d,
@@ -357,18 +358,18 @@ ${
   }
       }
       for (var k = 0u; k < H; k++) {
-        let wq = wf(W_queryWeight + k * K + o);
+        let wq = w4(W_queryWeight + k * K + o);
 ${rows(d, (r) => `        q${r} += hn[${r}u * H + k] * wq;`)}
       }
 ${
     rows(d, (r) =>
       `      {
         let b = b0 + ${r}u;
-        qs[${r}u * K4 + o / 4u][o % 4u] = q${r};
+        qs[${r}u * K4 + o4] = q${r};
         if (b < B) {
-          kv[(b * S + s) * 2u * K4 + o / 4u][o % 4u] = k${r};
-          kv[((b * S + s) * 2u + 1u) * K4 + o / 4u][o % 4u] = v${r};
-          ${p("query", "b * S + s", "o")} = q${r};
+          kv[(b * S + s) * 2u * K4 + o4] = k${r};
+          kv[((b * S + s) * 2u + 1u) * K4 + o4] = v${r};
+          for (var e = 0u; e < 4u; e++) { ${p("query", "b * S + s", "o + e")} = q${r}[e]; }
         }
       }`)
   }
@@ -441,15 +442,16 @@ ${
     }
     workgroupBarrier();
     // Gate and transformed context: g = σ([h; c]·W_g + b_g), u = tanh(c·W_c + b_c).
-    for (var o = l; o < H; o += WGN) {
-${rows(d, (r) => `      var g${r} = wf(W_gateBias + o); var a${r} = wf(W_contextBias + o);`)}
+    for (var o4 = l; o4 < H / 4u; o4 += WGN) {
+      let o = 4u * o4;
+${rows(d, (r) => `      var g${r} = w4(W_gateBias + o); var a${r} = w4(W_contextBias + o);`)}
       for (var k = 0u; k < H; k++) {
-        let wgt = wf(W_gateWeight + k * H + o);
+        let wgt = w4(W_gateWeight + k * H + o);
 ${rows(d, (r) => `        g${r} += hn[${r}u * H + k] * wgt;`)}
       }
       for (var k = 0u; k < K; k++) {
-        let wgt = wf(W_gateWeight + (H + k) * H + o);
-        let wc = wf(W_contextWeight + k * H + o);
+        let wgt = w4(W_gateWeight + (H + k) * H + o);
+        let wc = w4(W_contextWeight + k * H + o);
 ${
     rows(d, (r) =>
       `        { let c = cs[${r}u * K4 + k / 4u][k % 4u]; g${r} += c * wgt; a${r} += c * wc; }`)
@@ -458,13 +460,15 @@ ${
 ${
     rows(d, (r) =>
       `      {
-        let g = sigm(g${r});
-        let a = tanh_s(a${r});
-        gs[${r}u * H + o] = g * a;
+        let g = sigm4(g${r});
+        let a = tanh4(a${r});
         let b = b0 + ${r}u;
-        if (b < B) {
-          ${p("gateAct", "b * S + s", "o")} = g;
-          ${p("gateAct", "b * S + s", "H + o")} = a;
+        for (var e = 0u; e < 4u; e++) {
+          gs[${r}u * H + o + e] = g[e] * a[e];
+          if (b < B) {
+            ${p("gateAct", "b * S + s", "o + e")} = g[e];
+            ${p("gateAct", "b * S + s", "H + o + e")} = a[e];
+          }
         }
       }`)
   }
