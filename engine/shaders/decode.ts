@@ -511,12 +511,12 @@ var<workgroup> dhn: array<f32, ${d.rows * d.hidden}>;
 var<workgroup> dxs: array<f32, ${d.rows * (d.content + d.flags)}>;
 var<workgroup> dxc: array<f32, ${d.rows * d.content}>;
 var<workgroup> dos: array<f32, ${d.rows * d.content}>;
-var<workgroup> dgx: array<f32, ${d.rows * 3 * d.hidden}>;
-var<workgroup> dgh: array<f32, ${d.rows * 3 * d.hidden}>;
+var<workgroup> dgx: array<vec4f, ${d.rows * 3 * d.hidden / 4}>;
+var<workgroup> dgh: array<vec4f, ${d.rows * 3 * d.hidden / 4}>;
 ${
     mem
-      ? `var<workgroup> dgp: array<f32, ${d.rows * d.hidden}>;
-var<workgroup> dup: array<f32, ${d.rows * d.hidden}>;
+      ? `var<workgroup> dgp: array<vec4f, ${d.rows * d.hidden / 4}>;
+var<workgroup> dup: array<vec4f, ${d.rows * d.hidden / 4}>;
 var<workgroup> dcs: array<vec4f, ${d.rows * d.keyDim / 4}>;
 var<workgroup> dqs: array<vec4f, ${d.rows * d.keyDim / 4}>;
 var<workgroup> ds: array<f32, ${d.rows * (d.memory + d.steps)}>;
@@ -568,8 +568,8 @@ ${
           let ct = ${p("gateAct", "b * S + s", "H + j")};
           let dg = a${r} * ct * gt * (1.0 - gt);
           let dc = a${r} * gt * (1.0 - ct * ct);
-          dgp[${r}u * H + j] = dg;
-          dup[${r}u * H + j] = dc;
+          dgp[${r}u * H / 4u + j / 4u][j % 4u] = dg;
+          dup[${r}u * H / 4u + j / 4u][j % 4u] = dc;
           if (b0 + ${r}u < B) { ${g("dGate", "b * S + s", "j")} = dg; ${
             g("dContext", "b * S + s", "j")
           } = dc; }
@@ -596,12 +596,13 @@ ${
         let dn = d * (1.0 - z) * (1.0 - n * n);
         let dz = d * (hp - n) * z * (1.0 - z);
         let dr = dn * hh * rg * (1.0 - rg);
-        dgx[${r}u * 3u * H + o] = dz;
-        dgx[${r}u * 3u * H + H + o] = dr;
-        dgx[${r}u * 3u * H + 2u * H + o] = dn;
-        dgh[${r}u * 3u * H + o] = dz;
-        dgh[${r}u * 3u * H + H + o] = dr;
-        dgh[${r}u * 3u * H + 2u * H + o] = dn * rg;
+        let q = ${r}u * 3u * H / 4u + o / 4u;
+        dgx[q][o % 4u] = dz;
+        dgx[q + H / 4u][o % 4u] = dr;
+        dgx[q + H / 2u][o % 4u] = dn;
+        dgh[q][o % 4u] = dz;
+        dgh[q + H / 4u][o % 4u] = dr;
+        dgh[q + H / 2u][o % 4u] = dn * rg;
         dh[${r}u * H + o] = d * z;
         if (b0 + ${r}u < B) {
           ${g("dKernel", "b * S + s", "o")} = dz;
@@ -617,20 +618,20 @@ ${
     workgroupBarrier();
     // dh_{s-1} = dh·z + dĝ_h·Uᵀ; dx_s += dĝ_x·W_xᵀ.
     for (var i = l; i < H + I; i += WGN) {
-${rows(d, (r) => `      var a${r} = 0.0;`)}
+${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
       if (i < H) {
-        for (var o = 0u; o < 3u * H; o++) {
-          let wu = wf(W_recurrent + i * 3u * H + o);
-${rows(d, (r) => `          a${r} += dgh[${r}u * 3u * H + o] * wu;`)}
+        for (var o = 0u; o < 3u * H / 4u; o++) {
+          let wu = w4(W_recurrent + i * 3u * H + 4u * o);
+${rows(d, (r) => `          a${r} += dgh[${r}u * 3u * H / 4u + o] * wu;`)}
         }
-${rows(d, (r) => `        dh[${r}u * H + i] += a${r};`)}
+${rows(d, (r) => `        dh[${r}u * H + i] += dot(a${r}, vec4f(1.0));`)}
       } else {
         let k = i - H;
-        for (var o = 0u; o < 3u * H; o++) {
-          let wx = wf(W_kernel + k * 3u * H + o);
-${rows(d, (r) => `          a${r} += dgx[${r}u * 3u * H + o] * wx;`)}
+        for (var o = 0u; o < 3u * H / 4u; o++) {
+          let wx = w4(W_kernel + k * 3u * H + 4u * o);
+${rows(d, (r) => `          a${r} += dgx[${r}u * 3u * H / 4u + o] * wx;`)}
         }
-${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} a${r};`)}
+${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} dot(a${r}, vec4f(1.0));`)}
       }
     }
     workgroupBarrier();
@@ -664,20 +665,20 @@ function backwardMemory(
   return `
     // Through the gate and the context transform: dh_s and dc_s.
     for (var i = l; i < H + K; i += WGN) {
-${rows(d, (r) => `      var a${r} = 0.0;`)}
-      for (var o = 0u; o < H; o++) {
-        let wgt = wf(W_gateWeight + i * H + o);
-${rows(d, (r) => `        a${r} += dgp[${r}u * H + o] * wgt;`)}
+${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
+      for (var o = 0u; o < H / 4u; o++) {
+        let wgt = w4(W_gateWeight + i * H + 4u * o);
+${rows(d, (r) => `        a${r} += dgp[${r}u * H / 4u + o] * wgt;`)}
       }
       if (i < H) {
-${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
+${rows(d, (r) => `        dhn[${r}u * H + i] += dot(a${r}, vec4f(1.0));`)}
       } else {
         let c = i - H;
-        for (var o = 0u; o < H; o++) {
-          let wc = wf(W_contextWeight + c * H + o);
-${rows(d, (r) => `          a${r} += dup[${r}u * H + o] * wc;`)}
+        for (var o = 0u; o < H / 4u; o++) {
+          let wc = w4(W_contextWeight + c * H + 4u * o);
+${rows(d, (r) => `          a${r} += dup[${r}u * H / 4u + o] * wc;`)}
         }
-${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = a${r};`)}
+${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = dot(a${r}, vec4f(1.0));`)}
       }
     }
     workgroupBarrier();
