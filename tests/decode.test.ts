@@ -1,0 +1,246 @@
+import assert from "node:assert/strict";
+import { gruDecode } from "../engine/ops/decode.ts";
+import { mse } from "../engine/ops/loss.ts";
+import { Rng } from "../engine/random.ts";
+import { Tensor, tidy } from "../engine/tensor.ts";
+import {
+  CONTENT,
+  CONTEXT,
+  FRAMES,
+  generateLop120,
+  HORIZON,
+  STEP_INPUT,
+} from "../labs/data/lop120.ts";
+import { type MemoryKind, TapModel } from "../models/htap.ts";
+import { decodeRef } from "./reference/decode.ts";
+import { assertClose, checkOp, type InputSpec, type Ref, setup } from "./helpers.ts";
+
+await setup();
+
+interface Case {
+  B: number;
+  H: number;
+  C: number;
+  F: number;
+  S: number;
+  /** Key size and context length; K = 0: no memory. */
+  K: number;
+  M: number;
+  window: number;
+}
+
+function inputs({ B, H, C, F, S, K, M }: Case): InputSpec[] {
+  const I = C + F;
+  const list: InputSpec[] = [
+    { shape: [B, H] },
+    { shape: [B, C] },
+    { shape: [B, S, F], grad: false },
+    { shape: [I, 3 * H] },
+    { shape: [H, 3 * H] },
+    { shape: [2, 3 * H] },
+    { shape: [(K ? 2 : 1) * H, C] },
+    { shape: [C] },
+  ];
+  if (K) {
+    list.push(
+      { shape: [B, M, K] },
+      { shape: [B, M, K] },
+      { shape: [H + I, K] },
+      { shape: [K] },
+      { shape: [I, K] },
+      { shape: [S, K] },
+      { shape: [I, K] },
+      { shape: [K] },
+      { shape: [H + K, H] },
+      { shape: [H] },
+      { shape: [K, H] },
+      { shape: [H] },
+    );
+  }
+  return list;
+}
+
+const MEMORY_KEYS = [
+  "keys",
+  "values",
+  "queryWeight",
+  "queryBias",
+  "keyWeight",
+  "keyBias",
+  "valueWeight",
+  "valueBias",
+  "gateWeight",
+  "gateBias",
+  "contextWeight",
+  "contextBias",
+] as const;
+
+function check(c: Case): Promise<void> {
+  return checkOp({
+    name: `gruDecode B${c.B} H${c.H} C${c.C} F${c.F} S${c.S} K${c.K} M${c.M} window ${c.window}`,
+    inputs: inputs(c),
+    gpu: (h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m) =>
+      gruDecode({
+        h0,
+        content0,
+        flags,
+        kernel,
+        recurrentKernel,
+        bias,
+        outWeight,
+        outBias,
+        memory: c.K
+          ? {
+            ...Object.fromEntries(MEMORY_KEYS.map((k, i) => [k, m[i]])) as Record<
+              typeof MEMORY_KEYS[number],
+              Tensor
+            >,
+            window: c.window,
+          }
+          : undefined,
+      }).predictions,
+    ref: (h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m) =>
+      decodeRef(
+        h0,
+        content0,
+        flags,
+        kernel,
+        recurrentKernel,
+        bias,
+        outWeight,
+        outBias,
+        c.K
+          ? {
+            ...Object.fromEntries(MEMORY_KEYS.map((k, i) => [k, m[i]])) as Record<
+              typeof MEMORY_KEYS[number],
+              Ref
+            >,
+            window: c.window,
+          }
+          : undefined,
+      ),
+  });
+}
+
+Deno.test("gruDecode: no memory, against float64 and finite differences", async () => {
+  // B 11: a full workgroup of 8 rows and a ragged one of 3.
+  await check({ B: 11, H: 8, C: 3, F: 2, S: 5, K: 0, M: 0, window: 0 });
+});
+
+Deno.test("gruDecode: causal memory, against float64 and finite differences", async () => {
+  await check({ B: 3, H: 4, C: 3, F: 2, S: 4, K: 4, M: 5, window: 0 });
+  await check({ B: 10, H: 8, C: 5, F: 1, S: 3, K: 8, M: 3, window: 0 });
+});
+
+Deno.test("gruDecode: sliding-window memory, against float64 and finite differences", async () => {
+  // Window 3 over M 5 context keys: the first query already drops keys 0 … 2.
+  await check({ B: 3, H: 4, C: 3, F: 2, S: 4, K: 4, M: 5, window: 3 });
+});
+
+Deno.test("gruDecode: attention weights are the visible keys' softmax", async () => {
+  const [B, H, C, F, S, K, M] = [2, 4, 2, 1, 3, 4, 4];
+  const rng = new Rng(7);
+  const r = (shape: number[]) => Tensor.uniform(shape, -1, 1, rng);
+  const out = tidy(() =>
+    gruDecode({
+      h0: r([B, H]),
+      content0: r([B, C]),
+      flags: r([B, S, F]),
+      kernel: r([C + F, 3 * H]),
+      recurrentKernel: r([H, 3 * H]),
+      bias: r([2, 3 * H]),
+      outWeight: r([2 * H, C]),
+      outBias: r([C]),
+      memory: {
+        keys: r([B, M, K]),
+        values: r([B, M, K]),
+        queryWeight: r([H + C + F, K]),
+        queryBias: r([K]),
+        keyWeight: r([C + F, K]),
+        keyBias: r([S, K]),
+        valueWeight: r([C + F, K]),
+        valueBias: r([K]),
+        gateWeight: r([H + K, H]),
+        gateBias: r([H]),
+        contextWeight: r([K, H]),
+        contextBias: r([H]),
+        window: 3,
+      },
+      returnWeights: true,
+    })
+  );
+  assert.deepEqual(out.weights!.shape, [B, S, M + S]);
+  const w = await out.weights!.data() as Float32Array;
+  for (let b = 0; b < B; b++) {
+    for (let s = 0; s < S; s++) {
+      const rowOf = w.subarray((b * S + s) * (M + S), (b * S + s + 1) * (M + S));
+      const t = M + s;
+      rowOf.forEach((p, j) => {
+        if (j > t || j <= t - 3) assert.equal(p, 0, `step ${s} saw key ${j}`);
+        else assert.ok(p > 0);
+      });
+      assert.ok(Math.abs(rowOf.reduce((a, v) => a + v, 0) - 1) < 1e-6);
+    }
+  }
+  out.predictions.dispose();
+  out.weights!.dispose();
+});
+
+Deno.test("gruDecode: bad shapes and sizes are refused with what was expected", () => {
+  const t = (shape: number[]) => Tensor.zeros(shape);
+  const base = {
+    h0: t([2, 6]),
+    content0: t([2, 3]),
+    flags: t([2, 4, 1]),
+    kernel: t([4, 18]),
+    recurrentKernel: t([6, 18]),
+    bias: t([2, 18]),
+    outWeight: t([6, 3]),
+    outBias: t([3]),
+  };
+  assert.throws(() => gruDecode(base), /units 6.*multiple of 4/);
+  assert.throws(
+    () => gruDecode({ ...base, h0: t([2, 4]), recurrentKernel: t([4, 12]), kernel: t([5, 12]) }),
+    /kernel is f32 of shape \[5, 12\]; expected f32 of shape \[4, 12\]/,
+  );
+});
+
+Deno.test("TapModel: the fused decoder gives the composed ops' predictions and gradients", async () => {
+  const B = 11;
+  const d = generateLop120({ n: B, seed: 5 });
+  for (const kind of ["none", "full", "fifo"] as MemoryKind[]) {
+    const runs: { predictions: Float32Array; grads: Float32Array[] }[] = [];
+    for (const decoder of ["composed", "fused"] as const) {
+      const m = new TapModel({ units: 12, memory: kind, keyDim: 8, rng: new Rng(3), decoder });
+      assert.equal(m.fused, decoder === "fused");
+      const predictions = tidy(() => {
+        const x = Tensor.from(d.contextInput, [B, CONTEXT, STEP_INPUT]);
+        const flags = Tensor.from(d.horizonFlags, [B, HORIZON - 1, 4]);
+        const y = Tensor.from(d.targets, [B, FRAMES - 1, CONTENT]);
+        const p = m.forward(x, flags);
+        mse(p, y).backward();
+        return p;
+      });
+      runs.push({
+        predictions: await predictions.data() as Float32Array,
+        grads: await Promise.all(
+          m.parameters().map((p) => p.grad!.data() as Promise<Float32Array>),
+        ),
+      });
+      predictions.dispose();
+      for (const p of m.parameters()) p.dispose();
+    }
+    const [composed, fused] = runs;
+    assertClose(fused.predictions, composed.predictions, { what: `${kind} predictions` });
+    fused.grads.forEach((g, i) => {
+      // Gradients are compared at the scale of each parameter's largest entry (the key bias's
+      // is analytically zero: a shift of every key by the same vector leaves the softmax alone).
+      const scale = Math.max(...composed.grads[i].map(Math.abs), 1e-3);
+      assertClose(g, composed.grads[i], {
+        atol: 1e-5 * scale,
+        rtol: 1e-3,
+        what: `${kind} grad ${i}`,
+      });
+    });
+  }
+});
