@@ -203,6 +203,18 @@ function plane(
 }
 
 /**
+ * Forward FLOPs of a decode: the GRU cell's products, the read-out and, with memory, the key,
+ * value, query, gate and context products and the attention over on average M + S/2 keys.
+ */
+export function decodeFlops(d: DecodeDims, batch: number): number {
+  const { hidden: H, content: C, keyDim: K, memory: M, steps: S } = d;
+  const I = C + d.flags;
+  const macs = 3 * H * (I + H) + C * (K ? 2 * H : H) +
+    (K ? K * (3 * I + H) + 2 * K * (M + (S + 1) / 2) + H * (H + 2 * K) : 0);
+  return 2 * macs * batch * S;
+}
+
+/**
  * Decodes S steps free-running: x_s = [content_{s-1}; flags_s], h_s = GRU(x_s, h_{s-1}), the
  * prediction ŷ_s from h_s (and, with `memory`, from attention over the context keys and every
  * decoded step's key so far) becomes content_s. Differentiable in everything but `flags`.
@@ -229,8 +241,6 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
   rt.copy(args.content0.storage, 0, state0.storage, B * H * 4, B * C * 4);
   const scale = m?.scale ?? 1 / Math.sqrt(Math.max(K, 1));
   const { read: spareRead, write: spareWrite } = spare();
-  const macs = 3 * H * (C + d.flags + H) + C * (K ? 2 * H : H) +
-    (K ? K * (3 * (C + d.flags) + H) + 2 * K * (M + S) + H * (H + 2 * K) : 0);
   rt.dispatch({
     kernel: decodeForwardKernel(d),
     buffers: [
@@ -245,7 +255,7 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
     ],
     uniforms: uniforms(B, scale),
     groups: [Math.ceil(B / d.rows)],
-    flops: 2 * macs * B * S,
+    flops: decodeFlops(d, B),
   });
   if (rt.checkNaN) rt.checkFinite(predictions.storage, predictions.size, "gru_decode");
   let attention: Tensor | undefined;
