@@ -23,7 +23,7 @@ const dims = {
   keyDim: K,
   memory: CONTEXT,
   window: 0,
-  rows: 8,
+  rows: 4,
 };
 
 for (const backward of [false, true]) {

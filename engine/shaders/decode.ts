@@ -123,6 +123,11 @@ export function decodeKey(d: DecodeDims): string {
   return [d.hidden, d.content, d.flags, d.steps, d.keyDim, d.memory, d.window, d.rows].join(",");
 }
 
+/** Runtime copies of the sizes for loop bounds (see the uniform block). */
+const LOOP_BOUNDS = `let sz1 = u.sizes[u.zero + 1u];
+  let nH = sz.z; let nI = sz.w; let nK = sz1.x; let nC = sz1.y;
+  let nH4 = nH / 4u; let n3H4 = 3u * nH / 4u; let nK4 = nK / 4u;`;
+
 /** Code repeated for each of the R rows (`r` replaced by the row number). */
 function rows(d: DecodeDims, line: (r: number) => string): string {
   return Array.from({ length: d.rows }, (_, r) => line(r)).join("\n");
@@ -134,8 +139,11 @@ function common(d: DecodeDims, buffers: string[]): string {
   const w = weightLayout(d).at;
   const consts = Object.entries(w).map(([n, [o]]) => `const W_${n} = ${o}u;`);
   return `
-// sizes[zero] = (batch, scale bits): a dynamic index, so lavapipe cannot inline the values
-// and recompile this large shader for them (see matmulUniforms).
+// sizes[zero] = (batch, scale bits, H, I), sizes[zero + 1] = (K, C): a dynamic index, so
+// lavapipe cannot inline the values and recompile this large shader for them (see
+// matmulUniforms). The inner loops run to these runtime bounds, not the constants: Mesa's GLSL
+// front end (the GL backend) fully unrolls constant-trip loops, which made this shader take
+// minutes to compile there.
 struct U { sizes: array<vec4u, 2>, zero: u32, pad0: u32, pad1: u32, pad2: u32 }
 ${buffers.map((b, i) => `@group(0) @binding(${i}) ${b};`).join("\n")}
 @group(0) @binding(${buffers.length}) var<uniform> u: U;
@@ -201,6 +209,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let sz = u.sizes[u.zero];
   let B = sz.x;
   let scale = bitcast<f32>(sz.y);
+  ${LOOP_BOUNDS}
   let NS = B * S;
   let b0 = wg.x * R;
   for (var i = l; i < R * H; i += WGN) {
@@ -236,7 +245,7 @@ ${
       var hz${r} = w4(W_gruBias + 3u * H + o); var hr${r} = w4(W_gruBias + 4u * H + o); var hh${r} = w4(W_gruBias + 5u * H + o);`,
     )
   }
-      for (var k = 0u; k < I; k++) {
+      for (var k = 0u; k < nI; k++) {
         let wz = w4(W_kernel + k * 3u * H + o);
         let wr = w4(W_kernel + k * 3u * H + H + o);
         let wn = w4(W_kernel + k * 3u * H + 2u * H + o);
@@ -248,7 +257,7 @@ ${
     )
   }
       }
-      for (var k = 0u; k < H; k++) {
+      for (var k = 0u; k < nH; k++) {
         let wz = w4(W_recurrent + k * 3u * H + o);
         let wr = w4(W_recurrent + k * 3u * H + H + o);
         let wn = w4(W_recurrent + k * 3u * H + 2u * H + o);
@@ -286,7 +295,7 @@ ${mem ? forwardMemory(d, p) : ""}
     // Read-out: ŷ = [h; g ⊙ u]·W_o + b_o (h·W_o + b_o without memory), fed back as content.
     for (var o = l; o < C; o += WGN) {
 ${rows(d, (r) => `      var y${r} = wf(W_outBias + o);`)}
-      for (var k = 0u; k < H; k++) {
+      for (var k = 0u; k < nH; k++) {
         let wo = wf(W_outWeight + k * C + o);
 ${rows(d, (r) => `        y${r} += hn[${r}u * H + k] * wo;`)}
 ${
@@ -345,7 +354,7 @@ ${
         `      var k${r} = w4(W_keyBias + s * K + o); var v${r} = w4(W_valueBias + o); var q${r} = w4(W_queryBias + o);`,
     )
   }
-      for (var k = 0u; k < I; k++) {
+      for (var k = 0u; k < nI; k++) {
         let wk = w4(W_keyWeight + k * K + o);
         let wv = w4(W_valueWeight + k * K + o);
         let wq = w4(W_queryWeight + (H + k) * K + o);
@@ -357,7 +366,7 @@ ${
     )
   }
       }
-      for (var k = 0u; k < H; k++) {
+      for (var k = 0u; k < nH; k++) {
         let wq = w4(W_queryWeight + k * K + o);
 ${rows(d, (r) => `        q${r} += hn[${r}u * H + k] * wq;`)}
       }
@@ -398,9 +407,9 @@ ${
       if (j >= j0) {
         e = 0.0;
         if (j < M) {
-          for (var c = 0u; c < K4; c++) { e += dot(qs[r * K4 + c], keys[(b * M + j) * K4 + c]); }
+          for (var c = 0u; c < nK4; c++) { e += dot(qs[r * K4 + c], keys[(b * M + j) * K4 + c]); }
         } else {
-          for (var c = 0u; c < K4; c++) { e += dot(qs[r * K4 + c], kv[(b * S + j - M) * 2u * K4 + c]); }
+          for (var c = 0u; c < nK4; c++) { e += dot(qs[r * K4 + c], kv[(b * S + j - M) * 2u * K4 + c]); }
         }
         e *= scale;
       }
@@ -445,11 +454,11 @@ ${
     for (var o4 = l; o4 < H / 4u; o4 += WGN) {
       let o = 4u * o4;
 ${rows(d, (r) => `      var g${r} = w4(W_gateBias + o); var a${r} = w4(W_contextBias + o);`)}
-      for (var k = 0u; k < H; k++) {
+      for (var k = 0u; k < nH; k++) {
         let wgt = w4(W_gateWeight + k * H + o);
 ${rows(d, (r) => `        g${r} += hn[${r}u * H + k] * wgt;`)}
       }
-      for (var k = 0u; k < K; k++) {
+      for (var k = 0u; k < nK; k++) {
         let wgt = w4(W_gateWeight + (H + k) * H + o);
         let wc = w4(W_contextWeight + k * H + o);
 ${
@@ -529,6 +538,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let sz = u.sizes[u.zero];
   let B = sz.x;
   let scale = bitcast<f32>(sz.y);
+  ${LOOP_BOUNDS}
   let NS = B * S;
   let b0 = wg.x * R;
   for (var i = l; i < R * H; i += WGN) { dh[i] = 0.0; }
@@ -550,7 +560,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
     // Through W_o: dh_s += dŷ·W_oᵀ[:H]; the gated half feeds the gate and context gradients.
     for (var i = l; i < ${OI}; i += WGN) {
 ${rows(d, (r) => `      var a${r} = 0.0;`)}
-      for (var o = 0u; o < C; o++) {
+      for (var o = 0u; o < nC; o++) {
         let wo = wf(W_outWeight + i * C + o);
 ${rows(d, (r) => `        a${r} += dos[${r}u * C + o] * wo;`)}
       }
@@ -620,14 +630,14 @@ ${
     for (var i = l; i < H + I; i += WGN) {
 ${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
       if (i < H) {
-        for (var o = 0u; o < 3u * H / 4u; o++) {
+        for (var o = 0u; o < n3H4; o++) {
           let wu = w4(W_recurrent + i * 3u * H + 4u * o);
 ${rows(d, (r) => `          a${r} += dgh[${r}u * 3u * H / 4u + o] * wu;`)}
         }
 ${rows(d, (r) => `        dh[${r}u * H + i] += dot(a${r}, vec4f(1.0));`)}
       } else {
         let k = i - H;
-        for (var o = 0u; o < 3u * H / 4u; o++) {
+        for (var o = 0u; o < n3H4; o++) {
           let wx = w4(W_kernel + k * 3u * H + 4u * o);
 ${rows(d, (r) => `          a${r} += dgx[${r}u * 3u * H / 4u + o] * wx;`)}
         }
@@ -666,7 +676,7 @@ function backwardMemory(
     // Through the gate and the context transform: dh_s and dc_s.
     for (var i = l; i < H + K; i += WGN) {
 ${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
-      for (var o = 0u; o < H / 4u; o++) {
+      for (var o = 0u; o < nH4; o++) {
         let wgt = w4(W_gateWeight + i * H + 4u * o);
 ${rows(d, (r) => `        a${r} += dgp[${r}u * H / 4u + o] * wgt;`)}
       }
@@ -674,7 +684,7 @@ ${rows(d, (r) => `        a${r} += dgp[${r}u * H / 4u + o] * wgt;`)}
 ${rows(d, (r) => `        dhn[${r}u * H + i] += dot(a${r}, vec4f(1.0));`)}
       } else {
         let c = i - H;
-        for (var o = 0u; o < H / 4u; o++) {
+        for (var o = 0u; o < nH4; o++) {
           let wc = w4(W_contextWeight + c * H + 4u * o);
 ${rows(d, (r) => `          a${r} += dup[${r}u * H / 4u + o] * wc;`)}
         }
@@ -693,9 +703,9 @@ ${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = dot(a${r}, vec4f(1.
       var e = 0.0;
       if (j >= j0) {
         if (j < M) {
-          for (var c = 0u; c < K4; c++) { e += dot(dcs[r * K4 + c], vals[(b * M + j) * K4 + c]); }
+          for (var c = 0u; c < nK4; c++) { e += dot(dcs[r * K4 + c], vals[(b * M + j) * K4 + c]); }
         } else {
-          for (var c = 0u; c < K4; c++) {
+          for (var c = 0u; c < nK4; c++) {
             e += dot(dcs[r * K4 + c], kv[((b * S + j - M) * 2u + 1u) * K4 + c]);
           }
         }
@@ -762,7 +772,7 @@ ${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = dot(a${r}, vec4f(1.
     // Through W_q (h and x), and the step's own key and value projections (x).
     for (var i = l; i < H + I; i += WGN) {
 ${rows(d, (r) => `      var a${r} = 0.0;`)}
-      for (var c = 0u; c < K; c++) {
+      for (var c = 0u; c < nK; c++) {
         let wq = wf(W_queryWeight + i * K + c);
 ${rows(d, (r) => `        a${r} += dqs[${r}u * K4 + c / 4u][c % 4u] * wq;`)}
       }
@@ -770,7 +780,7 @@ ${rows(d, (r) => `        a${r} += dqs[${r}u * K4 + c / 4u][c % 4u] * wq;`)}
 ${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
       } else {
         let k = i - H;
-        for (var c = 0u; c < K; c++) {
+        for (var c = 0u; c < nK; c++) {
           let wk = wf(W_keyWeight + k * K + c);
           let wv = wf(W_valueWeight + k * K + c);
 ${
