@@ -75,6 +75,17 @@ const MEMORY_KEYS = [
   "contextBias",
 ] as const;
 
+/** The memory arguments, named in MEMORY_KEYS order, from the trailing inputs. */
+function memoryOf<T>(m: T[], window: number) {
+  return {
+    ...Object.fromEntries(MEMORY_KEYS.map((k, i) => [k, m[i]])) as Record<
+      typeof MEMORY_KEYS[number],
+      T
+    >,
+    window,
+  };
+}
+
 function check(c: Case): Promise<void> {
   return checkOp({
     name: `gruDecode B${c.B} H${c.H} C${c.C} F${c.F} S${c.S} K${c.K} M${c.M} window ${c.window}`,
@@ -89,15 +100,7 @@ function check(c: Case): Promise<void> {
         bias,
         outWeight,
         outBias,
-        memory: c.K
-          ? {
-            ...Object.fromEntries(MEMORY_KEYS.map((k, i) => [k, m[i]])) as Record<
-              typeof MEMORY_KEYS[number],
-              Tensor
-            >,
-            window: c.window,
-          }
-          : undefined,
+        memory: c.K ? memoryOf(m, c.window) : undefined,
       }).predictions,
     ref: (h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m) =>
       decodeRef(
@@ -109,15 +112,7 @@ function check(c: Case): Promise<void> {
         bias,
         outWeight,
         outBias,
-        c.K
-          ? {
-            ...Object.fromEntries(MEMORY_KEYS.map((k, i) => [k, m[i]])) as Record<
-              typeof MEMORY_KEYS[number],
-              Ref
-            >,
-            window: c.window,
-          }
-          : undefined,
+        c.K ? memoryOf(m, c.window) : undefined,
       ),
   });
 }

@@ -123,10 +123,20 @@ export function decodeKey(d: DecodeDims): string {
   return [d.hidden, d.content, d.flags, d.steps, d.keyDim, d.memory, d.window, d.rows].join(",");
 }
 
-/** Runtime copies of the sizes for loop bounds (see the uniform block). */
-const LOOP_BOUNDS = `let sz1 = u.sizes[u.zero + 1u];
+/**
+ * Entry point and the sizes both kernels start from: the batch, the score scale, runtime copies of
+ * the sizes for loop bounds (see the uniform block), the plane height B·S and the first row.
+ */
+const ENTRY = `@compute @workgroup_size(${DECODE_LANES})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let sz = u.sizes[u.zero];
+  let sz1 = u.sizes[u.zero + 1u];
+  let B = sz.x;
+  let scale = bitcast<f32>(sz.y);
   let nH = sz.z; let nI = sz.w; let nK = sz1.x; let nC = sz1.y;
-  let nH4 = nH / 4u; let n3H4 = 3u * nH / 4u; let nK4 = nK / 4u;`;
+  let nH4 = nH / 4u; let n3H4 = 3u * nH / 4u; let nK4 = nK / 4u;
+  let NS = B * S;
+  let b0 = wg.x * R;`;
 
 /** Code repeated for each of the R rows (`r` replaced by the row number). */
 function rows(d: DecodeDims, line: (r: number) => string): string {
@@ -204,14 +214,7 @@ var<workgroup> stat: array<f32, ${2 * d.rows}>;`
       : ""
   }
 
-@compute @workgroup_size(${DECODE_LANES})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
-  let sz = u.sizes[u.zero];
-  let B = sz.x;
-  let scale = bitcast<f32>(sz.y);
-  ${LOOP_BOUNDS}
-  let NS = B * S;
-  let b0 = wg.x * R;
+${ENTRY}
   for (var i = l; i < R * H; i += WGN) {
     let b = b0 + i / H;
     hs[i] = select(0.0, state0[min(b, B - 1u) * H + i % H], b < B);
@@ -533,14 +536,7 @@ var<workgroup> stat: array<f32, ${d.rows}>;`
       : ""
   }
 
-@compute @workgroup_size(${DECODE_LANES})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
-  let sz = u.sizes[u.zero];
-  let B = sz.x;
-  let scale = bitcast<f32>(sz.y);
-  ${LOOP_BOUNDS}
-  let NS = B * S;
-  let b0 = wg.x * R;
+${ENTRY}
   for (var i = l; i < R * H; i += WGN) { dh[i] = 0.0; }
   for (var i = l; i < R * C; i += WGN) { dxc[i] = 0.0; }
   workgroupBarrier();
