@@ -331,6 +331,12 @@ Deno.test("Part 3 criteria: calibration-like results pass, each kind of miss fai
   assert.equal(verdicts(results({ gap: sweep }))[6], false);
   const budget = part3Checks(results()).at(-1)!;
   assert.ok(budget.informational && budget.name.startsWith("8 budget"));
+  // The per-model budget is for the 10-epoch protocol: a 40-epoch gap-sweep GRU is not "slowest".
+  const longGap = results().gap.map((g) => ({ ...g, gru: { ...g.gru, trainSeconds: 900 } }));
+  const slow = { ...fakeResult("GRU-128", { mse_app_h: 1.17 }), trainSeconds: 450 };
+  const row = part3Checks(results({ gap: longGap, gru128: slow })).at(-1)!;
+  assert.match(row.value, /^GRU-128 7:30/);
+  assert.equal(row.pass, false);
 });
 
 Deno.test("tp5 summary: PASS/FAIL table and failure list", () => {

@@ -230,8 +230,9 @@ export function part3Checks(r: Part3Results): Check[] {
   const gruShort = r.gap.filter((x) => x.gap <= 10);
   const gruLong = r.gap.filter((x) => x.gap > 10);
   const boundedRatio = app(r.bounded) / stat(h, app).mean;
-  const all = everyResult(r);
-  const slowest = all.reduce((a, b) => a.trainSeconds >= b.trainSeconds ? a : b);
+  // The budget is per model of the 10-epoch protocol; the gap sweep's 40-epoch GRU runs are not.
+  const protocol = [...r.gru, ...r.htap, r.gru128, r.fifo, r.bounded];
+  const slowest = protocol.reduce((a, b) => a.trainSeconds >= b.trainSeconds ? a : b);
   return [
     {
       name: "1 consistency: mse_app_h H-TAP vs GRU-64",
