@@ -13,7 +13,7 @@ import {
 } from "../labs/data/lop120.ts";
 import { type MemoryKind, TapModel } from "../models/htap.ts";
 import { decodeRef } from "./reference/decode.ts";
-import { assertClose, checkOp, type InputSpec, type Ref, setup } from "./helpers.ts";
+import { assertClose, checkOp, type InputSpec, setup } from "./helpers.ts";
 
 await setup();
 
