@@ -183,6 +183,16 @@ export class Runtime {
     return storage;
   }
 
+  private spareStorage: { read: Storage; write: Storage } | null = null;
+
+  /**
+   * Two tiny buffers to bind where a kernel ignores a binding (a missing optional input, an
+   * output it does not write this time); two, because writable bindings must not alias.
+   */
+  spares(): { read: Storage; write: Storage } {
+    return this.spareStorage ??= { read: this.alloc(16), write: this.alloc(16) };
+  }
+
   /** Returns a storage's buffer to the pool once nothing references it. */
   release(storage: Storage): void {
     if (storage.refs <= 0) return;

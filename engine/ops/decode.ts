@@ -6,7 +6,7 @@
 // all B·S (row, step) pairs.
 import { formatShape, Tensor } from "../tensor.ts";
 import { type Node, noGrad, record, type Rules } from "../autograd.ts";
-import { runtime, type Storage } from "../runtime.ts";
+import { runtime } from "../runtime.ts";
 import {
   decodeBackwardKernel,
   type DecodeDims,
@@ -179,12 +179,6 @@ function inputsOf(args: DecodeArgs): Tensor[] {
   return list;
 }
 
-let spares: { read: Storage; write: Storage } | null = null;
-function spare(): { read: Storage; write: Storage } {
-  const rt = runtime();
-  return spares ??= { read: rt.alloc(16), write: rt.alloc(16) };
-}
-
 /** sizes[0] = (batch, scale bits, H, I), sizes[1] = (K, C, 0, 0), zero = 0 (see the shader). */
 function uniforms(batch: number, scale: number, d: DecodeDims): Uint32Array {
   const u = new Uint32Array(12);
@@ -244,7 +238,7 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
   rt.copy(args.h0.storage, 0, state0.storage, 0, B * H * 4);
   rt.copy(args.content0.storage, 0, state0.storage, B * H * 4, B * C * 4);
   const scale = m?.scale ?? 1 / Math.sqrt(Math.max(K, 1));
-  const { read: spareRead, write: spareWrite } = spare();
+  const { read: spareRead, write: spareWrite } = runtime().spares();
   rt.dispatch({
     kernel: decodeForwardKernel(d),
     buffers: [
@@ -294,7 +288,7 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
   const rt = runtime();
   const grads = Tensor.empty([gradLayout(d).total * NS]);
   const dstate = Tensor.empty([B * (H + C)]);
-  const { read: spareRead } = spare();
+  const { read: spareRead } = runtime().spares();
   rt.dispatch({
     kernel: decodeBackwardKernel(d),
     buffers: [

@@ -17,7 +17,7 @@
 // caller are copies taken from it by the `rnn_output` op, whose gradients land back in place.
 import { formatShape, Tensor } from "../tensor.ts";
 import { needsGrad, type Node, noGrad, record, type Rules } from "../autograd.ts";
-import { runtime, type Storage } from "../runtime.ts";
+import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {
   backwardUniforms,
@@ -159,13 +159,6 @@ function checkInputs(
 
 // ---- forward ------------------------------------------------------------------------------
 
-/** Bound where a kernel ignores a binding (a fresh buffer: writable bindings must not alias). */
-let spares: { read: Storage; write: Storage } | null = null;
-function spare(): { read: Storage; write: Storage } {
-  const rt = runtime();
-  return spares ??= { read: rt.alloc(16), write: rt.alloc(16) };
-}
-
 let modeOverride: "persistent" | "tiled" | null = null;
 
 /**
@@ -219,7 +212,7 @@ function sequence(
   const hprev = Tensor.empty([B * T, H]);
   const cprev = cell === "lstm" ? Tensor.empty([B * T, H]) : null;
   const acts = recording ? Tensor.empty([B * T, SAVED[cell] * H]) : null;
-  const { read: spareRead, write: spareWrite } = spare();
+  const { read: spareRead, write: spareWrite } = runtime().spares();
   const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
   const kernelSpec = rnnForwardKernel(cell, plan.tile);
   const buffers = cell === "lstm"
