@@ -183,6 +183,31 @@ function plane(l: Layout, buffer: string, name: string, row: string, col: string
   return `${buffer}[${offset}u * NS + (${row}) * ${width}u + (${col})]`;
 }
 
+/**
+ * Saves the input of a linear layer on [h_s; second] (or h_s alone) as plane `name`: `second` is
+ * its width and the expression of its element j − H in row r.
+ */
+function saveAfterH(
+  p: (n: string, row: string, col: string) => string,
+  name: string,
+  second: [width: string, at: string] | null,
+): string {
+  const width = second ? `(H + ${second[0]})` : "H";
+  const at = (j: string) => p(name, "b * S + s", j);
+  return `    for (var i = l; i < R * ${width}; i += WGN) {
+      let r = i / ${width};
+      let j = i % ${width};
+      let b = b0 + r;
+      if (b < B) {
+        ${
+    second
+      ? `if (j < H) { ${at("j")} = hn[r * H + j]; } else { ${at("j")} = ${second[1]}; }`
+      : `${at("j")} = hn[r * H + j];`
+  }
+      }
+    }`;
+}
+
 export function decodeForwardKernel(d: DecodeDims): KernelSpec {
   const mem = d.keyDim > 0;
   const sv = savedLayout(d).at;
@@ -317,20 +342,7 @@ ${
       }`)
   }
     }
-    for (var i = l; i < R * ${mem ? "2u * H" : "H"}; i += WGN) {
-      let r = i / ${mem ? "(2u * H)" : "H"};
-      let j = i % ${mem ? "(2u * H)" : "H"};
-      let b = b0 + r;
-      if (b < B) {
-        ${
-    mem
-      ? `if (j < H) { ${p("outIn", "b * S + s", "j")} = hn[r * H + j]; } else { ${
-        p("outIn", "b * S + s", "j")
-      } = gs[r * H + j - H]; }`
-      : `${p("outIn", "b * S + s", "j")} = hn[r * H + j];`
-  }
-      }
-    }
+${saveAfterH(p, "outIn", mem ? ["H", "gs[r * H + j - H]"] : null)}
     workgroupBarrier();
     for (var i = l; i < R * H; i += WGN) { hs[i] = hn[i]; }
   }
@@ -386,16 +398,7 @@ ${
       }`)
   }
     }
-    for (var i = l; i < R * (H + I); i += WGN) {
-      let r = i / (H + I);
-      let j = i % (H + I);
-      let b = b0 + r;
-      if (b < B) {
-        if (j < H) { ${p("queryIn", "b * S + s", "j")} = hn[r * H + j]; } else { ${
-    p("queryIn", "b * S + s", "j")
-  } = xs[r * I + j - H]; }
-      }
-    }
+${saveAfterH(p, "queryIn", ["I", "xs[r * I + j - H]"])}
     storageBarrier();
     workgroupBarrier();
     let t = M + s;
@@ -485,16 +488,7 @@ ${
       }`)
   }
     }
-    for (var i = l; i < R * (H + K); i += WGN) {
-      let r = i / (H + K);
-      let j = i % (H + K);
-      let b = b0 + r;
-      if (b < B) {
-        if (j < H) { ${p("gateIn", "b * S + s", "j")} = hn[r * H + j]; } else { ${
-    p("gateIn", "b * S + s", "j")
-  } = cs[r * K4 + (j - H) / 4u][(j - H) % 4u]; }
-      }
-    }
+${saveAfterH(p, "gateIn", ["K", "cs[r * K4 + (j - H) / 4u][(j - H) % 4u]"])}
     workgroupBarrier();`;
 }
 
