@@ -208,6 +208,30 @@ function saveAfterH(
     }`;
 }
 
+/**
+ * The GRU's three gate products of units o … o+3 for every row: `acc_r += v · W[k, g·H + o]` over
+ * k < `count`, v the k-th entry of row r of `input` (rows `stride` apart).
+ */
+function gateProducts(
+  d: DecodeDims,
+  weight: string,
+  count: string,
+  input: string,
+  stride: string,
+  acc: [string, string, string],
+): string {
+  const [z, r, n] = acc;
+  return `      for (var k = 0u; k < ${count}; k++) {
+        let wz = w4(${weight} + k * 3u * H + o);
+        let wr = w4(${weight} + k * 3u * H + H + o);
+        let wn = w4(${weight} + k * 3u * H + 2u * H + o);
+${
+    rows(d, (i) =>
+      `        { let v = ${input}[${i}u * ${stride} + k]; ${z}${i} += v * wz; ${r}${i} += v * wr; ${n}${i} += v * wn; }`)
+  }
+      }`;
+}
+
 export function decodeForwardKernel(d: DecodeDims): KernelSpec {
   const mem = d.keyDim > 0;
   const sv = savedLayout(d).at;
@@ -273,30 +297,8 @@ ${
       var hz${r} = w4(W_gruBias + 3u * H + o); var hr${r} = w4(W_gruBias + 4u * H + o); var hh${r} = w4(W_gruBias + 5u * H + o);`,
     )
   }
-      for (var k = 0u; k < nI; k++) {
-        let wz = w4(W_kernel + k * 3u * H + o);
-        let wr = w4(W_kernel + k * 3u * H + H + o);
-        let wn = w4(W_kernel + k * 3u * H + 2u * H + o);
-${
-    rows(
-      d,
-      (r) =>
-        `        { let v = xs[${r}u * I + k]; xz${r} += v * wz; xr${r} += v * wr; xn${r} += v * wn; }`,
-    )
-  }
-      }
-      for (var k = 0u; k < nH; k++) {
-        let wz = w4(W_recurrent + k * 3u * H + o);
-        let wr = w4(W_recurrent + k * 3u * H + H + o);
-        let wn = w4(W_recurrent + k * 3u * H + 2u * H + o);
-${
-    rows(
-      d,
-      (r) =>
-        `        { let v = hs[${r}u * H + k]; hz${r} += v * wz; hr${r} += v * wr; hh${r} += v * wn; }`,
-    )
-  }
-      }
+${gateProducts(d, "W_kernel", "nI", "xs", "I", ["xz", "xr", "xn"])}
+${gateProducts(d, "W_recurrent", "nH", "hs", "H", ["hz", "hr", "hh"])}
 ${
     rows(d, (r) =>
       `      {
