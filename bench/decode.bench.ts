@@ -10,7 +10,14 @@ import { mse } from "../engine/ops/loss.ts";
 import { decodeFlops, gruDecode } from "../engine/ops/decode.ts";
 import { clipGradNorm } from "../engine/optim/clip.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
-import { CONTENT, CONTEXT, FRAMES, HORIZON, STEP_INPUT } from "../labs/data/lop120.ts";
+import {
+  CONTENT,
+  CONTEXT,
+  FRAMES,
+  HORIZON,
+  LOP120_SIZES,
+  STEP_INPUT,
+} from "../labs/data/lop120.ts";
 import { type MemoryKind, TapModel } from "../models/htap.ts";
 import { benchKernel } from "./lib/kernel.ts";
 
@@ -83,7 +90,7 @@ for (const memory of ["none", "full"] as MemoryKind[]) {
       work: {},
       setup: () => {
         const rng = new Rng(1);
-        const model = new TapModel({ units: H, memory, rng, decoder });
+        const model = new TapModel({ sizes: LOP120_SIZES, units: H, memory, rng, decoder });
         const opt = new Adam(model.parameters(), { lr: 2e-3 });
         const x = Tensor.uniform([B, CONTEXT, STEP_INPUT], 0, 1, rng).keep();
         const flags = Tensor.uniform([B, S, F], 0, 1, rng).keep();

@@ -24,11 +24,23 @@ import { matmul } from "../engine/ops/matmul.ts";
 import { concat, narrow, stack } from "../engine/ops/shape.ts";
 import { type Rng } from "../engine/random.ts";
 import { Tensor } from "../engine/tensor.ts";
-import { CONTENT, CONTEXT, FRAMES, STEP_INPUT } from "../labs/data/lop120.ts";
 
 export type MemoryKind = "none" | "full" | "fifo" | "bounded";
 
+/** The sequence format, given by the data (labs/data/lop120.ts owns the LOP-120 numbers). */
+export interface TapSizes {
+  /** Frames of a whole sequence: rows of the memory's position table. */
+  frames: number;
+  /** Teacher-forced steps before the free-running ones. */
+  context: number;
+  /** Predicted channels per frame. */
+  content: number;
+  /** Step input width: content_t, flags_t, flags_{t+1}. */
+  stepInput: number;
+}
+
 export interface TapOptions {
+  sizes: TapSizes;
   units: number;
   memory: MemoryKind;
   /** Steps a "fifo" memory keeps (default 10). */
@@ -68,31 +80,34 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
   readonly out: Linear;
   readonly memory: Memory | null;
   readonly kind: MemoryKind;
+  readonly sizes: TapSizes;
   readonly window: number;
   readonly fused: boolean;
 
   constructor(options: TapOptions) {
     super();
-    const { units, memory, rng } = options;
+    const { units, memory, rng, sizes } = options;
+    const { frames, content, stepInput } = sizes;
     const dk = options.keyDim ?? 32;
     this.kind = memory;
+    this.sizes = sizes;
     this.window = options.window ?? 10;
     // The fused kernel reads weights, keys and values as vec4: sizes that are multiples of 4.
     this.fused = (options.decoder ?? "fused") === "fused" && memory !== "bounded" &&
       units % 4 === 0 && (memory === "none" || dk % 4 === 0);
-    this.gru = this.addModule("gru", new GRU(STEP_INPUT, units, { returnSequences: true, rng }));
+    this.gru = this.addModule("gru", new GRU(stepInput, units, { returnSequences: true, rng }));
     if (memory === "none") {
       this.memory = null;
-      this.out = this.addModule("out", new Linear(units, CONTENT, { rng }));
+      this.out = this.addModule("out", new Linear(units, content, { rng }));
       return;
     }
     this.memory = {
       query: memory === "bounded"
         ? null
-        : this.addModule("query", new Linear(units + STEP_INPUT, dk, { rng })),
-      key: this.addModule("key", new Linear(STEP_INPUT, dk, { rng })),
-      value: this.addModule("value", new Linear(STEP_INPUT, dk, { rng })),
-      position: this.addParameter("position", Tensor.uniform([FRAMES, dk], -0.05, 0.05, rng)),
+        : this.addModule("query", new Linear(units + stepInput, dk, { rng })),
+      key: this.addModule("key", new Linear(stepInput, dk, { rng })),
+      value: this.addModule("value", new Linear(stepInput, dk, { rng })),
+      position: this.addParameter("position", Tensor.uniform([frames, dk], -0.05, 0.05, rng)),
       gate: this.addModule("gate", new Linear(units + dk, units, { activation: "sigmoid", rng })),
       context: this.addModule("context", new Linear(dk, units, { activation: "tanh", rng })),
       score: memory === "bounded"
@@ -102,7 +117,7 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
         }
         : null,
     };
-    this.out = this.addModule("out", new Linear(2 * units, CONTENT, { rng }));
+    this.out = this.addModule("out", new Linear(2 * units, content, { rng }));
   }
 
   /** Predictions only (training). */
@@ -116,6 +131,7 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
    */
   rollout(contextInput: Tensor, horizonFlags: Tensor, { weights = false } = {}): Rollout {
     const batch = contextInput.shape[0];
+    const contextSteps = this.sizes.context;
     const { output: hidden, h } = this.gru.run(contextInput);
     const m = this.memory;
     let keys: Tensor | null = null, values: Tensor | null = null, keyBias: Tensor | null = null;
@@ -123,24 +139,24 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
     let context: Tensor;
     if (!m) context = this.out.forward(hidden);
     else {
-      keys = add(m.key.forward(contextInput), narrow(m.position, 0, 0, CONTEXT));
+      keys = add(m.key.forward(contextInput), narrow(m.position, 0, 0, contextSteps));
       // Position rows folded into the key bias once: a generated step's key is one matmul.
       keyBias = add(m.position, m.key.bias!);
       values = m.value.forward(contextInput);
-      const read = this.read(m, hidden, contextInput, keys, values, CONTEXT, weights);
+      const read = this.read(m, hidden, contextInput, keys, values, contextSteps, weights);
       if (read.weights) {
         contextWeights = narrow(
-          read.weights.reshape([batch, CONTEXT, CONTEXT]),
+          read.weights.reshape([batch, contextSteps, contextSteps]),
           1,
           WEIGHT_ROWS_FROM,
-          CONTEXT - WEIGHT_ROWS_FROM,
+          contextSteps - WEIGHT_ROWS_FROM,
         );
       }
       context = this.readout(m, hidden, read.context);
     }
     const generated: Tensor[] = [];
     const horizonWeights: Tensor[] = [];
-    let content = narrow(context, 1, CONTEXT - 1, 1).reshape([batch, CONTENT]);
+    let content = narrow(context, 1, contextSteps - 1, 1).reshape([batch, this.sizes.content]);
     const steps = horizonFlags.shape[1];
     if (this.fused && steps > 0) {
       const decoded = gruDecode({
@@ -159,7 +175,7 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
             queryWeight: m.query!.weight,
             queryBias: m.query!.bias!,
             keyWeight: m.key.weight,
-            keyBias: narrow(keyBias!, 0, CONTEXT, steps),
+            keyBias: narrow(keyBias!, 0, contextSteps, steps),
             valueWeight: m.value.weight,
             valueBias: m.value.bias!,
             gateWeight: m.gate.weight,
@@ -174,14 +190,14 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
       const predictions = concat([context, decoded.predictions], 1);
       if (!weights || !m) return { predictions };
       for (let s = 0; s < steps; s++) {
-        const row = narrow(decoded.weights!, 1, s, 1).reshape([batch, CONTEXT + steps]);
-        horizonWeights.push(narrow(row, 1, 0, CONTEXT + s + 1));
+        const row = narrow(decoded.weights!, 1, s, 1).reshape([batch, contextSteps + steps]);
+        horizonWeights.push(narrow(row, 1, 0, contextSteps + s + 1));
       }
       return { predictions, contextWeights, horizonWeights };
     }
     let state = h;
     for (let s = 0; s < steps; s++) {
-      const t = CONTEXT + s;
+      const t = contextSteps + s;
       const x = concat([content, narrow(horizonFlags, 1, s, 1).reshape([batch, 4])], 1);
       state = this.gru.step(x, { h: state }).h;
       if (!m) content = this.out.forward(state);

@@ -9,6 +9,7 @@ import {
   FRAMES,
   generateLop120,
   HORIZON,
+  LOP120_SIZES,
   STEP_INPUT,
 } from "../labs/data/lop120.ts";
 import { type MemoryKind, TapModel } from "../models/htap.ts";
@@ -206,7 +207,14 @@ Deno.test("TapModel: the fused decoder gives the composed ops' predictions and g
   for (const kind of ["none", "full", "fifo"] as MemoryKind[]) {
     const runs: { predictions: Float32Array; grads: Float32Array[] }[] = [];
     for (const decoder of ["composed", "fused"] as const) {
-      const m = new TapModel({ units: 12, memory: kind, keyDim: 8, rng: new Rng(3), decoder });
+      const m = new TapModel({
+        sizes: LOP120_SIZES,
+        units: 12,
+        memory: kind,
+        keyDim: 8,
+        rng: new Rng(3),
+        decoder,
+      });
       assert.equal(m.fused, decoder === "fused");
       const predictions = tidy(() => {
         const x = Tensor.from(d.contextInput, [B, CONTEXT, STEP_INPUT]);

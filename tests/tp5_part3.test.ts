@@ -17,6 +17,7 @@ import {
   FRAMES,
   generateLop120,
   HORIZON,
+  LOP120_SIZES,
   nearestPrototype,
   STEP_INPUT,
 } from "../labs/data/lop120.ts";
@@ -150,7 +151,7 @@ Deno.test("LOP-120 metrics: perfect, zero and wrong-identity predictions", () =>
 });
 
 function model(memory: MemoryKind, units = 64, seed = 1) {
-  return new TapModel({ units, memory, rng: new Rng(seed) });
+  return new TapModel({ sizes: LOP120_SIZES, units, memory, rng: new Rng(seed) });
 }
 
 Deno.test("TAP / H-TAP: parameter counts of spec §3.5", async () => {

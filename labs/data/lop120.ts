@@ -4,6 +4,7 @@
 // comes back for the whole 20-frame horizon: predicting its appearance needs a memory that
 // reaches 80+ frames back. Everything is drawn from seeded generators; nothing is downloaded.
 import { Rng } from "../../engine/random.ts";
+import type { TapSizes } from "../../models/htap.ts";
 
 export const FRAMES = 120;
 export const CHANNELS = 16;
@@ -18,6 +19,13 @@ export const PROTOTYPES = 16;
 /** Step input: content_t (14), flags_t (2), flags_{t+1} (2). */
 export const STEP_INPUT = CONTENT + 4;
 export const CODEBOOK_SEED = 1234;
+/** The sequence format as the LOP-120 models take it. */
+export const LOP120_SIZES: TapSizes = {
+  frames: FRAMES,
+  context: CONTEXT,
+  content: CONTENT,
+  stepInput: STEP_INPUT,
+};
 
 export interface Lop120Options {
   n: number;

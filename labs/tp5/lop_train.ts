@@ -19,6 +19,7 @@ import {
   generateLop120,
   HORIZON,
   type Lop120,
+  LOP120_SIZES,
   type Lop120Options,
   STEP_INPUT,
 } from "../data/lop120.ts";
@@ -204,7 +205,13 @@ export async function trainTap(
   } = {},
 ): Promise<TapResult> {
   const rng = new Rng(spec.seed);
-  const model = new TapModel({ units: spec.units, memory: spec.memory, window: spec.window, rng });
+  const model = new TapModel({
+    sizes: LOP120_SIZES,
+    units: spec.units,
+    memory: spec.memory,
+    window: spec.window,
+    rng,
+  });
   const params = model.parameters().reduce((n, p) => n + p.size, 0);
   const optimizer = new Adam(model.parameters(), { lr: LOP.lr });
   const epochs: EpochLog[] = [];
