@@ -1,40 +1,78 @@
-// The tape: every differentiable op records a node on its output; backward() walks them in
-// reverse topological order using the rule table below, typed over every op name.
+// The tape: every differentiable op records a node on its output, carrying the backward rule of
+// its own family; backward() walks the nodes in reverse topological order. Each op family keeps
+// its rules in a table typed over its op names and their attributes (`Rules`), so a missing rule
+// is a compile error inside that family and this file imports no op.
 import type { Tensor } from "./tensor.ts";
-import { add, type ElementwiseOp, elementwiseRules } from "./ops/elementwise.ts";
-import { type ReduceOp, reduceRules } from "./ops/reduce.ts";
-import { type LossOp, lossRules } from "./ops/loss.ts";
-import { type ShapeOp, shapeRules } from "./ops/shape.ts";
-import { type MatmulOp, matmulRules } from "./ops/matmul.ts";
-import { type DropoutOp, dropoutRules } from "./ops/dropout.ts";
-import { type BatchNormOp, batchNormRules } from "./ops/batchnorm.ts";
-import { type RnnOp, rnnRules } from "./ops/rnn.ts";
-import { type AttentionOp, attentionRules } from "./ops/attention.ts";
-import { type LayerNormOp, layerNormRules } from "./ops/layernorm.ts";
-import { type DecodeOp, decodeRules } from "./ops/decode.ts";
-
-export type OpName =
-  | ElementwiseOp
-  | ReduceOp
-  | LossOp
-  | ShapeOp
-  | MatmulOp
-  | DropoutOp
-  | BatchNormOp
-  | RnnOp
-  | AttentionOp
-  | LayerNormOp
-  | DecodeOp;
-
+// TRANSITIONAL: families not yet converted to recorder(); this block goes once all are.
+import { add, elementwiseRules } from "./ops/elementwise.ts";
+import { reduceRules } from "./ops/reduce.ts";
+import { lossRules } from "./ops/loss.ts";
+import { shapeRules } from "./ops/shape.ts";
+import { matmulRules } from "./ops/matmul.ts";
+import { batchNormRules } from "./ops/batchnorm.ts";
+import { rnnRules } from "./ops/rnn.ts";
+import { attentionRules } from "./ops/attention.ts";
+import { layerNormRules } from "./ops/layernorm.ts";
+import { decodeRules } from "./ops/decode.ts";
 export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
+// deno-lint-ignore no-explicit-any
+let legacyTable: Record<string, any> | null = null;
+// deno-lint-ignore no-explicit-any
+function legacyRule(op: string): any {
+  legacyTable ??= {
+    ...elementwiseRules,
+    ...reduceRules,
+    ...lossRules,
+    ...shapeRules,
+    ...matmulRules,
+    ...batchNormRules,
+    ...rnnRules,
+    ...attentionRules,
+    ...layerNormRules,
+    ...decodeRules,
+  };
+  return legacyTable[op];
+}
+/** TRANSITIONAL: the old untyped record. */
+export function record(
+  op: string,
+  output: Tensor,
+  inputs: Tensor[],
+  saved: Tensor[] = [],
+  attrs: Attrs = {},
+): Tensor {
+  if (!needsGrad(inputs)) return output;
+  output.requiresGrad = true;
+  output.node = {
+    op,
+    inputs,
+    saved: saved.map((t) => t.retainView()),
+    attrs,
+    rule: legacyRule(op),
+    freed: false,
+  };
+  return output;
+}
+/** TRANSITIONAL: old rule type for unconverted families. */
+// deno-lint-ignore no-explicit-any
+export type LegacyBackwardRule = (
+  grad: Tensor,
+  node: Node<any>,
+  output: Tensor,
+) => (Tensor | null)[];
+/** TRANSITIONAL: old helper for unconverted families. */
+// deno-lint-ignore no-explicit-any
+export type LegacyRules<K extends string> = { [P in K]: LegacyBackwardRule };
 
-export interface Node {
-  op: OpName;
+// deno-lint-ignore no-explicit-any
+export interface Node<A = any> { // TRANSITIONAL default any -> unknown
+  op: string;
   /** The op's tensor inputs, in call order (gradients come back in the same order). */
   inputs: Tensor[];
   /** Tensors the backward rule needs; held as private views and released after use. */
   saved: Tensor[];
-  attrs: Attrs;
+  attrs: A;
+  rule: BackwardRule<A>;
   freed: boolean;
 }
 
@@ -42,26 +80,23 @@ export interface Node {
  * A backward rule: given dL/d(output) and the node, returns dL/d(input) for each input
  * (null where an input needs no gradient or is not differentiable).
  */
-export type BackwardRule = (grad: Tensor, node: Node, output: Tensor) => (Tensor | null)[];
-export type Rules<K extends string> = { [P in K]: BackwardRule };
+export type BackwardRule<A = unknown> = (
+  grad: Tensor,
+  node: Node<A>,
+  output: Tensor,
+) => (Tensor | null)[];
 
-let table: Rules<OpName> | null = null;
-function rules(): Rules<OpName> {
-  // Built lazily: op modules import this file, so their exports exist only after evaluation.
-  return table ??= {
-    ...elementwiseRules,
-    ...reduceRules,
-    ...lossRules,
-    ...shapeRules,
-    ...matmulRules,
-    ...dropoutRules,
-    ...batchNormRules,
-    ...rnnRules,
-    ...attentionRules,
-    ...layerNormRules,
-    ...decodeRules,
-  };
-}
+/** One rule per op of a family, each typed by that op's attributes. */
+export type Rules<A extends object> = { [K in keyof A]: BackwardRule<A[K]> };
+
+/** The function a family records its ops with: op names and attributes checked against `A`. */
+export type Recorder<A extends object> = <K extends keyof A & string>(
+  op: K,
+  output: Tensor,
+  inputs: Tensor[],
+  saved: Tensor[],
+  attrs: A[K],
+) => Tensor;
 
 let gradEnabled = true;
 
@@ -76,30 +111,30 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
 /** Whether an op on these inputs must be recorded. */
 export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boolean {
   return gradEnabled && inputs.some((t) => t?.requiresGrad);
 }
 
 /**
- * Records `op` on `output` if any input requires a gradient. `saved` tensors are retained as
- * private views, so a scope may dispose the originals before backward runs.
+ * The recorder of a family: `record(op, output, inputs, saved, attrs)` marks `output` with a
+ * node if any input requires a gradient. `saved` tensors are retained as private views, so a
+ * scope may dispose the originals before backward runs.
  */
-export function record(
-  op: OpName,
-  output: Tensor,
-  inputs: Tensor[],
-  saved: Tensor[] = [],
-  attrs: Attrs = {},
-): Tensor {
-  if (!needsGrad(inputs)) return output;
-  output.requiresGrad = true;
-  output.node = { op, inputs, saved: saved.map((t) => t.retainView()), attrs, freed: false };
-  return output;
+export function recorder<A extends object>(rules: Rules<A>): Recorder<A> {
+  return (op, output, inputs, saved, attrs) => {
+    if (!needsGrad(inputs)) return output;
+    output.requiresGrad = true;
+    output.node = {
+      op,
+      inputs,
+      saved: saved.map((t) => t.retainView()),
+      attrs,
+      rule: rules[op] as BackwardRule<unknown>,
+      freed: false,
+    };
+    return output;
+  };
 }
 
 function topoOrder(root: Tensor): Tensor[] {
@@ -129,21 +164,29 @@ function topoOrder(root: Tensor): Tensor[] {
 /**
  * Reverse-mode sweep from `root`. Leaf tensors (requiresGrad, no node) accumulate into `.grad`;
  * intermediate gradients and saved tensors are released as soon as they have been used.
+ * `add` sums two gradients of one tensor (the caller passes the elementwise op, which keeps
+ * this file free of op imports).
  */
-export function backward(root: Tensor, seed: Tensor): void {
+export function backward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tensor) => Tensor): void {
   if (!root.requiresGrad) {
     throw new Error("backward: the tensor does not require grad (no parameter contributed to it)");
   }
+  const sumAndDispose = (a: Tensor, b: Tensor): Tensor => {
+    const sum = noGrad(() => add(a, b));
+    a.dispose();
+    b.dispose();
+    return sum;
+  };
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, seed]]);
-  const table = rules();
   for (const t of order) {
     const g = grads.get(t);
     grads.delete(t);
     if (!g) continue;
     const node = t.node;
     if (!node) {
-      accumulateLeaf(t, g);
+      // Leaf gradients belong to the leaf, not to the scope that computed them (they accumulate).
+      t.grad = (t.grad ? sumAndDispose(t.grad, g) : g).keep();
       continue;
     }
     if (node.freed) {
@@ -151,7 +194,7 @@ export function backward(root: Tensor, seed: Tensor): void {
         `backward: the graph through op '${node.op}' was already used by an earlier backward()`,
       );
     }
-    const inputGrads = noGrad(() => table[node.op](g, node, t));
+    const inputGrads = noGrad(() => node.rule(g, node, t));
     // Rules may hand back `g` itself or one tensor twice: give each input a handle of its own.
     const handed = new Set<Tensor>();
     for (let i = 0; i < inputGrads.length; i++) {
@@ -175,17 +218,4 @@ export function backward(root: Tensor, seed: Tensor): void {
       grads.set(input, previous ? sumAndDispose(previous, gi) : gi);
     });
   }
-}
-
-function sumAndDispose(a: Tensor, b: Tensor): Tensor {
-  const sum = noGrad(() => add(a, b));
-  a.dispose();
-  b.dispose();
-  return sum;
-}
-
-/** Leaf gradients belong to the leaf, not to the scope that computed them (they accumulate). */
-function accumulateLeaf(leaf: Tensor, g: Tensor): void {
-  const grad = leaf.grad ? sumAndDispose(leaf.grad, g) : g;
-  leaf.grad = grad.keep();
 }

@@ -1,10 +1,16 @@
 // Pipeline cache, buffer pool, lazy command submission, per-dispatch uniforms, debug counters.
 import { type GpuContext, noteKernel } from "./device.ts";
+import {
+  type UniformBlock,
+  uniformBlock,
+  type UniformFields,
+  type UniformValues,
+} from "./uniforms.ts";
 
 /** How a kernel binds each buffer, in binding order (0, 1, …); the uniform block, if any, comes last. */
 export type Binding = "read" | "write";
 
-export interface KernelSpec {
+export interface KernelSpec<F extends UniformFields = UniformFields> {
   /** Kernel family name, e.g. "matmul"; shows in errors and debug counters. */
   name: string;
   /** Specialisation key: everything baked into the WGSL besides the name. */
@@ -12,18 +18,38 @@ export interface KernelSpec {
   /** Builds the WGSL source; called once per (name, key). */
   code: () => string;
   bindings: Binding[];
-  /** Whether the shader declares `@binding(bindings.length) var<uniform>`. */
-  uniform: boolean;
+  /** The block the shader declares as `@binding(bindings.length) var<uniform>`, if any. */
+  uniforms?: UniformBlock<F>;
+  /** TRANSITIONAL (removed once every family launches): a hand-packed block via dispatch(). */
+  uniform?: boolean;
 }
 
+/** TRANSITIONAL: the old hand-packed dispatch, removed once every family uses launch(). */
 export interface DispatchArgs {
   kernel: KernelSpec;
   buffers: Storage[];
-  /** Uniform block contents (u32/i32/f32 words), written to a slot of its own. */
   uniforms?: ArrayBuffer | ArrayBufferView;
+  groups: [number, number?, number?];
+  flops?: number;
+}
+
+/** A buffer an op wrote, checked under DENOGRAD_CHECK_NAN (its first `size` floats). */
+export interface Written {
+  storage: Storage;
+  size: number;
+}
+
+export interface LaunchArgs<F extends UniformFields> {
+  buffers: Storage[];
+  /** Values of the kernel's uniform block, packed into a slot of their own. */
+  params?: UniformValues<F>;
   groups: [number, number?, number?];
   /** Work declared for DENOGRAD_DEBUG GFLOP/s reporting. */
   flops?: number;
+  /** Outputs to check for NaN/Inf when checking is on, reported under `op`. */
+  outputs?: Written[];
+  /** The op named by the NaN check (default: the kernel's name). */
+  op?: string;
 }
 
 /** A pooled GPU buffer with a reference count shared by tensor views. */
@@ -170,15 +196,8 @@ export class Runtime {
     const storage = new Storage(buffer, bytes, capacity);
     if (this.poison) {
       const words = capacity / 4;
-      this.dispatch({
-        kernel: POISON,
-        buffers: [storage],
-        uniforms: new Uint32Array([words, Math.min(Math.ceil(words / 256), 65535)]),
-        groups: [
-          Math.min(Math.ceil(words / 256), 65535),
-          Math.ceil(Math.ceil(words / 256) / 65535),
-        ],
-      });
+      const [gx, gy] = [Math.min(Math.ceil(words / 256), 65535), Math.ceil(words / 256 / 65535)];
+      this.launch(POISON, { buffers: [storage], params: { n: words, gx }, groups: [gx, gy] });
     }
     return storage;
   }
@@ -277,7 +296,7 @@ export class Runtime {
     const cacheKey = `${spec.name}|${spec.key}`;
     let pipeline = this.pipelines.get(cacheKey);
     if (pipeline) return pipeline;
-    const layoutKey = `${spec.bindings.join(",")}|${spec.uniform}`;
+    const layoutKey = `${spec.bindings.join(",")}|${spec.uniforms !== undefined || !!spec.uniform}`;
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((kind, binding) => ({
@@ -285,7 +304,7 @@ export class Runtime {
         visibility: GPUShaderStage.COMPUTE,
         buffer: { type: kind === "read" ? "read-only-storage" : "storage" },
       }));
-      if (spec.uniform) {
+      if (spec.uniforms || spec.uniform) {
         entries.push({
           binding: spec.bindings.length,
           visibility: GPUShaderStage.COMPUTE,
@@ -336,8 +355,12 @@ export class Runtime {
     this.pass = null;
   }
 
-  dispatch(args: DispatchArgs): void {
-    const { kernel } = args;
+  /**
+   * Encodes one dispatch of `kernel`: packs its uniforms, binds the buffers, counts it for
+   * DENOGRAD_DEBUG and, with NaN checking on, checks the outputs it names. The one way ops run
+   * a kernel.
+   */
+  launch<F extends UniformFields>(kernel: KernelSpec<F>, args: LaunchArgs<F>): void {
     const [gx, gy = 1, gz = 1] = args.groups;
     if (gx === 0 || gy === 0 || gz === 0) return;
     const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
@@ -347,24 +370,63 @@ export class Runtime {
           `adapter's ${maxGroups} per dimension`,
       );
     }
-    const uniformBytes = args.uniforms?.byteLength ?? 0;
-    if (uniformBytes > UNIFORM_SLOT_MAX) throw new Error(`uniform block too large: ${kernel.name}`);
+    if (kernel.uniforms && !args.params) {
+      throw new Error(`denograd: kernel '${kernel.name}' launched without its uniform values`);
+    }
+    const uniforms = kernel.uniforms?.pack(args.params!);
+    if ((uniforms?.byteLength ?? 0) > UNIFORM_SLOT_MAX) {
+      throw new Error(`uniform block too large: ${kernel.name}`);
+    }
     if (this.arenaUsed + UNIFORM_SLOT_MAX > ARENA_BYTES) this.flush();
+    this.encode(kernel, args, uniforms, [gx, gy, gz]);
+    if (this.checkNaN) {
+      for (const out of args.outputs ?? []) {
+        this.checkFinite(out.storage, out.size, args.op ?? kernel.name);
+      }
+    }
+  }
 
+  /** TRANSITIONAL: hand-packed uniforms; removed once every family uses launch(). */
+  dispatch(args: DispatchArgs): void {
+    const [gx, gy = 1, gz = 1] = args.groups;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    let uniforms: ArrayBuffer | undefined;
+    if (args.kernel.uniform) {
+      const raw = args.uniforms;
+      const bytes = raw ? raw.byteLength : 0;
+      uniforms = new ArrayBuffer(Math.max(16, Math.ceil(bytes / 16) * 16));
+      if (raw) {
+        new Uint8Array(uniforms).set(
+          raw instanceof ArrayBuffer
+            ? new Uint8Array(raw)
+            : new Uint8Array(raw.buffer, raw.byteOffset, bytes),
+        );
+      }
+    }
+    if (this.arenaUsed + UNIFORM_SLOT_MAX > ARENA_BYTES) this.flush();
+    this.encode(
+      args.kernel,
+      { buffers: args.buffers, groups: args.groups, flops: args.flops },
+      uniforms,
+      [gx, gy, gz],
+    );
+  }
+
+  private encode<F extends UniformFields>(
+    kernel: KernelSpec<F>,
+    args: LaunchArgs<F>,
+    uniforms: ArrayBuffer | undefined,
+    [gx, gy, gz]: [number, number, number],
+  ): void {
     const pipeline = this.pipeline(kernel);
     const entries: GPUBindGroupEntry[] = args.buffers.map((s, binding) => {
       lastBatch.set(s.buffer, this.batchId);
       return { binding, resource: { buffer: s.buffer, size: s.capacity } };
     });
-    if (kernel.uniform) {
+    if (uniforms) {
       const offset = this.arenaUsed;
-      const size = Math.max(16, Math.ceil(uniformBytes / 16) * 16);
-      if (args.uniforms) {
-        const u = args.uniforms instanceof ArrayBuffer
-          ? new Uint8Array(args.uniforms)
-          : new Uint8Array(args.uniforms.buffer, args.uniforms.byteOffset, uniformBytes);
-        this.arenaCpu.set(u, offset);
-      }
+      const size = uniforms.byteLength;
+      this.arenaCpu.set(new Uint8Array(uniforms), offset);
       this.arenaUsed = Math.ceil((offset + size) / this.slotAlign) * this.slotAlign;
       entries.push({
         binding: args.buffers.length,
@@ -383,7 +445,7 @@ export class Runtime {
       this.endPass();
       if (ts.names.length >= TIMESTAMP_PAIRS) {
         this.flush();
-        return this.dispatch(args);
+        return this.encode(kernel, args, uniforms, [gx, gy, gz]);
       }
       const i = ts.names.length;
       ts.names.push(this.debugLabel(kernel));
@@ -491,10 +553,9 @@ export class Runtime {
     const index = this.nanOps.length - 1;
     const groups = Math.ceil(n / 256);
     const gx = Math.min(groups, 65535);
-    this.dispatch({
-      kernel: CHECK_FINITE,
+    this.launch(CHECK_FINITE, {
       buffers: [storage, this.nanFlag],
-      uniforms: new Uint32Array([n, index, gx, 0]),
+      params: { n, index, gx },
       groups: [gx, Math.ceil(groups / gx)],
     });
   }
@@ -514,13 +575,14 @@ export class Runtime {
   }
 }
 
-const CHECK_FINITE: KernelSpec = {
+const CHECK_FINITE_UNIFORMS = uniformBlock({ n: "u32", index: "u32", gx: "u32" });
+const CHECK_FINITE: KernelSpec<typeof CHECK_FINITE_UNIFORMS.fields> = {
   name: "check_finite",
   key: "",
   bindings: ["read", "write"],
-  uniform: true,
+  uniforms: CHECK_FINITE_UNIFORMS,
   code: () => `
-struct U { n: u32, index: u32, gx: u32, pad: u32 }
+${CHECK_FINITE_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> x: array<u32>;
 @group(0) @binding(1) var<storage, read_write> flag: array<atomic<u32>>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -532,13 +594,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 }`,
 };
 
-const POISON: KernelSpec = {
+const POISON_UNIFORMS = uniformBlock({ n: "u32", gx: "u32" });
+const POISON: KernelSpec<typeof POISON_UNIFORMS.fields> = {
   name: "poison",
   key: "",
   bindings: ["write"],
-  uniform: true,
+  uniforms: POISON_UNIFORMS,
   code: () => `
-struct U { n: u32, gx: u32 }
+${POISON_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read_write> x: array<u32>;
 @group(0) @binding(1) var<uniform> u: U;
 @compute @workgroup_size(256)

@@ -300,7 +300,7 @@ export class Tensor {
         }; pass a gradient or reduce to a scalar`,
       );
     }
-    backward(this, grad ?? noGrad(() => Tensor.ones(this.shape)));
+    backward(this, grad ?? noGrad(() => Tensor.ones(this.shape)), ew.add);
   }
 
   /** Same storage, no gradient history. */

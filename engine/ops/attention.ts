@@ -8,7 +8,7 @@
 // 0. A query row whose keys are all masked has no defined softmax: its output and weights are 0
 // (and so are its gradients), instead of the NaN a plain softmax would give.
 import { formatShape, Tensor } from "../tensor.ts";
-import { type Attrs, needsGrad, record, type Rules } from "../autograd.ts";
+import { type Attrs, type LegacyRules as Rules, needsGrad, record } from "../autograd.ts";
 import { runtime, type Storage } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {

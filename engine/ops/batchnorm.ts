@@ -5,7 +5,13 @@
 // moving statistics. The node saves x, the (mean, variance) it normalised with, and γ.
 import { formatShape, sizeOf, Tensor } from "../tensor.ts";
 import { runtime } from "../runtime.ts";
-import { type Attrs, type BackwardRule, needsGrad, record, type Rules } from "../autograd.ts";
+import {
+  type Attrs,
+  type LegacyBackwardRule as BackwardRule,
+  type LegacyRules as Rules,
+  needsGrad,
+  record,
+} from "../autograd.ts";
 import {
   batchNormApplyKernel,
   batchNormGradApplyKernel,

@@ -5,7 +5,7 @@
 // ONE dispatch, the backward one dispatch plus one matmul and one column sum per weight over
 // all B·S (row, step) pairs.
 import { formatShape, Tensor } from "../tensor.ts";
-import { type Node, noGrad, record, type Rules } from "../autograd.ts";
+import { type LegacyRules as Rules, type Node, noGrad, record } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import {
   decodeBackwardKernel,

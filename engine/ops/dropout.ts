@@ -3,12 +3,14 @@
 // from the node's attributes: no mask buffer is saved.
 import { formatShape, Tensor } from "../tensor.ts";
 import { runtime } from "../runtime.ts";
-import { type BackwardRule, record, type Rules } from "../autograd.ts";
+import { recorder, type Rules } from "../autograd.ts";
 import { globalRng } from "../random.ts";
 import { dropoutKernel } from "../shaders/dropout.ts";
 import { grid1d } from "../shaders/common.ts";
 
-export type DropoutOp = "dropout";
+interface DropoutAttrs {
+  dropout: { rate: number; seed: number; offset: number };
+}
 
 export interface DropoutOptions {
   /** RNG key (integer in [0, 2^53)); drawn from the global generator when omitted. */
@@ -47,37 +49,29 @@ export function dropout(x: Tensor, rate: number, options: DropoutOptions = {}): 
 }
 
 function applyMask(x: Tensor, rate: number, seed: number, offset: number): Tensor {
-  const rt = runtime();
   const out = Tensor.empty(x.shape);
   const blocks = Math.ceil(x.size / 4);
   const groups = grid1d(blocks);
-  const uniforms = new ArrayBuffer(32);
-  const words = new Uint32Array(uniforms);
-  words[0] = blocks;
-  words[1] = groups[0];
-  // P(bits ≥ threshold) = 1 − threshold / 2^32 ≈ 1 − rate (within 2^-32).
-  words[2] = Math.min(Math.round(rate * TWO_32), TWO_32 - 1);
-  new Float32Array(uniforms)[3] = 1 / (1 - rate);
-  words[4] = seed >>> 0;
-  words[5] = Math.floor(seed / TWO_32);
-  words[6] = offset >>> 0;
-  words[7] = Math.floor(offset / TWO_32);
-  rt.dispatch({
-    kernel: dropoutKernel,
+  runtime().launch(dropoutKernel, {
     buffers: [x.storage, out.storage],
-    uniforms,
+    params: {
+      blocks,
+      gx: groups[0],
+      // P(bits ≥ threshold) = 1 − threshold / 2^32 ≈ 1 − rate (within 2^-32).
+      threshold: Math.min(Math.round(rate * TWO_32), TWO_32 - 1),
+      scale: 1 / (1 - rate),
+      seed: [seed % TWO_32, Math.floor(seed / TWO_32)],
+      offset: [offset % TWO_32, Math.floor(offset / TWO_32)],
+    },
     groups,
     flops: x.size,
+    outputs: [out],
+    op: "dropout",
   });
-  if (rt.checkNaN) rt.checkFinite(out.storage, out.size, "dropout");
   return out;
 }
 
-const dropoutBackward: BackwardRule = (grad, node) => {
-  const { rate, seed, offset } = node.attrs as { rate: number; seed: number; offset: number };
-  return [applyMask(grad, rate, seed, offset)];
+const dropoutRules: Rules<DropoutAttrs> = {
+  dropout: (grad, { attrs }) => [applyMask(grad, attrs.rate, attrs.seed, attrs.offset)],
 };
-
-export const dropoutRules: Rules<DropoutOp> = {
-  dropout: dropoutBackward,
-};
+const record = recorder(dropoutRules);

@@ -2,7 +2,7 @@
 // comparisons, where, clamp, fill. Every forward is one dispatch; every backward one fused
 // dispatch plus a reduction where an operand was broadcast.
 import { type DType, formatShape, type Shape, Tensor } from "../tensor.ts";
-import { record, type Rules } from "../autograd.ts";
+import { type LegacyRules as Rules, record } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import { FILL, mapKernel, mapLayout, mapUniforms, MAX_RANK } from "../shaders/elementwise.ts";

@@ -2,7 +2,7 @@
 // over the last dimension): y = (x − mean)/√(var + ε)·γ + β with the biased variance of each
 // row. One forward dispatch (saves mean and 1/σ per row) and one fused backward dispatch.
 import { formatShape, Tensor } from "../tensor.ts";
-import { record, type Rules } from "../autograd.ts";
+import { type LegacyRules as Rules, record } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import { LAYER_NORM_BACKWARD, LAYER_NORM_FORWARD } from "../shaders/layernorm.ts";

@@ -1,7 +1,12 @@
 // Losses: fused softmax cross-entropy from logits (class ids or probabilities), and the
 // pointwise losses MSE, MAE, binary cross-entropy on probabilities (Keras semantics) and on
 // logits. Each loss is one node on the tape with a one-dispatch backward.
-import { type BackwardRule, noGrad, record, type Rules } from "../autograd.ts";
+import {
+  type LegacyBackwardRule as BackwardRule,
+  type LegacyRules as Rules,
+  noGrad,
+  record,
+} from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {

@@ -3,7 +3,7 @@
 // kernel with flipped transpose flags; gradients of broadcast operands are summed over the
 // broadcast batch dimensions inside the kernel.
 import { formatShape, type Shape, Tensor } from "../tensor.ts";
-import { needsGrad, record, type Rules } from "../autograd.ts";
+import { type LegacyRules as Rules, needsGrad, record } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import {
   activationGradKernel,

@@ -8,7 +8,13 @@
 // on the tape, so a backward rule only ever undoes one [outer, reduce, inner] pass. A long axis
 // with few outputs (a full sum of a big tensor) is cut into chunks reduced in parallel, then a
 // second pass reduces over the chunks.
-import { type Attrs, type BackwardRule, needsGrad, record, type Rules } from "../autograd.ts";
+import {
+  type Attrs,
+  type LegacyBackwardRule as BackwardRule,
+  type LegacyRules as Rules,
+  needsGrad,
+  record,
+} from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {

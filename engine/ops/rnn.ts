@@ -16,7 +16,7 @@
 // The op's node output is a packed tensor [sequence? | h_T | c_T?]; the tensors handed to the
 // caller are copies taken from it by the `rnn_output` op, whose gradients land back in place.
 import { formatShape, Tensor } from "../tensor.ts";
-import { needsGrad, type Node, noGrad, record, type Rules } from "../autograd.ts";
+import { type LegacyRules as Rules, needsGrad, type Node, noGrad, record } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {

@@ -3,7 +3,7 @@
 // adjacent are merged (a contiguous run becomes a plain buffer copy). Pad is slice's adjoint,
 // scatter-add gather's; each backward rule is the other op of its pair.
 import { adoptIntoScope, type DType, formatShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
-import { record, type Rules } from "../autograd.ts";
+import { type LegacyRules as Rules, record } from "../autograd.ts";
 import { runtime, type Storage } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {

@@ -1,6 +1,7 @@
 // Inverted dropout with a counter-based RNG (Philox-4x32-10): the mask is a pure function of
 // (seed, offset, element index), so backward recomputes it instead of storing it.
 import type { KernelSpec } from "../runtime.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG } from "./common.ts";
 
 /**
@@ -38,13 +39,22 @@ fn philox4x32(counter: vec4u, key: vec2u) -> vec4u {
  * when word i % 4 of philox((i / 4, offset_lo, offset_hi, 0), (seed_lo, seed_hi)) ≥ threshold.
  * The same kernel is the backward pass (applied to the incoming gradient).
  */
-export const dropoutKernel: KernelSpec = {
+const DROPOUT_UNIFORMS = uniformBlock({
+  blocks: "u32",
+  gx: "u32",
+  threshold: "u32",
+  scale: "f32",
+  seed: "vec2u",
+  offset: "vec2u",
+});
+
+export const dropoutKernel: KernelSpec<typeof DROPOUT_UNIFORMS.fields> = {
   name: "dropout",
   key: "",
   bindings: ["read", "write"],
-  uniform: true,
+  uniforms: DROPOUT_UNIFORMS,
   code: () => /* wgsl */ `
-struct U { blocks: u32, gx: u32, threshold: u32, scale: f32, seed: vec2u, offset: vec2u }
+${DROPOUT_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> y: array<vec4f>;
 @group(0) @binding(2) var<uniform> u: U;

@@ -1,0 +1,44 @@
+// Tuning tables. Each kernel family declares its tunables per adapter class beside its kernels;
+// they all register here, the one place that picks the table of the adapter in use and lets
+// tests and benchmarks read every table or force a value.
+import type { AdapterReport } from "./device.ts";
+import { runtime } from "./runtime.ts";
+
+/** CPU implementations of WebGPU (lavapipe, llvmpipe, SwiftShader) want other layouts than GPUs. */
+export type AdapterClass = "cpu" | "gpu";
+
+export function adapterClass(report: AdapterReport): AdapterClass {
+  const cpu = report.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(report.description);
+  return cpu ? "cpu" : "gpu";
+}
+
+export class Tunable<T> {
+  private forced: T | null = null;
+
+  constructor(readonly family: string, readonly table: Readonly<Record<AdapterClass, T>>) {}
+
+  /** The forced value, or the entry for the adapter in use. */
+  get(): T {
+    return this.forced ?? this.table[adapterClass(runtime().ctx.report)];
+  }
+
+  /** Forces a value (tests run every table; benchmarks compare them); null restores the table. */
+  set(value: T | null): void {
+    this.forced = value;
+  }
+}
+
+const registry = new Map<string, Tunable<unknown>>();
+
+/** Declares a family's tunables; one declaration per family. */
+export function tunable<T>(family: string, table: Record<AdapterClass, T>): Tunable<T> {
+  if (registry.has(family)) throw new Error(`tunable: family '${family}' is declared twice`);
+  const entry = new Tunable(family, table);
+  registry.set(family, entry as Tunable<unknown>);
+  return entry;
+}
+
+/** Every declared table, by family (benchmarks record them with their results). */
+export function tuningTables(): Record<string, Readonly<Record<AdapterClass, unknown>>> {
+  return Object.fromEntries([...registry].map(([family, t]) => [family, t.table]));
+}
