@@ -7,7 +7,6 @@ import type { Tensor } from "./tensor.ts";
 import { add, elementwiseRules } from "./ops/elementwise.ts";
 import { reduceRules } from "./ops/reduce.ts";
 import { lossRules } from "./ops/loss.ts";
-import { shapeRules } from "./ops/shape.ts";
 import { matmulRules } from "./ops/matmul.ts";
 import { batchNormRules } from "./ops/batchnorm.ts";
 import { rnnRules } from "./ops/rnn.ts";
@@ -23,7 +22,6 @@ function legacyRule(op: string): any {
     ...elementwiseRules,
     ...reduceRules,
     ...lossRules,
-    ...shapeRules,
     ...matmulRules,
     ...batchNormRules,
     ...rnnRules,

@@ -3,7 +3,7 @@
 // adjacent are merged (a contiguous run becomes a plain buffer copy). Pad is slice's adjoint,
 // scatter-add gather's; each backward rule is the other op of its pair.
 import { adoptIntoScope, type DType, formatShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
-import { type LegacyRules as Rules, record } from "../autograd.ts";
+import { recorder, type Rules } from "../autograd.ts";
 import { runtime, type Storage } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {
@@ -15,20 +15,23 @@ import {
   SCATTER_PLAN,
   scatterSumKernel,
   stridedCopyKernel,
-  uniformWords,
 } from "../shaders/shape.ts";
 
-export type ShapeOp = "reshape" | "permute" | "concat" | "slice" | "pad" | "gather" | "scatter_add";
+interface ShapeAttrs {
+  reshape: Record<string, never>;
+  permute: { perm: number[] };
+  concat: { axis: number };
+  slice: { starts: number[] };
+  pad: { before: number[] };
+  gather: { axis: number };
+  scatter_add: { axis: number };
+}
 
-export const shapeRules: Rules<ShapeOp> = {
+const shapeRules: Rules<ShapeAttrs> = {
   reshape: (g, node) => [reshape(g, node.inputs[0].shape)],
-  permute: (g, node) => {
-    const perm = node.attrs.perm as number[];
-    const inverse = perm.map((_, i) => perm.indexOf(i));
-    return [permute(g, inverse)];
-  },
+  permute: (g, { attrs: { perm } }) => [permute(g, perm.map((_, i) => perm.indexOf(i)))],
   concat: (g, node) => {
-    const axis = node.attrs.axis as number;
+    const { axis } = node.attrs;
     let offset = 0;
     return node.inputs.map((x) => {
       const start = offset;
@@ -38,20 +41,21 @@ export const shapeRules: Rules<ShapeOp> = {
   },
   slice: (g, node) => {
     const x = node.inputs[0];
-    const before = node.attrs.starts as number[];
+    const before = node.attrs.starts;
     return [pad(g, before, x.shape.map((d, k) => d - before[k] - g.shape[k]))];
   },
   pad: (g, node) => {
     const x = node.inputs[0];
-    const before = node.attrs.before as number[];
+    const { before } = node.attrs;
     return [slice(g, before, before.map((b, k) => b + x.shape[k]))];
   },
   gather: (g, node) => {
-    const axis = node.attrs.axis as number;
+    const { axis } = node.attrs;
     return [scatterAdd(g, node.saved[0], axis, node.inputs[0].shape[axis]), null];
   },
-  scatter_add: (g, node) => [gather(g, node.saved[0], node.attrs.axis as number), null],
+  scatter_add: (g, node) => [gather(g, node.saved[0], node.attrs.axis), null],
 };
+const record = recorder(shapeRules);
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -153,15 +157,17 @@ function runCopy(plan: CopyPlan, from: Storage, to: Storage): void {
   const dst = plan.dst.map((s, k) => k === r - 1 ? s : s / q);
   const threads = chunkedThreads(n / plan.dims[r - 1], dims[r - 1], vec4);
   const groups = grid1d(threads);
-  rt.dispatch({
-    kernel: stridedCopyKernel(r, vec4),
+  rt.launch(stridedCopyKernel(r, vec4), {
     buffers: [from, to],
-    uniforms: uniformWords(
-      [threads, groups[0], plan.srcOffset / q, plan.dstOffset / q],
+    params: {
+      n: threads,
+      gx: groups[0],
+      src_offset: plan.srcOffset / q,
+      dst_offset: plan.dstOffset / q,
       dims,
-      src,
-      dst,
-    ),
+      src_strides: src,
+      dst_strides: dst,
+    },
     groups,
   });
 }
@@ -200,7 +206,7 @@ function resolveShape(x: Tensor, shape: Shape): number[] {
 export function reshape(x: Tensor, shape: Shape): Tensor {
   alive("reshape", x);
   const y = adoptIntoScope(x.retainView(resolveShape(x, shape)));
-  return record("reshape", y, [x]);
+  return record("reshape", y, [x], [], {});
 }
 
 /** Removes size-1 axes: the given ones (each must have size 1), or all of them. */
@@ -386,9 +392,10 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
   return slice(x, starts, ends);
 }
 
+/** The 32-bit pattern of `value` in `dtype`, as a u32 (an i32 in two's complement). */
 function bitsOf(value: number, dtype: DType): number {
   if (dtype === "f32") return new Uint32Array(new Float32Array([value]).buffer)[0];
-  return dtype === "i32" ? value | 0 : value >>> 0;
+  return value >>> 0;
 }
 
 /**
@@ -447,16 +454,17 @@ export function pad(
     const len = dims[dims.length - 1];
     const threads = chunkedThreads(y.size / len, len, false);
     const groups = grid1d(threads);
-    runtime().dispatch({
-      kernel: padKernel(dims.length),
+    runtime().launch(padKernel(dims.length), {
       buffers: [x.storage, y.storage],
-      uniforms: uniformWords(
-        [threads, groups[0], bitsOf(value, x.dtype), 0],
+      params: {
+        n: threads,
+        gx: groups[0],
+        value: bitsOf(value, x.dtype),
         dims,
-        starts,
-        srcDims,
-        stridesOf(srcDims),
-      ),
+        before: starts,
+        src_dims: srcDims,
+        src_strides: stridesOf(srcDims),
+      },
       groups,
     });
   }
@@ -491,10 +499,9 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
     const len = vec4 ? inner / 4 : inner;
     const threads = chunkedThreads(y.size / inner, len, vec4);
     const groups = grid1d(threads);
-    runtime().dispatch({
-      kernel: gatherKernel(vec4),
+    runtime().launch(gatherKernel(vec4), {
       buffers: [x.storage, indices.storage, y.storage],
-      uniforms: new Uint32Array([threads, groups[0], indices.size, x.shape[a], len]),
+      params: { n: threads, gx: groups[0], count: indices.size, rows: x.shape[a], inner: len },
       groups,
     });
   }
@@ -532,20 +539,18 @@ export function scatterAdd(values: Tensor, indices: Tensor, axis: number, size: 
   if (y.size > 0) {
     const rt = runtime();
     const plan = Tensor.empty([size + indices.size], "u32");
-    rt.dispatch({
-      kernel: SCATTER_PLAN,
+    rt.launch(SCATTER_PLAN, {
       buffers: [indices.storage, plan.storage],
-      uniforms: new Uint32Array([indices.size, size]),
+      params: { count: indices.size, rows: size },
       groups: [1],
     });
     const vec4 = inner % 4 === 0;
     const len = vec4 ? inner / 4 : inner;
     const threads = chunkedThreads(y.size / inner, len, vec4);
     const groups = grid1d(threads);
-    rt.dispatch({
-      kernel: scatterSumKernel(vec4),
+    rt.launch(scatterSumKernel(vec4), {
       buffers: [plan.storage, values.storage, y.storage],
-      uniforms: new Uint32Array([threads, groups[0], size, len, indices.size]),
+      params: { n: threads, gx: groups[0], rows: size, inner: len, count: indices.size },
       groups,
     });
     plan.dispose();
@@ -569,10 +574,9 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   const vectors = Math.ceil(x.size / 4);
   if (vectors > 0) {
     const groups = grid1d(vectors);
-    runtime().dispatch({
-      kernel: castKernel(x.dtype, dtype),
+    runtime().launch(castKernel(x.dtype, dtype), {
       buffers: [x.storage, y.storage],
-      uniforms: new Uint32Array([vectors, groups[0]]),
+      params: { n: vectors, gx: groups[0] },
       groups,
     });
   }

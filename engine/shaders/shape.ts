@@ -1,6 +1,7 @@
 // Kernels of the shape family. Data moves as raw 32-bit words (f32, i32 and u32 alike), so one
 // pipeline serves every dtype; only scatter_sum (f32 sums) and cast look at the values.
 import type { KernelSpec } from "../runtime.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG } from "./common.ts";
 
 /** Most dimensions a copy or pad may have after adjacent dimensions are merged. */
@@ -23,16 +24,8 @@ export function chunkedThreads(rows: number, len: number, vec4: boolean): number
   return rows * Math.ceil(len / perThread(vec4));
 }
 
-/**
- * Uniform block: four head words, then each array in a slot of MAX_RANK words (WGSL sees each
- * slot as `array<vec4u, 2>`, since uniform arrays need a 16-byte element stride).
- */
-export function uniformWords(head: readonly number[], ...arrays: readonly number[][]): Uint32Array {
-  const words = new Uint32Array(4 + MAX_RANK * arrays.length);
-  words.set(head);
-  arrays.forEach((a, k) => words.set(a, 4 + MAX_RANK * k));
-  return words;
-}
+/** A per-dimension uniform array: MAX_RANK words as vec4s (uniform arrays need 16-byte strides). */
+const DIMS = `array<vec4u, ${MAX_RANK / 4}>` as const;
 
 const at = (field: string, d: number) => `u.${field}[${d >> 2}][${d & 3}]`;
 
@@ -61,21 +54,31 @@ function outerCoords(rank: number, perDim: (d: number) => string[]): string {
  * `dims` (permute, slice and concat are all this), a chunk of the innermost dimension per
  * thread. With `vec4`, every number is in units of four words: the innermost dimension is
  * contiguous on both sides and all else divides by four.
- * Uniforms: n (threads), gx, src_offset, dst_offset | dims | src_strides | dst_strides.
+ * n counts threads.
  */
-export function stridedCopyKernel(rank: number, vec4: boolean): KernelSpec {
+const STRIDED_COPY_UNIFORMS = uniformBlock({
+  n: "u32",
+  gx: "u32",
+  src_offset: "u32",
+  dst_offset: "u32",
+  dims: DIMS,
+  src_strides: DIMS,
+  dst_strides: DIMS,
+});
+
+export function stridedCopyKernel(
+  rank: number,
+  vec4: boolean,
+): KernelSpec<typeof STRIDED_COPY_UNIFORMS.fields> {
   const word = vec4 ? "vec4u" : "u32";
   const inner = rank - 1;
   return {
     name: "strided_copy",
     key: `${rank}|${vec4}`,
     bindings: ["read", "write"],
-    uniform: true,
+    uniforms: STRIDED_COPY_UNIFORMS,
     code: () => `
-struct U {
-  n: u32, gx: u32, src_offset: u32, dst_offset: u32,
-  dims: array<vec4u, 2>, src_strides: array<vec4u, 2>, dst_strides: array<vec4u, 2>,
-}
+${STRIDED_COPY_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> src: array<${word}>;
 @group(0) @binding(1) var<storage, read_write> dst: array<${word}>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -104,21 +107,27 @@ ${
  * Constant padding into a contiguous output: out[c] = src[c - before] inside the source box,
  * else `value` (a 32-bit pattern); a chunk of the innermost dimension per thread. Coordinates
  * left of the box wrap around in u32 and so fail the `< src_dims` test.
- * Uniforms: n (threads), gx, value, 0 | dims | before | src_dims | src_strides.
+ * n counts threads.
  */
-export function padKernel(rank: number): KernelSpec {
+const PAD_UNIFORMS = uniformBlock({
+  n: "u32",
+  gx: "u32",
+  value: "u32",
+  dims: DIMS,
+  before: DIMS,
+  src_dims: DIMS,
+  src_strides: DIMS,
+});
+
+export function padKernel(rank: number): KernelSpec<typeof PAD_UNIFORMS.fields> {
   const inner = rank - 1;
   return {
     name: "pad",
     key: `${rank}`,
     bindings: ["read", "write"],
-    uniform: true,
+    uniforms: PAD_UNIFORMS,
     code: () => `
-struct U {
-  n: u32, gx: u32, value: u32, pad0: u32,
-  dims: array<vec4u, 2>, before: array<vec4u, 2>, src_dims: array<vec4u, 2>,
-  src_strides: array<vec4u, 2>,
-}
+${PAD_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -153,17 +162,25 @@ ${
 /**
  * out[o, p, j] = x[o, idx[p], j] over x viewed as [outer, rows, inner], a chunk of j per
  * thread; an index ≥ rows (a negative i32 reads as a huge u32) writes zeros and reads nothing.
- * Uniforms: n (threads), gx, count (indices), rows, inner (in vec4 units when `vec4`).
+ * count is the number of indices, inner is in vec4 units when `vec4`.
  */
-export function gatherKernel(vec4: boolean): KernelSpec {
+const GATHER_UNIFORMS = uniformBlock({
+  n: "u32",
+  gx: "u32",
+  count: "u32",
+  rows: "u32",
+  inner: "u32",
+});
+
+export function gatherKernel(vec4: boolean): KernelSpec<typeof GATHER_UNIFORMS.fields> {
   const word = vec4 ? "vec4u" : "u32";
   return {
     name: "gather",
     key: `${vec4}`,
     bindings: ["read", "read", "write"],
-    uniform: true,
+    uniforms: GATHER_UNIFORMS,
     code: () => `
-struct U { n: u32, gx: u32, count: u32, rows: u32, inner: u32 }
+${GATHER_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> x: array<${word}>;
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<${word}>;
@@ -193,15 +210,17 @@ ${chunkOf("u.inner", perThread(vec4))}
  * Counting uses integer atomics (the totals do not depend on timing); placement walks chunks of
  * PLAN_WG indices in order, and a thread's slot inside its row is the row's cursor plus the
  * number of equal keys before it in the chunk, so the order never varies.
- * Out-of-range indices are left out. Uniforms: count (indices), rows.
+ * Out-of-range indices are left out. count is the number of indices.
  */
-export const SCATTER_PLAN: KernelSpec = {
+const SCATTER_PLAN_UNIFORMS = uniformBlock({ count: "u32", rows: "u32" });
+
+export const SCATTER_PLAN: KernelSpec<typeof SCATTER_PLAN_UNIFORMS.fields> = {
   name: "scatter_plan",
   key: "",
   bindings: ["read", "write"],
-  uniform: true,
+  uniforms: SCATTER_PLAN_UNIFORMS,
   code: () => `
-struct U { count: u32, rows: u32 }
+${SCATTER_PLAN_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> idx: array<u32>;
 @group(0) @binding(1) var<storage, read_write> plan: array<atomic<u32>>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -275,18 +294,26 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 /**
  * out[o, r, j] = Σ src[o, p, j] over the plan's positions p of row r, in increasing p (so the
  * float sum is the same on every run); a chunk of j per thread shares the walk over the plan.
- * Uniforms: n (threads), gx, rows, inner, count.
+ * n counts threads, count the indices.
  */
-export function scatterSumKernel(vec4: boolean): KernelSpec {
+const SCATTER_SUM_UNIFORMS = uniformBlock({
+  n: "u32",
+  gx: "u32",
+  rows: "u32",
+  inner: "u32",
+  count: "u32",
+});
+
+export function scatterSumKernel(vec4: boolean): KernelSpec<typeof SCATTER_SUM_UNIFORMS.fields> {
   const word = vec4 ? "vec4f" : "f32";
   const per = perThread(vec4);
   return {
     name: "scatter_sum",
     key: `${vec4}`,
     bindings: ["read", "read", "write"],
-    uniform: true,
+    uniforms: SCATTER_SUM_UNIFORMS,
     code: () => `
-struct U { n: u32, gx: u32, rows: u32, inner: u32, count: u32 }
+${SCATTER_SUM_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> plan: array<u32>;
 @group(0) @binding(1) var<storage, read> src: array<${word}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${word}>;
@@ -318,9 +345,11 @@ ${chunkOf("u.inner", per)}
  * bytes, so the tail vector stays inside the binding). f32 → int truncates toward zero and
  * saturates to the nearest f32 in range, as WGSL specifies; the clamp is explicit because
  * naga's GL backend leaves out-of-range values undefined. i32 ↔ u32 keeps the bits (two's
- * complement), like NumPy's astype. Uniforms: n (vectors), gx.
+ * complement), like NumPy's astype. n counts vectors.
  */
-export function castKernel(from: string, to: string): KernelSpec {
+const CAST_UNIFORMS = uniformBlock({ n: "u32", gx: "u32" });
+
+export function castKernel(from: string, to: string): KernelSpec<typeof CAST_UNIFORMS.fields> {
   const value = from !== "f32" || to === "f32"
     ? "x[i]"
     : to === "i32"
@@ -330,9 +359,9 @@ export function castKernel(from: string, to: string): KernelSpec {
     name: "cast",
     key: `${from}>${to}`,
     bindings: ["read", "write"],
-    uniform: true,
+    uniforms: CAST_UNIFORMS,
     code: () => `
-struct U { n: u32, gx: u32 }
+${CAST_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> x: array<vec4<${from}>>;
 @group(0) @binding(1) var<storage, read_write> y: array<vec4<${to}>>;
 @group(0) @binding(2) var<uniform> u: U;
