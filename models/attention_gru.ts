@@ -1,6 +1,7 @@
 // TP5 Part 1 model (spec labs/TP5.md §1.4): Input (B, T, F) → GRU(units, return_sequences) →
 // attention pooling over the T hidden states → head. Attention is the course's SimpleAttention
 // (§1.2, faithful) or scaled dot-product attention (§1.3) with a query from the last state.
+import { choiceField, numberField, objectField, registerLayer } from "../engine/io/config.ts";
 import { ScaledDotProductAttention, SimpleAttention } from "../engine/nn/attention.ts";
 import { Dropout } from "../engine/nn/dropout.ts";
 import { Linear } from "../engine/nn/linear.ts";
@@ -43,10 +44,14 @@ export class AttentionGru extends Module {
   /** Scaled variant: query = W_q h_T (learned projection of the last GRU state). */
   readonly query: Linear | null = null;
   readonly head: Sequential;
+  /** What `head` was built for. */
+  readonly headKind: Part1Head;
   readonly attentionKind: Part1Attention;
   readonly steps: number;
   readonly features: number;
   readonly units: number;
+  /** Seeds the weights and the Dropout mask key: a rebuilt model draws the same key. */
+  readonly seed: number;
 
   constructor(options: AttentionGruOptions) {
     super();
@@ -54,6 +59,8 @@ export class AttentionGru extends Module {
     this.steps = steps;
     this.features = features;
     this.units = units;
+    this.seed = seed;
+    this.headKind = head;
     this.attentionKind = attention;
     const rng = new Rng(seed);
     this.gru = this.addModule("gru", new GRU(features, units, { returnSequences: true, rng }));
@@ -107,3 +114,26 @@ export class AttentionGru extends Module {
     };
   }
 }
+
+registerLayer("AttentionGru", AttentionGru, {
+  config: (m) => ({
+    steps: m.steps,
+    features: m.features,
+    head: { ...m.headKind },
+    attention: m.attentionKind,
+    units: m.units,
+    seed: m.seed,
+  }),
+  build: (c) => {
+    const head = objectField(c, "head");
+    const kind = choiceField(head, "kind", ["regression", "classes"] as const);
+    return new AttentionGru({
+      steps: numberField(c, "steps"),
+      features: numberField(c, "features"),
+      head: kind === "regression" ? { kind } : { kind, classes: numberField(head, "classes") },
+      attention: choiceField(c, "attention", ["simple", "scaled"] as const, "simple"),
+      units: numberField(c, "units", 64),
+      seed: numberField(c, "seed", 0),
+    });
+  },
+});

@@ -14,6 +14,7 @@
 // must interleave cell, memory write, attention and read-out, are ONE fused decode dispatch
 // (engine/ops/decode.ts) for "none", "full" and "fifo" ("bounded", and `decoder: "composed"`,
 // step through the primitive ops: ~50 dispatches per step).
+import { choiceField, numberField, objectField, registerLayer } from "../engine/io/config.ts";
 import { Module } from "../engine/nn/module.ts";
 import { Linear } from "../engine/nn/linear.ts";
 import { GRU } from "../engine/nn/rnn.ts";
@@ -261,3 +262,33 @@ export class TapModel extends Module<[Tensor, Tensor], Tensor> {
     return this.out.forward(concat([hidden, mul(gate, m.context.forward(context))], -1));
   }
 }
+
+// Units, key size and decoder are read back from what the constructor built: a "fused" request on
+// sizes the kernel cannot take already runs composed, so it is saved as "composed".
+registerLayer("TapModel", TapModel, {
+  config: (m) => ({
+    sizes: { ...m.sizes },
+    units: m.gru.units,
+    memory: m.kind,
+    window: m.window,
+    keyDim: m.memory?.key.outFeatures ?? 32,
+    decoder: m.fused ? "fused" : "composed",
+  }),
+  build: (c, _children, rng) => {
+    const sizes = objectField(c, "sizes");
+    return new TapModel({
+      sizes: {
+        frames: numberField(sizes, "frames"),
+        context: numberField(sizes, "context"),
+        content: numberField(sizes, "content"),
+        stepInput: numberField(sizes, "stepInput"),
+      },
+      units: numberField(c, "units"),
+      memory: choiceField(c, "memory", ["none", "full", "fifo", "bounded"] as const),
+      window: numberField(c, "window", 10),
+      keyDim: numberField(c, "keyDim", 32),
+      decoder: choiceField(c, "decoder", ["fused", "composed"] as const, "fused"),
+      rng,
+    });
+  },
+});

@@ -8,6 +8,7 @@
 // - `teacherForced`: the whole decoder input sequence at once (one LSTM node), for training;
 // - `autoregressive`: step by step with the decoder's `.step`, feeding back each prediction (or,
 //   for checking, given inputs), and returning the exact attention weights each step used.
+import { choiceField, numberField, registerLayer } from "../engine/io/config.ts";
 import { Bidirectional, LSTM, type RnnState } from "../engine/nn/rnn.ts";
 import { DecoderAttention, type DecoderScore } from "../engine/nn/attention.ts";
 import { Linear } from "../engine/nn/linear.ts";
@@ -219,3 +220,22 @@ export class Seq2Seq extends Module<[Tensor], Tensor> {
     return { prediction: stack(predictions, 1), weights: stack(weights, 1) };
   }
 }
+
+registerLayer("Seq2Seq", Seq2Seq, {
+  config: (m) => ({
+    inputLen: m.inputLen,
+    horizon: m.horizon,
+    features: m.features,
+    hiddenDim: m.hiddenDim,
+    score: m.score,
+  }),
+  build: (c, _children, rng) =>
+    new Seq2Seq({
+      inputLen: numberField(c, "inputLen"),
+      horizon: numberField(c, "horizon"),
+      features: numberField(c, "features", 1),
+      hiddenDim: numberField(c, "hiddenDim", 64),
+      score: choiceField(c, "score", SEQ2SEQ_SCORES, "scaled"),
+      rng,
+    }),
+});

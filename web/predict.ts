@@ -5,6 +5,8 @@
 import { noGrad } from "../engine/autograd.ts";
 import { type JsonValue, modelConfig } from "../engine/io/config.ts";
 import { loadModel } from "../engine/io/checkpoint.ts";
+// loadModel rebuilds registered classes only: this registers every layer the MNIST MLPs are made of.
+import "../models/mlp.ts";
 import { Softmax } from "../engine/nn/activation.ts";
 import type { AnyModule } from "../engine/nn/module.ts";
 import { Sequential } from "../engine/nn/sequential.ts";

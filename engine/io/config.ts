@@ -1,16 +1,10 @@
 // Model config JSON: enough to rebuild an architecture (weights travel separately). Each layer
-// class registers a codec under a stable name — class names are not used as keys at run time
-// because bundlers may rename classes. New layers (Conv, GRU, …) call `registerLayer` next to
-// their definition.
-import type { AnyModule, Module } from "../nn/module.ts";
-import { Sequential } from "../nn/sequential.ts";
-import { Linear } from "../nn/linear.ts";
-import { Dropout } from "../nn/dropout.ts";
-import { BatchNorm } from "../nn/batchnorm.ts";
-import { Flatten } from "../nn/flatten.ts";
-import { GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../nn/activation.ts";
+// class registers a codec under a stable name next to its definition — class names are not used
+// as keys at run time because bundlers may rename classes. Registration happens when the
+// layer's module is evaluated, so this file imports no layer: rebuilding a saved model needs the
+// modules that define its classes imported first.
+import type { AnyModule } from "../nn/module.ts";
 import { Rng } from "../random.ts";
-import type { MatmulActivation } from "../ops/matmul.ts";
 
 export type JsonValue =
   | null
@@ -32,7 +26,11 @@ export interface LayerCodec<M extends AnyModule> {
   config(module: M): Record<string, JsonValue>;
   /** Children to serialise (containers only), in the order `build` receives them. */
   children?(module: M): AnyModule[];
-  build(config: Record<string, JsonValue>, children: AnyModule[]): M;
+  /**
+   * A new module from `config`; `rng` draws its initial weights (a throwaway generator: a
+   * loaded state overwrites them, and the global generator stays untouched).
+   */
+  build(config: Record<string, JsonValue>, children: AnyModule[], rng: Rng): M;
   /**
    * Non-tensor state a training checkpoint must carry to resume exactly (e.g. Dropout's mask
    * counter); restored by `loadState`.
@@ -41,30 +39,43 @@ export interface LayerCodec<M extends AnyModule> {
   loadState?(module: M, state: JsonValue): void;
 }
 
-interface Registered {
+// deno-lint-ignore no-explicit-any
+export type LayerClass<M extends AnyModule = AnyModule> = abstract new (...args: any[]) => M;
+
+export interface RegisteredLayer {
   name: string;
+  layerClass: LayerClass;
   codec: LayerCodec<AnyModule>;
 }
 
-// deno-lint-ignore no-explicit-any
-type LayerClass<M> = abstract new (...args: any[]) => M;
+const byName = new Map<string, RegisteredLayer>();
+const byClass = new Map<unknown, RegisteredLayer>();
 
-const byName = new Map<string, Registered>();
-const byClass = new Map<unknown, Registered>();
-
-/** Makes a layer class serialisable under `name` (unique; re-registering replaces). */
+/**
+ * Makes a layer class serialisable under `name`. A name belongs to one class (re-registering the
+ * same class replaces its codec); call it in the file that defines the class.
+ */
 export function registerLayer<M extends AnyModule>(
   name: string,
   layerClass: LayerClass<M>,
   codec: LayerCodec<M>,
 ): void {
-  const entry = { name, codec: codec as unknown as LayerCodec<AnyModule> };
+  const taken = byName.get(name);
+  if (taken && taken.layerClass !== layerClass) {
+    throw new Error(`registerLayer: '${name}' is already registered to another class`);
+  }
+  const entry = { name, layerClass, codec: codec as unknown as LayerCodec<AnyModule> };
   byName.set(name, entry);
   byClass.set(layerClass, entry);
 }
 
-/** The codec of a module's exact class, or null if it was never registered. */
-export function codecOf(module: AnyModule): Registered | null {
+/** Every registered layer, sorted by name. */
+export function registeredLayers(): RegisteredLayer[] {
+  return [...byName.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+/** The registration of a module's exact class, or null if it was never registered. */
+export function codecOf(module: AnyModule): RegisteredLayer | null {
   return byClass.get(module.constructor) ?? null;
 }
 
@@ -83,8 +94,9 @@ export function modelConfig(module: AnyModule): LayerConfig {
 }
 
 /**
- * Rebuilds a module from `modelConfig`'s output. Weights are freshly initialised from a fixed
- * throwaway generator (the global one is left untouched); load a state to fill them.
+ * Rebuilds a module from `modelConfig`'s output. Every class in it must be registered, i.e. the
+ * module defining it imported. Weights are freshly initialised from a fixed throwaway generator
+ * (the global one is left untouched); load a state to fill them.
  */
 export function buildModel(config: LayerConfig, path = "model"): AnyModule {
   if (typeof config !== "object" || config === null || typeof config.class !== "string") {
@@ -94,111 +106,62 @@ export function buildModel(config: LayerConfig, path = "model"): AnyModule {
   if (!entry) {
     throw new Error(
       `buildModel: ${path} has unknown layer class '${config.class}'; registered: ` +
-        [...byName.keys()].sort().join(", "),
+        `${registeredLayers().map((r) => r.name).join(", ")}. A class registers when the ` +
+        `module that defines it (in engine/nn/ or models/) is imported: import it before loading`,
     );
   }
   const children = (config.children ?? []).map((c, i) => buildModel(c, `${path}.${i}`));
   try {
-    return entry.codec.build(config.config ?? {}, children);
+    return entry.codec.build(config.config ?? {}, children, new Rng(0));
   } catch (e) {
     throw new Error(`buildModel: ${path} (${config.class}): ${(e as Error).message}`);
   }
 }
 
-// ---- the built-in layers --------------------------------------------------------------------
+// ---- reading config fields (for codecs' `build`) -------------------------------------------
 
-function num(config: Record<string, JsonValue>, key: string, fallback?: number): number {
+type Fields = Record<string, JsonValue>;
+
+/** `config[key]` as a number, `fallback` when absent. */
+export function numberField(config: Fields, key: string, fallback?: number): number {
   const value = config[key] ?? fallback;
-  if (typeof value !== "number") throw new Error(`config field '${key}' must be a number`);
+  if (typeof value !== "number") {
+    throw new Error(`config field '${key}' is ${JSON.stringify(value)}, expected a number`);
+  }
   return value;
 }
 
-const initRng = () => new Rng(0);
+/** `config[key]` as a boolean, `fallback` when absent. */
+export function booleanField(config: Fields, key: string, fallback?: boolean): boolean {
+  const value = config[key] ?? fallback;
+  if (typeof value !== "boolean") {
+    throw new Error(`config field '${key}' is ${JSON.stringify(value)}, expected a boolean`);
+  }
+  return value;
+}
 
-const LINEAR_ACTIVATIONS: readonly (MatmulActivation | null)[] = [
-  null,
-  "relu",
-  "leaky_relu",
-  "sigmoid",
-  "tanh",
-  "gelu",
-];
+/** `config[key]`, which must be one of `choices` (`fallback` when absent or null). */
+export function choiceField<T extends JsonValue>(
+  config: Fields,
+  key: string,
+  choices: readonly T[],
+  fallback?: T,
+): T {
+  const value = config[key] ?? fallback ?? null;
+  if (!choices.includes(value as T)) {
+    throw new Error(
+      `${key} ${JSON.stringify(value)}, expected one of ` +
+        choices.map((c) => JSON.stringify(c)).join(", "),
+    );
+  }
+  return value as T;
+}
 
-registerLayer("Sequential", Sequential, {
-  config: () => ({}),
-  children: (m) => m.layers as AnyModule[],
-  build: (_config, children) => new Sequential(...(children as Module[])),
-});
-
-registerLayer("Linear", Linear, {
-  config: (m) => ({
-    inFeatures: m.inFeatures,
-    outFeatures: m.outFeatures,
-    bias: m.bias !== null,
-    activation: m.activation ?? null,
-  }),
-  build: (c) => {
-    const activation = (c.activation ?? null) as MatmulActivation | null;
-    if (!LINEAR_ACTIVATIONS.includes(activation)) {
-      throw new Error(
-        `activation ${JSON.stringify(c.activation)}, expected one of ${
-          LINEAR_ACTIVATIONS.join(", ")
-        }`,
-      );
-    }
-    return new Linear(num(c, "inFeatures"), num(c, "outFeatures"), {
-      bias: c.bias !== false,
-      activation: activation ?? undefined,
-      rng: initRng(),
-    });
-  },
-});
-
-registerLayer("Dropout", Dropout, {
-  config: (m) => ({ rate: m.rate, seed: m.seed }),
-  build: (c) => new Dropout(num(c, "rate"), { seed: num(c, "seed") }),
-  // The mask stream is (seed, offset): both are needed to continue it exactly.
-  state: (m) => ({ seed: m.seed, offset: m.offset }),
-  loadState: (m, state) => {
-    const { seed, offset } = (state ?? {}) as { seed?: unknown; offset?: unknown };
-    const valid = (v: unknown, max: number) =>
-      typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= max;
-    if (!valid(seed, 0xffffffff) || !valid(offset, Number.MAX_SAFE_INTEGER)) {
-      throw new Error(
-        `Dropout state ${JSON.stringify(state)}, expected {seed: u32, offset: integer ≥ 0}`,
-      );
-    }
-    // `seed` is read-only for users; a checkpoint is the one place that may rewind it.
-    (m as { seed: number }).seed = seed as number;
-    m.offset = offset as number;
-  },
-});
-
-registerLayer("BatchNorm", BatchNorm, {
-  config: (m) => ({
-    numFeatures: m.numFeatures,
-    axis: m.axis,
-    momentum: m.momentum,
-    epsilon: m.epsilon,
-  }),
-  build: (c) =>
-    new BatchNorm(num(c, "numFeatures"), {
-      axis: num(c, "axis", -1),
-      momentum: num(c, "momentum", 0.99),
-      epsilon: num(c, "epsilon", 1e-3),
-    }),
-});
-
-registerLayer("Flatten", Flatten, { config: () => ({}), build: () => new Flatten() });
-registerLayer("ReLU", ReLU, { config: () => ({}), build: () => new ReLU() });
-registerLayer("Sigmoid", Sigmoid, { config: () => ({}), build: () => new Sigmoid() });
-registerLayer("Tanh", Tanh, { config: () => ({}), build: () => new Tanh() });
-registerLayer("GELU", GELU, { config: () => ({}), build: () => new GELU() });
-registerLayer("LeakyReLU", LeakyReLU, {
-  config: (m) => ({ alpha: m.alpha }),
-  build: (c) => new LeakyReLU(num(c, "alpha", 0.3)),
-});
-registerLayer("Softmax", Softmax, {
-  config: (m) => ({ axis: m.axis }),
-  build: (c) => new Softmax(num(c, "axis", -1)),
-});
+/** `config[key]` as a JSON object (a nested options record). */
+export function objectField(config: Fields, key: string): Fields {
+  const value = config[key];
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`config field '${key}' is ${JSON.stringify(value)}, expected an object`);
+  }
+  return value;
+}

@@ -3,6 +3,7 @@ import type { Tensor } from "../tensor.ts";
 import { gelu, leakyRelu, relu, sigmoid, tanh } from "../ops/elementwise.ts";
 import { softmax } from "../ops/reduce.ts";
 import { Module } from "./module.ts";
+import { numberField, registerLayer } from "../io/config.ts";
 
 export class ReLU extends Module {
   forward(x: Tensor): Tensor {
@@ -46,3 +47,16 @@ export class Softmax extends Module {
     return softmax(x, this.axis);
   }
 }
+
+registerLayer("ReLU", ReLU, { config: () => ({}), build: () => new ReLU() });
+registerLayer("LeakyReLU", LeakyReLU, {
+  config: (m) => ({ alpha: m.alpha }),
+  build: (c) => new LeakyReLU(numberField(c, "alpha", 0.3)),
+});
+registerLayer("Sigmoid", Sigmoid, { config: () => ({}), build: () => new Sigmoid() });
+registerLayer("Tanh", Tanh, { config: () => ({}), build: () => new Tanh() });
+registerLayer("GELU", GELU, { config: () => ({}), build: () => new GELU() });
+registerLayer("Softmax", Softmax, {
+  config: (m) => ({ axis: m.axis }),
+  build: (c) => new Softmax(numberField(c, "axis", -1)),
+});

@@ -10,6 +10,7 @@ import { globalRng, type Rng } from "../random.ts";
 import { Module } from "./module.ts";
 import { Linear } from "./linear.ts";
 import { glorotUniform } from "./init.ts";
+import { booleanField, choiceField, numberField, registerLayer } from "../io/config.ts";
 
 function checkSizes(layer: string, sizes: [string, number][]): void {
   for (const [what, n] of sizes) {
@@ -137,6 +138,14 @@ export class ScaledDotProductAttention
  */
 export type DecoderScore = "dot" | "scaled" | "learned-scalar" | "general" | "additive";
 
+const DECODER_SCORES: readonly DecoderScore[] = [
+  "dot",
+  "scaled",
+  "learned-scalar",
+  "general",
+  "additive",
+];
+
 export interface DecoderAttentionOptions {
   score?: DecoderScore;
   /** Hidden size of the additive score (default 32). */
@@ -153,6 +162,8 @@ export interface DecoderAttentionOptions {
  */
 export class DecoderAttention extends Module<[Tensor, Tensor, Tensor?], ContextAndWeights> {
   readonly score: DecoderScore;
+  /** Hidden size of the additive score (unused by the others). */
+  readonly units: number;
   readonly scale: Tensor | null = null;
   readonly weight: Tensor | null = null;
   readonly queryWeight: Tensor | null = null;
@@ -170,7 +181,7 @@ export class DecoderAttention extends Module<[Tensor, Tensor, Tensor?], ContextA
       "units",
       units,
     ]]);
-    if (!["dot", "scaled", "learned-scalar", "general", "additive"].includes(score)) {
+    if (!DECODER_SCORES.includes(score)) {
       throw new Error(
         `DecoderAttention: unknown score '${score}', expected dot, scaled, learned-scalar, ` +
           "general or additive",
@@ -185,6 +196,7 @@ export class DecoderAttention extends Module<[Tensor, Tensor, Tensor?], ContextA
       );
     }
     this.score = score;
+    this.units = units;
     if (score === "learned-scalar") this.scale = this.addParameter("scale", Tensor.ones([1]));
     if (score === "general") {
       this.weight = this.addParameter(
@@ -246,7 +258,7 @@ export class DecoderAttention extends Module<[Tensor, Tensor, Tensor?], ContextA
       case "additive": {
         const [batch, tq] = q.shape;
         const tk = values.shape[1];
-        const units = this.scoreVector!.shape[0];
+        const units = this.units;
         // W_q q [B, Tq, 1, U] + W_k h [B, 1, Tk, U] → tanh → ·v → [B, Tq, Tk].
         const pq = reshape(matmul(q, this.queryWeight!), [batch, tq, 1, units]);
         const pk = reshape(matmul(values, this.keyWeight!), [batch, 1, tk, units]);
@@ -370,3 +382,55 @@ export class MultiHeadAttention
     return result.weights ? { output, weights: result.weights } : output;
   }
 }
+
+// ---- configs ------------------------------------------------------------------------------
+
+registerLayer("SimpleAttention", SimpleAttention, {
+  config: (m) => ({ timeSteps: m.timeSteps, features: m.features }),
+  build: (c, _children, rng) =>
+    new SimpleAttention(numberField(c, "timeSteps"), numberField(c, "features"), { rng }),
+});
+
+registerLayer("ScaledDotProductAttention", ScaledDotProductAttention, {
+  config: () => ({}),
+  build: () => new ScaledDotProductAttention(),
+});
+
+registerLayer("DecoderAttention", DecoderAttention, {
+  config: (m) => ({
+    queryDim: m.queryDim,
+    valueDim: m.valueDim,
+    score: m.score,
+    units: m.units,
+  }),
+  build: (c, _children, rng) =>
+    new DecoderAttention(numberField(c, "queryDim"), numberField(c, "valueDim"), {
+      score: choiceField(c, "score", DECODER_SCORES, "scaled"),
+      units: numberField(c, "units", 32),
+      rng,
+    }),
+});
+
+// The four projections are built by the constructor: their sizes are the config.
+registerLayer("MultiHeadAttention", MultiHeadAttention, {
+  config: (m) => ({
+    dModel: m.dModel,
+    numHeads: m.numHeads,
+    keyDim: m.keyDim,
+    valueDim: m.valueDim,
+    kdim: m.key.inFeatures,
+    vdim: m.value.inFeatures,
+    bias: m.query.bias !== null,
+  }),
+  build: (c, _children, rng) => {
+    const dModel = numberField(c, "dModel");
+    return new MultiHeadAttention(dModel, numberField(c, "numHeads"), {
+      keyDim: numberField(c, "keyDim"),
+      valueDim: numberField(c, "valueDim"),
+      kdim: numberField(c, "kdim", dModel),
+      vdim: numberField(c, "vdim", dModel),
+      bias: booleanField(c, "bias", true),
+      rng,
+    });
+  },
+});

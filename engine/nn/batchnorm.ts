@@ -2,6 +2,7 @@
 import { Tensor } from "../tensor.ts";
 import { batchNorm } from "../ops/batchnorm.ts";
 import { Module } from "./module.ts";
+import { numberField, registerLayer } from "../io/config.ts";
 
 export interface BatchNormLayerOptions {
   /** Channel axis of the input (default −1, channels-last). */
@@ -47,3 +48,18 @@ export class BatchNorm extends Module {
     });
   }
 }
+
+registerLayer("BatchNorm", BatchNorm, {
+  config: (m) => ({
+    numFeatures: m.numFeatures,
+    axis: m.axis,
+    momentum: m.momentum,
+    epsilon: m.epsilon,
+  }),
+  build: (c) =>
+    new BatchNorm(numberField(c, "numFeatures"), {
+      axis: numberField(c, "axis", -1),
+      momentum: numberField(c, "momentum", 0.99),
+      epsilon: numberField(c, "epsilon", 1e-3),
+    }),
+});

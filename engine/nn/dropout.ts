@@ -3,6 +3,7 @@ import type { Tensor } from "../tensor.ts";
 import { dropout } from "../ops/dropout.ts";
 import { globalRng, type Rng } from "../random.ts";
 import { Module } from "./module.ts";
+import { numberField, registerLayer } from "../io/config.ts";
 
 export interface DropoutLayerOptions {
   /** Mask key; drawn from `rng` when omitted. */
@@ -30,3 +31,23 @@ export class Dropout extends Module {
     return dropout(x, this.rate, { seed: this.seed, offset: this.offset++ });
   }
 }
+
+registerLayer("Dropout", Dropout, {
+  config: (m) => ({ rate: m.rate, seed: m.seed }),
+  build: (c) => new Dropout(numberField(c, "rate"), { seed: numberField(c, "seed") }),
+  // The mask stream is (seed, offset): both are needed to continue it exactly.
+  state: (m) => ({ seed: m.seed, offset: m.offset }),
+  loadState: (m, state) => {
+    const { seed, offset } = (state ?? {}) as { seed?: unknown; offset?: unknown };
+    const valid = (v: unknown, max: number) =>
+      typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= max;
+    if (!valid(seed, 0xffffffff) || !valid(offset, Number.MAX_SAFE_INTEGER)) {
+      throw new Error(
+        `Dropout state ${JSON.stringify(state)}, expected {seed: u32, offset: integer ≥ 0}`,
+      );
+    }
+    // `seed` is read-only for users; a checkpoint is the one place that may rewind it.
+    (m as { seed: number }).seed = seed as number;
+    m.offset = offset as number;
+  },
+});

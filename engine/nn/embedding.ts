@@ -4,6 +4,7 @@ import { formatShape, Tensor } from "../tensor.ts";
 import { gather, narrow } from "../ops/shape.ts";
 import { globalRng, type Rng } from "../random.ts";
 import { Module } from "./module.ts";
+import { numberField, registerLayer } from "../io/config.ts";
 
 export interface EmbeddingOptions {
   /** Generator for the initial table (default: the global one). */
@@ -78,3 +79,15 @@ export class PositionEmbedding extends Module<[number, number?]> {
     return narrow(this.weight, 0, start, length);
   }
 }
+
+registerLayer("Embedding", Embedding, {
+  config: (m) => ({ numEmbeddings: m.numEmbeddings, dim: m.dim }),
+  build: (c, _children, rng) =>
+    new Embedding(numberField(c, "numEmbeddings"), numberField(c, "dim"), { rng }),
+});
+
+registerLayer("PositionEmbedding", PositionEmbedding, {
+  config: (m) => ({ maxLen: m.maxLen, dim: m.dim }),
+  build: (c, _children, rng) =>
+    new PositionEmbedding(numberField(c, "maxLen"), numberField(c, "dim"), { rng }),
+});

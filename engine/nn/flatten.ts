@@ -1,6 +1,7 @@
 // Flatten layer: [batch, ...] → [batch, product] in row-major (channels-last) order, as Keras.
 import type { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
+import { registerLayer } from "../io/config.ts";
 
 export class Flatten extends Module {
   forward(x: Tensor): Tensor {
@@ -8,3 +9,5 @@ export class Flatten extends Module {
     return x.flatten(1);
   }
 }
+
+registerLayer("Flatten", Flatten, { config: () => ({}), build: () => new Flatten() });

@@ -2,6 +2,7 @@
 import { Tensor } from "../tensor.ts";
 import { layerNorm } from "../ops/layernorm.ts";
 import { Module } from "./module.ts";
+import { numberField, registerLayer } from "../io/config.ts";
 
 export interface LayerNormLayerOptions {
   /** Keras' default 1e-3; pass 1e-5 to match PyTorch. */
@@ -28,3 +29,9 @@ export class LayerNorm extends Module {
     return layerNorm(x, this.weight, this.bias, { epsilon: this.epsilon });
   }
 }
+
+registerLayer("LayerNorm", LayerNorm, {
+  config: (m) => ({ normalizedShape: m.normalizedShape, epsilon: m.epsilon }),
+  build: (c) =>
+    new LayerNorm(numberField(c, "normalizedShape"), { epsilon: numberField(c, "epsilon", 1e-3) }),
+});

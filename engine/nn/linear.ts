@@ -1,9 +1,10 @@
 // Fully connected layer (Keras Dense): y = act(x·W + b) in one fused matmul dispatch.
 import { formatShape, Tensor } from "../tensor.ts";
-import { matmul, type MatmulOptions } from "../ops/matmul.ts";
+import { matmul, type MatmulActivation, type MatmulOptions } from "../ops/matmul.ts";
 import { globalRng, type Rng } from "../random.ts";
 import { Module } from "./module.ts";
 import { glorotUniform } from "./init.ts";
+import { booleanField, choiceField, numberField, registerLayer } from "../io/config.ts";
 
 export interface LinearOptions {
   /** Add a bias vector (default true). */
@@ -59,3 +60,27 @@ export class Linear extends Module {
     return y.reshape([...lead, this.outFeatures]);
   }
 }
+
+const ACTIVATIONS: readonly (MatmulActivation | null)[] = [
+  null,
+  "relu",
+  "leaky_relu",
+  "sigmoid",
+  "tanh",
+  "gelu",
+];
+
+registerLayer("Linear", Linear, {
+  config: (m) => ({
+    inFeatures: m.inFeatures,
+    outFeatures: m.outFeatures,
+    bias: m.bias !== null,
+    activation: m.activation ?? null,
+  }),
+  build: (c, _children, rng) =>
+    new Linear(numberField(c, "inFeatures"), numberField(c, "outFeatures"), {
+      bias: booleanField(c, "bias", true),
+      activation: choiceField(c, "activation", ACTIVATIONS) ?? undefined,
+      rng,
+    }),
+});

@@ -20,6 +20,13 @@ import { concat } from "../ops/shape.ts";
 import { gruSequence, lstmSequence, type RnnCell } from "../ops/rnn.ts";
 import { Module } from "./module.ts";
 import { glorotUniform } from "./init.ts";
+import {
+  booleanField,
+  choiceField,
+  type JsonValue,
+  numberField,
+  registerLayer,
+} from "../io/config.ts";
 
 /**
  * Keras Orthogonal initializer (gain 1): QR of a normal matrix, with rows or columns orthonormal
@@ -270,6 +277,11 @@ export class Bidirectional extends Module<[Tensor, { forward?: RnnState; backwar
 
   constructor(layer: GRU | LSTM, options: BidirectionalOptions = {}) {
     super();
+    if (!(layer instanceof GRU || layer instanceof LSTM)) {
+      throw new Error(
+        `Bidirectional: wraps a GRU or an LSTM, got ${(layer as object).constructor.name}`,
+      );
+    }
     const mergeMode = options.mergeMode ?? "concat";
     if (mergeMode !== "concat" && mergeMode !== "sum") {
       throw new Error(`Bidirectional: mergeMode '${mergeMode}', expected 'concat' or 'sum'`);
@@ -295,3 +307,60 @@ export class Bidirectional extends Module<[Tensor, { forward?: RnnState; backwar
     return { output, forward: state(f), backward: state(b) };
   }
 }
+
+// ---- configs ------------------------------------------------------------------------------
+
+const OUTPUT_ORDERS = ["steps", "time"] as const;
+
+function layerConfig(m: RecurrentLayer): Record<string, JsonValue> {
+  return {
+    inputSize: m.inputSize,
+    units: m.units,
+    returnSequences: m.returnSequences,
+    goBackwards: m.goBackwards,
+    outputOrder: m.outputOrder,
+  };
+}
+
+function buildLayer<L extends RecurrentLayer>(
+  Layer: new (inputSize: number, units: number, options: RnnLayerOptions) => L,
+  c: Record<string, JsonValue>,
+  rng: Rng,
+): L {
+  const layer = new Layer(numberField(c, "inputSize"), numberField(c, "units"), {
+    returnSequences: booleanField(c, "returnSequences", false),
+    goBackwards: booleanField(c, "goBackwards", false),
+    rng,
+  });
+  layer.outputOrder = choiceField(c, "outputOrder", OUTPUT_ORDERS, "steps");
+  return layer;
+}
+
+registerLayer("GRU", GRU, {
+  config: layerConfig,
+  build: (c, _children, rng) => buildLayer(GRU, c, rng),
+});
+registerLayer("LSTM", LSTM, {
+  config: layerConfig,
+  build: (c, _children, rng) => buildLayer(LSTM, c, rng),
+});
+registerLayer("GRUCell", GRUCell, {
+  config: (m) => ({ inputSize: m.inputSize, units: m.units }),
+  build: (c, _children, rng) =>
+    new GRUCell(numberField(c, "inputSize"), numberField(c, "units"), { rng }),
+});
+registerLayer("LSTMCell", LSTMCell, {
+  config: (m) => ({ inputSize: m.inputSize, units: m.units }),
+  build: (c, _children, rng) =>
+    new LSTMCell(numberField(c, "inputSize"), numberField(c, "units"), { rng }),
+});
+// The backward layer is derived from the forward one (`reversed`), so only the latter is a child.
+registerLayer("Bidirectional", Bidirectional, {
+  config: (m) => ({ mergeMode: m.mergeMode }),
+  children: (m) => [m.forwardLayer],
+  build: (c, [layer], rng) =>
+    new Bidirectional(layer as GRU | LSTM, {
+      mergeMode: choiceField(c, "mergeMode", ["concat", "sum"] as const, "concat"),
+      rng,
+    }),
+});

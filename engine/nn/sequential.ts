@@ -1,6 +1,7 @@
 // Sequential container: children named "0", "1", … (PyTorch), applied in order.
 import type { Tensor } from "../tensor.ts";
-import { Module } from "./module.ts";
+import { type AnyModule, Module } from "./module.ts";
+import { registerLayer } from "../io/config.ts";
 
 export class Sequential extends Module {
   readonly layers: Module[];
@@ -14,3 +15,9 @@ export class Sequential extends Module {
     return this.layers.reduce((h, layer) => layer.forward(h), x);
   }
 }
+
+registerLayer("Sequential", Sequential, {
+  config: () => ({}),
+  children: (m) => m.layers as AnyModule[],
+  build: (_config, children) => new Sequential(...(children as Module[])),
+});
