@@ -10,9 +10,8 @@ export type UniformType = Scalar | Vector | VectorArray;
 export type UniformFields = Record<string, UniformType>;
 
 /** Values to pack: a number per scalar, up to the field's lane count per vector or array. */
-export type UniformValues<F extends UniformFields> = {
-  [K in keyof F]: F[K] extends Scalar ? number : readonly number[];
-};
+export type UniformValues<F extends UniformFields> = { [K in keyof F]: ValueOf<F[K]> };
+type ValueOf<T extends UniformType> = T extends Scalar ? number : readonly number[];
 
 interface Slot {
   name: string;

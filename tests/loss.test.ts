@@ -7,7 +7,7 @@ import {
   type Reduction,
   softmaxCrossEntropy,
 } from "../engine/ops/loss.ts";
-import { REDUCE_TUNING, setReduceTuning } from "../engine/ops/reduce.ts";
+import { REDUCE_TUNING } from "../engine/ops/reduce.ts";
 import { Tensor } from "../engine/tensor.ts";
 import { assertClose, checkOp, randomData, ref, setup, testRng } from "./helpers.ts";
 import {
@@ -46,8 +46,8 @@ const CE_SHAPES: [number, number][] = [[1, 1], [7, 3], [130, 10], [5, 1000], [20
 
 Deno.test("softmaxCrossEntropy with class ids (i32, u32): forward and gradient", async () => {
   // Both adapter tunings: they spread rows over lanes differently.
-  for (const tuning of Object.values(REDUCE_TUNING)) {
-    setReduceTuning(tuning);
+  for (const tuning of Object.values(REDUCE_TUNING.table)) {
+    REDUCE_TUNING.set(tuning);
     for (const [n, c] of CE_SHAPES) {
       for (const reduction of REDUCTIONS) {
         for (const dtype of ["i32", "u32"] as const) {
@@ -67,12 +67,12 @@ Deno.test("softmaxCrossEntropy with class ids (i32, u32): forward and gradient",
       }
     }
   }
-  setReduceTuning(null);
+  REDUCE_TUNING.set(null);
 });
 
 Deno.test("softmaxCrossEntropy with probabilities and one-hot rows: forward and both gradients", async () => {
-  for (const tuning of Object.values(REDUCE_TUNING)) {
-    setReduceTuning(tuning);
+  for (const tuning of Object.values(REDUCE_TUNING.table)) {
+    REDUCE_TUNING.set(tuning);
     for (const [n, c] of CE_SHAPES.filter(([n, c]) => n * c <= 1500)) {
       for (const reduction of REDUCTIONS) {
         await checkOp({
@@ -99,7 +99,7 @@ Deno.test("softmaxCrossEntropy with probabilities and one-hot rows: forward and 
       }
     }
   }
-  setReduceTuning(null);
+  REDUCE_TUNING.set(null);
 });
 
 Deno.test("softmaxCrossEntropy: large batches and logits of magnitude 1e4 against float64", async () => {

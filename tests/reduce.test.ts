@@ -5,7 +5,6 @@ import {
   max,
   mean,
   REDUCE_TUNING,
-  setReduceTuning,
   softmax,
   sum,
 } from "../engine/ops/reduce.ts";
@@ -56,12 +55,12 @@ const CASES: [number[], Axes][] = [
 
 /** Runs `body` under each adapter tuning: the layouts and chunked passes differ between them. */
 async function underEachTuning(body: (tuning: string) => Promise<void>): Promise<void> {
-  for (const [name, tuning] of Object.entries(REDUCE_TUNING)) {
-    setReduceTuning(tuning);
+  for (const [name, tuning] of Object.entries(REDUCE_TUNING.table)) {
+    REDUCE_TUNING.set(tuning);
     try {
       await body(name);
     } finally {
-      setReduceTuning(null);
+      REDUCE_TUNING.set(null);
     }
   }
 }

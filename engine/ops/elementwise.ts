@@ -2,10 +2,10 @@
 // comparisons, where, clamp, fill. Every forward is one dispatch; every backward one fused
 // dispatch plus a reduction where an operand was broadcast.
 import { type DType, formatShape, type Shape, Tensor } from "../tensor.ts";
-import { type LegacyRules as Rules, record } from "../autograd.ts";
+import { type BackwardRule, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
-import { FILL, mapKernel, mapLayout, mapUniforms, MAX_RANK } from "../shaders/elementwise.ts";
+import { FILL, mapKernel, mapLayout, mapParams, MAX_RANK } from "../shaders/elementwise.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 
@@ -21,7 +21,18 @@ type UnaryOp =
   | "neg"
   | "gelu";
 type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum";
-export type ElementwiseOp = UnaryOp | BinaryOp | "where" | "clamp";
+
+interface UnaryAttrs {
+  alpha: number;
+}
+/** A binary op with a number operand records it here (it has no tensor and no gradient). */
+interface BinaryAttrs {
+  scalar: { value: number; side: "a" | "b" } | null;
+}
+type ElementwiseAttrs =
+  & { [K in UnaryOp]: UnaryAttrs }
+  & { [K in BinaryOp]: BinaryAttrs }
+  & { where: Record<string, never>; clamp: { low: number; high: number } };
 
 /** Forward expression of x, and its derivative from the saved tensor `s` (x or y). */
 const UNARY: Record<UnaryOp, { fwd: string; grad: string; saves: "x" | "y" | "none" }> = {
@@ -118,21 +129,23 @@ function map(
   const n = outs[0].size;
   if (n === 0) return outs;
   const [gx, gy] = grid1d(n);
-  const rt = runtime();
-  rt.dispatch({
-    kernel: mapKernel(label, {
+  runtime().launch(
+    mapKernel(label, {
       names: operands.map((o) => o.name),
       types: operands.map((o) => o.tensor.dtype),
       exprs,
       outTypes: exprs.map(() => outDtype),
       layout,
     }),
-    buffers: [...operands.map((o) => o.tensor.storage), ...outs.map((t) => t.storage)],
-    uniforms: mapUniforms(n, gx, layout, alpha, beta),
-    groups: [gx, gy],
-    flops: n * exprs.length,
-  });
-  if (rt.checkNaN) { for (const t of outs) rt.checkFinite(t.storage, n, label); }
+    {
+      buffers: [...operands.map((o) => o.tensor.storage), ...outs.map((t) => t.storage)],
+      params: mapParams(n, gx, layout, alpha, beta),
+      groups: [gx, gy],
+      flops: n * exprs.length,
+      outputs: outs,
+      op: label,
+    },
+  );
   return outs;
 }
 
@@ -168,13 +181,11 @@ export const neg = (x: Tensor): Tensor => unary("neg", x);
 /** Exact (erf) GELU, Keras's default `approximate=False`. */
 export const gelu = (x: Tensor): Tensor => unary("gelu", x);
 
-function unaryRule(op: UnaryOp) {
-  return (g: Tensor, node: { saved: Tensor[]; attrs: { alpha?: unknown } }): Tensor[] => {
+function unaryRule(op: UnaryOp): BackwardRule<UnaryAttrs> {
+  return (g, node) => {
     const operands: Operand[] = [{ name: "g", tensor: g }];
     if (node.saved[0]) operands.push({ name: "s", tensor: node.saved[0] });
-    return map(`${op}_grad`, operands, [UNARY[op].grad], g.shape, {
-      alpha: Number(node.attrs.alpha ?? 0),
-    });
+    return map(`${op}_grad`, operands, [UNARY[op].grad], g.shape, { alpha: node.attrs.alpha });
   };
 }
 
@@ -190,14 +201,14 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
     const [y] = map(op, [{ name: "a", tensor: x }], [withScalar(BINARY[op].fwd, "b")], x.shape, {
       beta: b,
     });
-    return record(op, y, [x], [x], { scalar: b, scalarSide: "b" });
+    return record(op, y, [x], [x], { scalar: { value: b, side: "b" } });
   }
   if (typeof a === "number") {
     requireFloat(op, b);
     const [y] = map(op, [{ name: "b", tensor: b }], [withScalar(BINARY[op].fwd, "a")], b.shape, {
       alpha: a,
     });
-    return record(op, y, [b], [b], { scalar: a, scalarSide: "a" });
+    return record(op, y, [b], [b], { scalar: { value: a, side: "a" } });
   }
   requireFloat(op, a, b);
   const shape = broadcastShapes(op, a.shape, b.shape);
@@ -208,7 +219,7 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
     shape,
   );
   const needsOperands = op !== "add" && op !== "sub";
-  return record(op, y, [a, b], needsOperands ? [a, b] : [], {});
+  return record(op, y, [a, b], needsOperands ? [a, b] : [], { scalar: null });
 }
 
 /** Scalar operands live in the uniform block: `a` → alpha, `b` → beta. */
@@ -247,15 +258,11 @@ export function sumToShape(g: Tensor, shape: Shape): Tensor {
   return out;
 }
 
-function binaryRule(op: BinaryOp) {
-  return (
-    g: Tensor,
-    node: { inputs: Tensor[]; saved: Tensor[]; attrs: Record<string, unknown> },
-  ) => {
+function binaryRule(op: BinaryOp): BackwardRule<BinaryAttrs> {
+  return (g, node) => {
     const e = BINARY[op];
-    const side = node.attrs.scalarSide as "a" | "b" | undefined;
-    if (side) {
-      const scalar = Number(node.attrs.scalar);
+    if (node.attrs.scalar) {
+      const { value: scalar, side } = node.attrs.scalar;
       const name = side === "a" ? "b" : "a";
       const expr = withScalar(side === "a" ? e.db : e.da, side);
       const [dx] = map(
@@ -360,16 +367,15 @@ export function fill(shape: Shape, value: number, dtype: DType = "f32"): Tensor 
   else if (dtype === "i32") new Int32Array(word)[0] = value;
   else new Uint32Array(word)[0] = value;
   const [gx, gy] = grid1d(t.size);
-  runtime().dispatch({
-    kernel: FILL,
+  runtime().launch(FILL, {
     buffers: [t.storage],
-    uniforms: new Uint32Array([t.size, gx, new Uint32Array(word)[0], 0]),
+    params: { n: t.size, gx, bits: new Uint32Array(word)[0] },
     groups: [gx, gy],
   });
   return t;
 }
 
-export const elementwiseRules: Rules<ElementwiseOp> = {
+const elementwiseRules: Rules<ElementwiseAttrs> = {
   relu: unaryRule("relu"),
   leaky_relu: unaryRule("leaky_relu"),
   sigmoid: unaryRule("sigmoid"),
@@ -407,8 +413,9 @@ export const elementwiseRules: Rules<ElementwiseOp> = {
         "select(0.0, g, s >= alpha && s <= beta)",
       ],
       g.shape,
-      { alpha: Number(node.attrs.low), beta: Number(node.attrs.high) },
+      { alpha: node.attrs.low, beta: node.attrs.high },
     );
     return [dx];
   },
 };
+const record = recorder(elementwiseRules);

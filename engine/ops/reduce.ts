@@ -8,13 +8,7 @@
 // on the tape, so a backward rule only ever undoes one [outer, reduce, inner] pass. A long axis
 // with few outputs (a full sum of a big tensor) is cut into chunks reduced in parallel, then a
 // second pass reduces over the chunks.
-import {
-  type Attrs,
-  type LegacyBackwardRule as BackwardRule,
-  type LegacyRules as Rules,
-  needsGrad,
-  record,
-} from "../autograd.ts";
+import { type BackwardRule, needsGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {
@@ -26,8 +20,7 @@ import {
   softmaxKernel,
 } from "../shaders/reduce.ts";
 import { formatShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
-
-export type ReduceOp = "sum" | "mean" | "max" | "softmax" | "log_softmax";
+import { tunable } from "../tuning.ts";
 
 /**
  * One reduction pass over the middle axis of [outer, reduce, inner], in chunks of `chunk`
@@ -39,6 +32,12 @@ interface Pass {
   inner: number;
   chunk: number;
 }
+
+/** What each reduction node records: its pass and the scale applied to it (1/count for mean). */
+interface PassAttrs extends Pass {
+  scale: number;
+}
+type ReduceAttrs = { [K in "sum" | "mean" | "max" | "softmax" | "log_softmax"]: PassAttrs };
 
 function chunksOf(pass: Pass): number {
   return Math.max(1, Math.ceil(pass.reduce / pass.chunk));
@@ -63,7 +62,7 @@ export interface ReduceTuning {
   minChunk: number;
 }
 
-export const REDUCE_TUNING: Record<"cpu" | "gpu", ReduceTuning> = {
+export const REDUCE_TUNING = tunable<ReduceTuning>("reduce", {
   // Software adapters (lavapipe, SwiftShader) run a workgroup's lanes in SIMD loops on few
   // cores and pay for every barrier: one lane per output up to rows of 1024, and a split only
   // when one workgroup would do all the work. Measured on lavapipe (2 cores, [4096, 1000]):
@@ -72,18 +71,10 @@ export const REDUCE_TUNING: Record<"cpu" | "gpu", ReduceTuning> = {
   cpu: { perLane: 1024, minGroups: 4, minChunk: 8192 },
   // GPUs need thousands of lanes in flight (defaults, not yet measured on hardware).
   gpu: { perLane: 16, minGroups: 256, minChunk: 1024 },
-};
-
-let tuningOverride: ReduceTuning | null = null;
-
-/** Forces a tuning (tests run both; benchmarks compare them); null restores the adapter's. */
-export function setReduceTuning(tuning: ReduceTuning | null): void {
-  tuningOverride = tuning;
-}
+});
 
 function reduceTuning(): ReduceTuning {
-  return tuningOverride ??
-    (runtime().ctx.report.isFallbackAdapter ? REDUCE_TUNING.cpu : REDUCE_TUNING.gpu);
+  return REDUCE_TUNING.get();
 }
 
 function nextPow2(n: number): number {
@@ -102,20 +93,18 @@ export function laneLayout(outputs: number, reduce: number, inner: number): Lane
   return { cols: 256 / splits, splits, rowLanes: inner === 1 };
 }
 
-/** The uniform block `G` of the reduce shaders. */
-function geometry(pass: Pass, gx: number, scale = 1): ArrayBuffer {
-  const block = new ArrayBuffer(48);
-  const words = new Uint32Array(block);
-  const floats = new Float32Array(block);
-  words[0] = outputsOf(pass);
-  words[1] = pass.reduce;
-  words[2] = pass.inner;
-  words[3] = gx;
-  words[4] = pass.chunk;
-  words[5] = chunksOf(pass);
-  floats[6] = scale;
-  floats[7] = -Infinity;
-  return block;
+/** Values of the reduce shaders' uniform block `G`. */
+function geometry(pass: Pass, gx: number, scale = 1) {
+  return {
+    outputs: outputsOf(pass),
+    reduce: pass.reduce,
+    inner: pass.inner,
+    gx,
+    chunk: pass.chunk,
+    chunks: chunksOf(pass),
+    scale,
+    neg_inf: -Infinity,
+  };
 }
 
 /** Workgroup grid for `outputs` outputs, `cols` per workgroup. */
@@ -123,12 +112,6 @@ function outputGrid(outputs: number, cols: number): [number, number] {
   const groups = Math.max(1, Math.ceil(outputs / cols));
   const gx = Math.min(groups, 65535);
   return [gx, Math.ceil(groups / gx)];
-}
-
-function checked(op: string, out: Tensor): Tensor {
-  const rt = runtime();
-  if (rt.checkNaN && out.dtype === "f32") rt.checkFinite(out.storage, out.size, op);
-  return out;
 }
 
 function requireF32(op: string, x: Tensor): void {
@@ -205,19 +188,6 @@ function splitLongAxis(pass: Pass): Pass[] {
   return [chunked, wholeAxis(pass.outer, chunksOf(chunked), pass.inner)];
 }
 
-function passAttrs(pass: Pass, scale: number): Attrs {
-  return { ...pass, scale };
-}
-
-function passOf(attrs: Attrs): Pass {
-  return {
-    outer: attrs.outer as number,
-    reduce: attrs.reduce as number,
-    inner: attrs.inner as number,
-    chunk: attrs.chunk as number,
-  };
-}
-
 /** Encodes one reduction pass; `index` receives the argmax when given (max only). */
 function dispatchReduce(
   kind: ReduceKind,
@@ -226,17 +196,19 @@ function dispatchReduce(
   out: Tensor,
   scale: number,
   index?: Tensor,
+  op?: string,
 ): void {
   const outputs = outputsOf(pass);
   if (outputs === 0) return;
   const layout = laneLayout(outputs, Math.min(pass.reduce, pass.chunk), pass.inner);
   const [gx, gy] = outputGrid(outputs, layout.cols);
-  runtime().dispatch({
-    kernel: reduceKernel(kind, layout, index !== undefined),
+  runtime().launch(reduceKernel(kind, layout, index !== undefined), {
     buffers: index ? [x.storage, out.storage, index.storage] : [x.storage, out.storage],
-    uniforms: geometry(pass, gx, scale),
+    params: geometry(pass, gx, scale),
     groups: [gx, gy],
     flops: outputs * pass.reduce,
+    outputs: op ? [out] : [],
+    op,
   });
 }
 
@@ -267,9 +239,9 @@ function reduceAxes(
     const scale = op === "mean" && last ? 1 / count : 1;
     const out = Tensor.empty(last ? outShape : [outputsOf(pass)]);
     const index = kind === "max" && recording ? Tensor.empty(out.shape, "i32") : undefined;
-    dispatchReduce(kind, current, pass, out, scale, index);
+    dispatchReduce(kind, current, pass, out, scale, index, last ? op : undefined);
     if (recording) {
-      record(op, out, [current], index ? [index] : [], passAttrs(pass, scale));
+      record(op, out, [current], index ? [index] : [], { ...pass, scale });
       index?.dispose(); // the node holds its own view
     }
     // An intermediate's values are used up; its node (if any) stays for backward, which needs
@@ -277,7 +249,7 @@ function reduceAxes(
     if (current !== x) current.dispose();
     current = out;
   });
-  return checked(op, current);
+  return current;
 }
 
 /**
@@ -326,15 +298,16 @@ function softmaxAlong(op: "softmax" | "log_softmax", x: Tensor, axis: number): T
   if (x.size > 0) {
     const layout = laneLayout(outputs, pass.reduce, pass.inner);
     const [gx, gy] = outputGrid(outputs, layout.cols);
-    runtime().dispatch({
-      kernel: softmaxKernel(op === "log_softmax", layout),
+    runtime().launch(softmaxKernel(op === "log_softmax", layout), {
       buffers: [x.storage, y.storage],
-      uniforms: geometry(pass, gx),
+      params: geometry(pass, gx),
       groups: [gx, gy],
       flops: 5 * x.size,
+      outputs: [y],
+      op,
     });
   }
-  return checked(op, record(op, y, [x], [y], passAttrs(pass, 1)));
+  return record(op, y, [x], [y], { ...pass, scale: 1 });
 }
 
 /**
@@ -353,47 +326,46 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 // ---- backward ----------------------------------------------------------------------------
 
 /** dx for one pass: g spread over the reduced axis (sum) or sent to the saved argmax (max). */
-function reduceBackward(kind: ReduceKind): BackwardRule {
+function reduceBackward(kind: ReduceKind): BackwardRule<PassAttrs> {
   return (grad, node) => {
     const x = node.inputs[0];
     const dx = Tensor.empty(x.shape);
     if (x.size === 0) return [dx];
     const [gx, gy] = grid1d(x.size);
-    runtime().dispatch({
-      kernel: reduceBackwardKernel(kind),
+    runtime().launch(reduceBackwardKernel(kind), {
       buffers: kind === "max"
         ? [grad.storage, node.saved[0].storage, dx.storage]
         : [grad.storage, dx.storage],
-      uniforms: geometry(passOf(node.attrs), gx, node.attrs.scale as number),
+      params: geometry(node.attrs, gx, node.attrs.scale),
       groups: [gx, gy],
     });
     return [dx];
   };
 }
 
-function softmaxBackward(log: boolean): BackwardRule {
+function softmaxBackward(log: boolean): BackwardRule<PassAttrs> {
   return (grad, node) => {
     const y = node.saved[0];
     const dx = Tensor.empty(y.shape);
     if (y.size === 0) return [dx];
-    const pass = passOf(node.attrs);
+    const pass = node.attrs;
     const outputs = pass.outer * pass.inner;
     const layout = laneLayout(outputs, pass.reduce, pass.inner);
     const [gx, gy] = outputGrid(outputs, layout.cols);
-    runtime().dispatch({
-      kernel: softmaxBackwardKernel(log, layout),
+    runtime().launch(softmaxBackwardKernel(log, layout), {
       buffers: [y.storage, grad.storage, dx.storage],
-      uniforms: geometry(pass, gx),
+      params: geometry(pass, gx),
       groups: [gx, gy],
     });
     return [dx];
   };
 }
 
-export const reduceRules: Rules<ReduceOp> = {
+const reduceRules: Rules<ReduceAttrs> = {
   sum: reduceBackward("sum"),
   mean: reduceBackward("sum"),
   max: reduceBackward("max"),
   softmax: softmaxBackward(false),
   log_softmax: softmaxBackward(true),
 };
+const record = recorder(reduceRules);

@@ -2,6 +2,7 @@
 // f32 expression over the inputs. Dimensions that are contiguous for every operand are merged
 // before the kernel is specialised, so most broadcasts run with rank ≤ 2 index math.
 import type { KernelSpec } from "../runtime.ts";
+import { type UniformBlock, uniformBlock, type UniformFields } from "../uniforms.ts";
 import { LINEAR_INDEX, WG } from "./common.ts";
 
 /** Up to this many output dimensions after merging. */
@@ -98,7 +99,53 @@ export interface MapKernelArgs {
   layout: MapLayout;
 }
 
-/** Uniform block: n, gx, alpha, beta, inf, nan, (pad), dims[8], strides[8] per broadcast input. */
+const mapBlocks = new Map<string, UniformBlock<UniformFields>>();
+
+/** The map kernels' uniforms: sizes, two scalars, Inf/NaN as data, dims, strides per strided input. */
+function mapBlock(strided: boolean[]): UniformBlock<UniformFields> {
+  const key = strided.map(Number).join("");
+  let block = mapBlocks.get(key);
+  if (!block) {
+    const fields: UniformFields = {
+      n: "u32",
+      gx: "u32",
+      alpha: "f32",
+      beta: "f32",
+      inf: "f32",
+      nan: "f32",
+      dims: "array<vec4u, 2>",
+    };
+    strided.forEach((s, k) => {
+      if (s) fields[`st${k}`] = "array<vec4u, 2>";
+    });
+    mapBlocks.set(key, block = uniformBlock(fields));
+  }
+  return block;
+}
+
+/** Uniform values for a map kernel over `n` outputs (`layout` from `mapLayout`). */
+export function mapParams(
+  n: number,
+  gx: number,
+  layout: MapLayout,
+  alpha: number,
+  beta: number,
+): Record<string, number | readonly number[]> {
+  const params: Record<string, number | readonly number[]> = {
+    n,
+    gx,
+    alpha,
+    beta,
+    inf: Infinity,
+    nan: NaN,
+    dims: layout.dims,
+  };
+  layout.strides.forEach((st, k) => {
+    if (st) params[`st${k}`] = st;
+  });
+  return params;
+}
+
 export function mapKernel(label: string, args: MapKernelArgs): KernelSpec {
   const { names, types, exprs, outTypes, layout } = args;
   const rank = layout.dims.length;
@@ -115,7 +162,7 @@ export function mapKernel(label: string, args: MapKernelArgs): KernelSpec {
     name: label,
     key,
     bindings: [...names.map(() => "read" as const), ...exprs.map(() => "write" as const)],
-    uniform: true,
+    uniforms: mapBlock(strided),
     code: () => {
       const nIn = names.length;
       const stridedInputs = strided.map((s, k) => s ? k : -1).filter((k) => k >= 0);
@@ -128,7 +175,6 @@ export function mapKernel(label: string, args: MapKernelArgs): KernelSpec {
         ),
         `@group(0) @binding(${nIn + exprs.length}) var<uniform> u: U;`,
       ].join("\n");
-      const strideFields = stridedInputs.map((k) => `  st${k}: array<vec4u, 2>,`).join("\n");
       const index: string[] = [];
       if (stridedInputs.length) {
         index.push("  var rem = i;");
@@ -147,12 +193,7 @@ export function mapKernel(label: string, args: MapKernelArgs): KernelSpec {
       );
       const stores = exprs.map((e, j) => `  out${j}[i] = ${outTypes[j]}(${e});`);
       return `
-struct U {
-  n: u32, gx: u32, alpha: f32, beta: f32,
-  inf: f32, nan: f32, pad0: u32, pad1: u32,
-  dims: array<vec4u, 2>,
-${strideFields}
-}
+${mapBlock(strided).struct()}
 ${decls}
 ${LINEAR_INDEX}
 ${MATH}
@@ -170,37 +211,15 @@ ${stores.join("\n")}
   };
 }
 
-/** Packs the uniform block that `mapKernel` declares. */
-export function mapUniforms(
-  n: number,
-  gx: number,
-  layout: MapLayout,
-  alpha: number,
-  beta: number,
-): ArrayBuffer {
-  const strided = layout.strides.filter((s): s is number[] => s !== null);
-  const buffer = new ArrayBuffer(16 + 16 + 32 + 32 * strided.length);
-  const u32 = new Uint32Array(buffer);
-  const f32 = new Float32Array(buffer);
-  u32[0] = n;
-  u32[1] = gx;
-  f32[2] = alpha;
-  f32[3] = beta;
-  f32[4] = Infinity;
-  f32[5] = NaN;
-  layout.dims.forEach((d, i) => u32[8 + i] = d);
-  strided.forEach((st, k) => st.forEach((s, i) => u32[16 + 8 * k + i] = s));
-  return buffer;
-}
-
 /** Writes one 32-bit pattern to every element. */
-export const FILL: KernelSpec = {
+const FILL_UNIFORMS = uniformBlock({ n: "u32", gx: "u32", bits: "u32" });
+export const FILL: KernelSpec<typeof FILL_UNIFORMS.fields> = {
   name: "fill",
   key: "",
   bindings: ["write"],
-  uniform: true,
+  uniforms: FILL_UNIFORMS,
   code: () => `
-struct U { n: u32, gx: u32, bits: u32, pad: u32 }
+${FILL_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @group(0) @binding(1) var<uniform> u: U;
 ${LINEAR_INDEX}

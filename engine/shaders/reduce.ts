@@ -8,6 +8,7 @@
 // When inner = 1 the lanes of one output are adjacent (consecutive lanes read consecutive
 // addresses of the row); otherwise lanes of neighbouring outputs are (consecutive columns).
 import type { KernelSpec } from "../runtime.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG, wgsl } from "./common.ts";
 
 /** How a reduction is spread over one workgroup. */
@@ -20,22 +21,22 @@ export interface LaneLayout {
   rowLanes: boolean;
 }
 
-/** Geometry shared by every kernel here: uniform block `G` and lane bookkeeping. */
-const GEOMETRY = /* wgsl */ `
-struct G {
-  outputs: u32,  // outer · chunks · inner
-  reduce: u32,
-  inner: u32,
-  gx: u32,       // workgroups along x (the grid is 2-D past 65535 groups)
-  chunk: u32,    // a long axis with few outputs is reduced in chunks, then over the chunks
-  chunks: u32,
-  scale: f32,
-  neg_inf: f32,  // -Infinity comes in as data: WGSL constants cannot hold it
-  pad0: u32,
-  pad1: u32,
-  pad2: u32,
-  pad3: u32,
-}`;
+/** The uniform block `G` every kernel here reads. */
+export const GEOMETRY = uniformBlock({
+  /** outer · chunks · inner */
+  outputs: "u32",
+  reduce: "u32",
+  inner: "u32",
+  /** Workgroups along x (the grid is 2-D past 65535 groups). */
+  gx: "u32",
+  /** A long axis with few outputs is reduced in chunks, then over the chunks. */
+  chunk: "u32",
+  chunks: "u32",
+  scale: "f32",
+  /** -Infinity comes in as data: WGSL constants cannot hold it. */
+  neg_inf: "f32",
+});
+type Geometry = typeof GEOMETRY.fields;
 
 /**
  * WGSL declaring `col`, `split`, `p` (output index), `live`, `base` (element 0 of the reduced
@@ -106,7 +107,11 @@ export type ReduceKind = "sum" | "max";
  * y[p] = scale · Σ (or max) over the reduced axis. With `withIndex` the max kernel also writes
  * the first position of the maximum into `index` (i32), for argmax and max's backward.
  */
-export function reduceKernel(kind: ReduceKind, layout: LaneLayout, withIndex: boolean): KernelSpec {
+export function reduceKernel(
+  kind: ReduceKind,
+  layout: LaneLayout,
+  withIndex: boolean,
+): KernelSpec<Geometry> {
   const isMax = kind === "max";
   const tracked = isMax && withIndex;
   const { head } = slots(layout);
@@ -114,9 +119,9 @@ export function reduceKernel(kind: ReduceKind, layout: LaneLayout, withIndex: bo
     name: "reduce",
     key: `${kind}|${layoutKey(layout)}|${tracked}`,
     bindings: tracked ? ["read", "write", "write"] : ["read", "write"],
-    uniform: true,
+    uniforms: GEOMETRY,
     code: () =>
-      wgsl`${GEOMETRY}
+      wgsl`${GEOMETRY.struct("G")}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 #if ${tracked}
@@ -181,15 +186,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * Backward of one reduction pass, one lane per input element: sum spreads scale · g over the
  * reduced axis; max sends g to the saved position of the maximum only.
  */
-export function reduceBackwardKernel(kind: ReduceKind): KernelSpec {
+export function reduceBackwardKernel(kind: ReduceKind): KernelSpec<Geometry> {
   const isMax = kind === "max";
   return {
     name: "reduce_bwd",
     key: kind,
     bindings: isMax ? ["read", "read", "write"] : ["read", "write"],
-    uniform: true,
+    uniforms: GEOMETRY,
     code: () =>
-      wgsl`${GEOMETRY}
+      wgsl`${GEOMETRY.struct("G")}
 ${LINEAR_INDEX}
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 #if ${isMax}
@@ -224,15 +229,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * each pass re-reading the row (it stays in cache). Recomputing exp in the last pass is cheaper
  * than storing it and reading it back. A row that is all −∞ gives NaN, as in PyTorch.
  */
-export function softmaxKernel(log: boolean, layout: LaneLayout): KernelSpec {
+export function softmaxKernel(log: boolean, layout: LaneLayout): KernelSpec<Geometry> {
   const { head } = slots(layout);
   return {
     name: "softmax",
     key: `${log}|${layoutKey(layout)}`,
     bindings: ["read", "write"],
-    uniform: true,
+    uniforms: GEOMETRY,
     code: () =>
-      wgsl`${GEOMETRY}
+      wgsl`${GEOMETRY.struct("G")}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> g: G;
@@ -298,15 +303,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * Backward of softmax, dx = y · (g − Σ g·y), or of log-softmax, dx = g − exp(y) · Σ g, from the
  * saved output y: one reduction and one write pass per row.
  */
-export function softmaxBackwardKernel(log: boolean, layout: LaneLayout): KernelSpec {
+export function softmaxBackwardKernel(log: boolean, layout: LaneLayout): KernelSpec<Geometry> {
   const { head } = slots(layout);
   return {
     name: "softmax_bwd",
     key: `${log}|${layoutKey(layout)}`,
     bindings: ["read", "read", "write"],
-    uniform: true,
+    uniforms: GEOMETRY,
     code: () =>
-      wgsl`${GEOMETRY}
+      wgsl`${GEOMETRY.struct("G")}
 @group(0) @binding(0) var<storage, read> y: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
