@@ -4,7 +4,6 @@
 // is a compile error inside that family and this file imports no op.
 import type { Tensor } from "./tensor.ts";
 // TRANSITIONAL: families not yet converted to recorder(); this block goes once all are.
-import { lossRules } from "./ops/loss.ts";
 import { matmulRules } from "./ops/matmul.ts";
 import { batchNormRules } from "./ops/batchnorm.ts";
 import { rnnRules } from "./ops/rnn.ts";
@@ -17,7 +16,6 @@ let legacyTable: Record<string, any> | null = null;
 // deno-lint-ignore no-explicit-any
 function legacyRule(op: string): any {
   legacyTable ??= {
-    ...lossRules,
     ...matmulRules,
     ...batchNormRules,
     ...rnnRules,

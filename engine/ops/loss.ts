@@ -1,12 +1,7 @@
 // Losses: fused softmax cross-entropy from logits (class ids or probabilities), and the
 // pointwise losses MSE, MAE, binary cross-entropy on probabilities (Keras semantics) and on
 // logits. Each loss is one node on the tape with a one-dispatch backward.
-import {
-  type LegacyBackwardRule as BackwardRule,
-  type LegacyRules as Rules,
-  noGrad,
-  record,
-} from "../autograd.ts";
+import { type BackwardRule, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {
@@ -20,7 +15,10 @@ import {
 import { formatShape, Tensor } from "../tensor.ts";
 import { laneLayout, mean, sum } from "./reduce.ts";
 
-export type LossOp = "softmax_cross_entropy" | "pointwise_loss";
+interface LossAttrs {
+  softmax_cross_entropy: { kind: LabelKind; scale: number; perRowGrad: boolean };
+  pointwise_loss: { kind: PointwiseLoss };
+}
 
 /** "mean" (default) averages over rows (cross-entropy) or elements; "none" keeps them. */
 export type Reduction = "mean" | "sum" | "none";
@@ -33,38 +31,11 @@ export interface LossOptions {
 // (one dispatch); beyond it the rows run in parallel and a reduction follows.
 const SINGLE_PASS_LOGITS = 32768;
 
-function checkFinite(op: string, out: Tensor): void {
-  const rt = runtime();
-  if (rt.checkNaN) rt.checkFinite(out.storage, out.size, op);
-}
-
 function checkReduction(op: string, reduction: string): Reduction {
   if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
     throw new Error(`${op}: reduction '${reduction}' is not one of "mean", "sum", "none"`);
   }
   return reduction;
-}
-
-function ceUniforms(
-  rows: number,
-  classes: number,
-  gx: number,
-  blocks: number,
-  scale: number,
-  perRowGrad: boolean,
-): ArrayBuffer {
-  const block = new ArrayBuffer(32);
-  const words = new Uint32Array(block);
-  const floats = new Float32Array(block);
-  words[0] = rows;
-  words[1] = classes;
-  words[2] = gx;
-  words[3] = blocks;
-  floats[4] = scale;
-  floats[5] = -Infinity;
-  floats[6] = NaN;
-  words[7] = perRowGrad ? 1 : 0;
-  return block;
 }
 
 /**
@@ -111,23 +82,25 @@ export function softmaxCrossEntropy(
   const groups = onePass ? 1 : Math.max(1, Math.ceil(rows / layout.cols));
   const gx = Math.min(groups, 65535);
   if (rows > 0 || onePass) {
-    runtime().dispatch({
-      kernel: crossEntropyKernel(kind, layout, onePass),
+    runtime().launch(crossEntropyKernel(kind, layout, onePass), {
       buffers: [logits.storage, labels.storage, stats.storage, rowLoss.storage],
-      uniforms: ceUniforms(
+      params: {
         rows,
         classes,
         gx,
-        onePass ? Math.ceil(rows / layout.cols) : 1,
-        onePass ? scale : 1,
-        false,
-      ),
+        blocks: onePass ? Math.ceil(rows / layout.cols) : 1,
+        scale: onePass ? scale : 1,
+        neg_inf: -Infinity,
+        nan: NaN,
+        per_row_grad: 0,
+      },
       groups: [gx, Math.ceil(groups / gx)],
       flops: 4 * rows * classes,
+      // Checked before any reduction, so DENOGRAD_CHECK_NAN names this op rather than the mean.
+      outputs: [rowLoss],
+      op: "softmax_cross_entropy",
     });
   }
-  // Checked before any reduction, so DENOGRAD_CHECK_NAN names this op rather than the mean.
-  checkFinite("softmax_cross_entropy", rowLoss);
   let loss = rowLoss;
   if (!onePass && reduction !== "none") {
     loss = noGrad(() => (reduction === "mean" ? mean(rowLoss) : sum(rowLoss)));
@@ -142,17 +115,16 @@ export function softmaxCrossEntropy(
   return loss;
 }
 
-const crossEntropyBackward: BackwardRule = (grad, node) => {
+const crossEntropyBackward: BackwardRule<LossAttrs["softmax_cross_entropy"]> = (grad, node) => {
   const [logits, labels, stats] = node.saved;
-  const kind = node.attrs.kind as LabelKind;
+  const { kind, scale, perRowGrad } = node.attrs;
   const targetGrad = kind === "probs" && node.inputs[1].requiresGrad;
   const [rows, classes] = logits.shape;
   const dlogits = Tensor.empty(logits.shape);
   const dlabels = targetGrad ? Tensor.empty(labels.shape) : null;
   if (logits.size > 0) {
     const [gx, gy] = grid1d(logits.size);
-    runtime().dispatch({
-      kernel: crossEntropyBackwardKernel(kind, targetGrad),
+    runtime().launch(crossEntropyBackwardKernel(kind, targetGrad), {
       buffers: [
         logits.storage,
         labels.storage,
@@ -161,14 +133,16 @@ const crossEntropyBackward: BackwardRule = (grad, node) => {
         dlogits.storage,
         ...(dlabels ? [dlabels.storage] : []),
       ],
-      uniforms: ceUniforms(
+      params: {
         rows,
         classes,
         gx,
-        1,
-        node.attrs.scale as number,
-        node.attrs.perRowGrad as boolean,
-      ),
+        blocks: 1,
+        scale,
+        neg_inf: -Infinity,
+        nan: NaN,
+        per_row_grad: perRowGrad ? 1 : 0,
+      },
       groups: [gx, gy],
     });
   }
@@ -202,29 +176,28 @@ function pointwise(
   const elementLoss = Tensor.empty(pred.shape);
   if (pred.size > 0) {
     const [gx, gy] = grid1d(pred.size);
-    runtime().dispatch({
-      kernel: pointwiseLossKernel(kind),
+    runtime().launch(pointwiseLossKernel(kind), {
       buffers: [pred.storage, target.storage, elementLoss.storage],
-      uniforms: new Uint32Array([pred.size, gx, 0, 0]),
+      params: { n: pred.size, gx },
       groups: [gx, gy],
       flops: 4 * pred.size,
+      outputs: [elementLoss],
+      op: kind,
     });
   }
   record("pointwise_loss", elementLoss, [pred, target], [pred, target], { kind });
-  checkFinite(kind, elementLoss);
   if (reduction === "none") return elementLoss;
   return reduction === "mean" ? mean(elementLoss) : sum(elementLoss);
 }
 
-const pointwiseBackward: BackwardRule = (grad, node) => {
+const pointwiseBackward: BackwardRule<LossAttrs["pointwise_loss"]> = (grad, node) => {
   const [pred, target] = node.saved;
   const targetGrad = node.inputs[1].requiresGrad;
   const dpred = Tensor.empty(pred.shape);
   const dtarget = targetGrad ? Tensor.empty(target.shape) : null;
   if (pred.size > 0) {
     const [gx, gy] = grid1d(pred.size);
-    runtime().dispatch({
-      kernel: pointwiseLossBackwardKernel(node.attrs.kind as PointwiseLoss, targetGrad),
+    runtime().launch(pointwiseLossBackwardKernel(node.attrs.kind, targetGrad), {
       buffers: [
         pred.storage,
         target.storage,
@@ -232,7 +205,7 @@ const pointwiseBackward: BackwardRule = (grad, node) => {
         dpred.storage,
         ...(dtarget ? [dtarget.storage] : []),
       ],
-      uniforms: new Uint32Array([pred.size, gx, 0, 0]),
+      params: { n: pred.size, gx },
       groups: [gx, gy],
     });
   }
@@ -281,7 +254,8 @@ export function binaryCrossEntropyWithLogits(
   return pointwise("binaryCrossEntropyWithLogits", "bce_logits", logits, target, reduction);
 }
 
-export const lossRules: Rules<LossOp> = {
+const lossRules: Rules<LossAttrs> = {
   softmax_cross_entropy: crossEntropyBackward,
   pointwise_loss: pointwiseBackward,
 };
+const record = recorder(lossRules);

@@ -2,23 +2,25 @@
 // the logits) and the pointwise losses (MSE, MAE, binary cross-entropy on probabilities or
 // logits), forward and backward.
 import type { KernelSpec } from "../runtime.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG, wgsl } from "./common.ts";
 import { combineLanes, type LaneLayout } from "./reduce.ts";
 
 /** Class ids (i32/u32 [N]) or probabilities (f32 [N, C]). */
 export type LabelKind = "ids" | "probs";
 
-const CE_UNIFORMS = /* wgsl */ `
-struct U {
-  rows: u32,
-  classes: u32,
-  gx: u32,
-  blocks: u32,  // row blocks each workgroup walks (all of them when one workgroup sums the loss)
-  scale: f32,
-  neg_inf: f32, // -Infinity and NaN come in as data: WGSL constants cannot hold them
-  nan: f32,
-  per_row_grad: u32,
-}`;
+const CE_UNIFORMS = uniformBlock({
+  rows: "u32",
+  classes: "u32",
+  gx: "u32",
+  // Row blocks each workgroup walks (all of them when one workgroup sums the loss).
+  blocks: "u32",
+  scale: "f32",
+  // -Infinity and NaN come in as data: WGSL constants cannot hold them.
+  neg_inf: "f32",
+  nan: "f32",
+  per_row_grad: "u32",
+});
 
 /**
  * Per row of logits [N, C]: m = max, log Σ exp(x − m), and the loss
@@ -31,7 +33,7 @@ export function crossEntropyKernel(
   labels: LabelKind,
   layout: LaneLayout,
   total: boolean,
-): KernelSpec {
+): KernelSpec<typeof CE_UNIFORMS.fields> {
   const { cols, splits } = layout;
   const probs = labels === "probs";
   const head = `col * ${splits}u`;
@@ -39,9 +41,9 @@ export function crossEntropyKernel(
     name: "cross_entropy",
     key: `${labels}|${cols}x${splits}|${total}`,
     bindings: ["read", "read", "write", "write"],
-    uniform: true,
+    uniforms: CE_UNIFORMS,
     code: () =>
-      wgsl`${CE_UNIFORMS}
+      wgsl`${CE_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 #if ${probs}
 @group(0) @binding(1) var<storage, read> labels: array<f32>;
@@ -134,7 +136,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * g is per row ("none") or one value. With `targetGrad` (probabilities that require a
  * gradient) also d labels = −log softmax · g · scale. Rows with an invalid class id get NaN.
  */
-export function crossEntropyBackwardKernel(labels: LabelKind, targetGrad: boolean): KernelSpec {
+export function crossEntropyBackwardKernel(
+  labels: LabelKind,
+  targetGrad: boolean,
+): KernelSpec<typeof CE_UNIFORMS.fields> {
   const probs = labels === "probs";
   return {
     name: "cross_entropy_bwd",
@@ -142,9 +147,9 @@ export function crossEntropyBackwardKernel(labels: LabelKind, targetGrad: boolea
     bindings: targetGrad
       ? ["read", "read", "read", "read", "write", "write"]
       : ["read", "read", "read", "read", "write"],
-    uniform: true,
+    uniforms: CE_UNIFORMS,
     code: () =>
-      wgsl`${CE_UNIFORMS}
+      wgsl`${CE_UNIFORMS.struct()}
 ${LINEAR_INDEX}
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 #if ${probs}
@@ -216,18 +221,19 @@ fn stable_sigmoid(p: f32) -> f32 {
   return select(e / (1.0 + e), 1.0 / (1.0 + e), p >= 0.0);
 }`;
 
-const POINTWISE_UNIFORMS = /* wgsl */ `
-struct U { n: u32, gx: u32, pad0: u32, pad1: u32 }`;
+const POINTWISE_UNIFORMS = uniformBlock({ n: "u32", gx: "u32" });
 
 /** loss[i] = f(p[i], t[i]), one lane per element. */
-export function pointwiseLossKernel(kind: PointwiseLoss): KernelSpec {
+export function pointwiseLossKernel(
+  kind: PointwiseLoss,
+): KernelSpec<typeof POINTWISE_UNIFORMS.fields> {
   return {
     name: "pointwise_loss",
     key: kind,
     bindings: ["read", "read", "write"],
-    uniform: true,
+    uniforms: POINTWISE_UNIFORMS,
     code: () =>
-      `${POINTWISE_UNIFORMS}
+      `${POINTWISE_UNIFORMS.struct()}
 ${POINTWISE_HELPERS}
 ${LINEAR_INDEX}
 @group(0) @binding(0) var<storage, read> pred: array<f32>;
@@ -247,7 +253,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 }
 
 /** d pred = g · ∂f/∂p and, with `targetGrad`, d target = g · ∂f/∂t, one lane per element. */
-export function pointwiseLossBackwardKernel(kind: PointwiseLoss, targetGrad: boolean): KernelSpec {
+export function pointwiseLossBackwardKernel(
+  kind: PointwiseLoss,
+  targetGrad: boolean,
+): KernelSpec<typeof POINTWISE_UNIFORMS.fields> {
   return {
     name: "pointwise_loss_bwd",
     key: `${kind}|${targetGrad}`,
@@ -257,9 +266,9 @@ export function pointwiseLossBackwardKernel(kind: PointwiseLoss, targetGrad: boo
       "read",
       "write",
     ],
-    uniform: true,
+    uniforms: POINTWISE_UNIFORMS,
     code: () =>
-      wgsl`${POINTWISE_UNIFORMS}
+      wgsl`${POINTWISE_UNIFORMS.struct()}
 ${POINTWISE_HELPERS}
 ${LINEAR_INDEX}
 @group(0) @binding(0) var<storage, read> pred: array<f32>;
