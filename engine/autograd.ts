@@ -5,7 +5,6 @@
 import type { Tensor } from "./tensor.ts";
 // TRANSITIONAL: families not yet converted to recorder(); this block goes once all are.
 import { matmulRules } from "./ops/matmul.ts";
-import { batchNormRules } from "./ops/batchnorm.ts";
 import { rnnRules } from "./ops/rnn.ts";
 import { attentionRules } from "./ops/attention.ts";
 import { layerNormRules } from "./ops/layernorm.ts";
@@ -17,7 +16,6 @@ let legacyTable: Record<string, any> | null = null;
 function legacyRule(op: string): any {
   legacyTable ??= {
     ...matmulRules,
-    ...batchNormRules,
     ...rnnRules,
     ...attentionRules,
     ...layerNormRules,

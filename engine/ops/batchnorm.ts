@@ -5,23 +5,14 @@
 // moving statistics. The node saves x, the (mean, variance) it normalised with, and γ.
 import { formatShape, sizeOf, Tensor } from "../tensor.ts";
 import { runtime } from "../runtime.ts";
-import {
-  type Attrs,
-  type LegacyBackwardRule as BackwardRule,
-  type LegacyRules as Rules,
-  needsGrad,
-  record,
-} from "../autograd.ts";
+import { type BackwardRule, needsGrad, recorder, type Rules } from "../autograd.ts";
 import {
   batchNormApplyKernel,
   batchNormGradApplyKernel,
   batchNormGradStatsKernel,
   batchNormStatsKernel,
-  BN_UNIFORM_WORDS,
 } from "../shaders/batchnorm.ts";
 import { WG } from "../shaders/common.ts";
-
-export type BatchNormOp = "batch_norm";
 
 export interface BatchNormOptions {
   /** Channel axis (default −1: channels-last, as Keras). */
@@ -38,7 +29,11 @@ interface Geometry {
   rows: number;
 }
 
-/** Workgroup shape, row chunking and uniforms for a geometry; shared by forward and backward. */
+interface BatchNormAttrs {
+  batch_norm: Geometry & { training: boolean; epsilon: number };
+}
+
+/** Workgroup shape, row chunking and uniform values for a geometry; shared by forward and backward. */
 function plan(geo: Geometry, momentum: number, epsilon: number) {
   const { channels, inner, rows } = geo;
   // Channels-last: a workgroup spans up to 64 adjacent channels so its lanes read contiguously.
@@ -53,13 +48,20 @@ function plan(geo: Geometry, momentum: number, epsilon: number) {
   const rowsPerChunk = tr * Math.max(4, Math.ceil(rows / (tr * targetChunks)));
   const chunks = Math.ceil(rows / rowsPerChunk);
   const stepK = tr % inner;
-  const uniforms = new ArrayBuffer(BN_UNIFORM_WORDS * 4);
-  const words = new Uint32Array(uniforms);
-  words.set([channels, inner, rows, rowsPerChunk, chunks]);
-  new Float32Array(uniforms).set([momentum, epsilon], 5);
-  words.set([stepK, Math.floor(tr / inner) * channels * inner + stepK, (channels - 1) * inner], 7);
+  const params = {
+    channels,
+    inner,
+    rows,
+    rows_per_chunk: rowsPerChunk,
+    chunks,
+    momentum,
+    eps: epsilon,
+    step_k: stepK,
+    step_index: Math.floor(tr / inner) * channels * inner + stepK,
+    wrap: (channels - 1) * inner,
+  };
   const groups: [number, number] = [tiles, chunks];
-  return { tc, uniforms, groups, chunks };
+  return { tc, params, groups, chunks };
 }
 
 function checkChannelVector(t: Tensor, what: string, channels: number, x: Tensor): void {
@@ -122,24 +124,22 @@ export function batchNorm(
 
   const inner = sizeOf(x.shape.slice(a + 1));
   const geo: Geometry = { channels, inner, rows: x.size / channels };
-  const { tc, uniforms, groups, chunks } = plan(geo, momentum, epsilon);
+  const { tc, params, groups, chunks } = plan(geo, momentum, epsilon);
   const rt = runtime();
   const y = Tensor.empty(x.shape);
-  const attrs: Attrs = { ...geo, training, epsilon };
+  const attrs = { ...geo, training, epsilon };
   const inputs = [x, gamma, beta];
 
   if (training) {
     const partials = Tensor.empty([chunks, channels, 4]);
     const batchStats = Tensor.empty([2, channels]);
-    rt.dispatch({
-      kernel: batchNormStatsKernel(tc),
+    rt.launch(batchNormStatsKernel(tc), {
       buffers: [x.storage, partials.storage],
-      uniforms,
+      params,
       groups,
       flops: 3 * x.size,
     });
-    rt.dispatch({
-      kernel: batchNormApplyKernel(tc, true),
+    rt.launch(batchNormApplyKernel(tc, true), {
       buffers: [
         x.storage,
         partials.storage,
@@ -150,16 +150,17 @@ export function batchNorm(
         movingMean.storage,
         movingVar.storage,
       ],
-      uniforms,
+      params,
       groups,
       flops: 3 * x.size,
+      outputs: [y],
+      op: "batch_norm",
     });
     partials.dispose();
     record("batch_norm", y, inputs, [x, batchStats, gamma], attrs);
     batchStats.dispose();
   } else {
-    rt.dispatch({
-      kernel: batchNormApplyKernel(tc, false),
+    rt.launch(batchNormApplyKernel(tc, false), {
       buffers: [
         x.storage,
         movingMean.storage,
@@ -168,9 +169,11 @@ export function batchNorm(
         beta.storage,
         y.storage,
       ],
-      uniforms,
+      params,
       groups,
       flops: 3 * x.size,
+      outputs: [y],
+      op: "batch_norm",
     });
     if (needsGrad(inputs)) {
       // Snapshot: a later training step updates the moving statistics in place.
@@ -181,30 +184,25 @@ export function batchNorm(
       stats.dispose();
     }
   }
-  if (rt.checkNaN) rt.checkFinite(y.storage, y.size, "batch_norm");
   return y;
 }
 
-const batchNormBackward: BackwardRule = (grad, node) => {
+const batchNormBackward: BackwardRule<BatchNormAttrs["batch_norm"]> = (grad, node) => {
   const [x, stats, gamma] = node.saved;
-  const { channels, inner, rows, training, epsilon } = node.attrs as unknown as
-    & Geometry
-    & { training: boolean; epsilon: number };
-  const { tc, uniforms, groups, chunks } = plan({ channels, inner, rows }, 0, epsilon);
+  const { channels, inner, rows, training, epsilon } = node.attrs;
+  const { tc, params, groups, chunks } = plan({ channels, inner, rows }, 0, epsilon);
   const rt = runtime();
   const partials = Tensor.empty([chunks, channels, 2]);
-  rt.dispatch({
-    kernel: batchNormGradStatsKernel(tc),
+  rt.launch(batchNormGradStatsKernel(tc), {
     buffers: [x.storage, grad.storage, stats.storage, partials.storage],
-    uniforms,
+    params,
     groups,
     flops: 4 * x.size,
   });
   const dx = Tensor.empty(x.shape);
   const dgamma = Tensor.empty([channels]);
   const dbeta = Tensor.empty([channels]);
-  rt.dispatch({
-    kernel: batchNormGradApplyKernel(tc, training),
+  rt.launch(batchNormGradApplyKernel(tc, training), {
     buffers: [
       x.storage,
       grad.storage,
@@ -215,7 +213,7 @@ const batchNormBackward: BackwardRule = (grad, node) => {
       dgamma.storage,
       dbeta.storage,
     ],
-    uniforms,
+    params,
     groups,
     flops: 6 * x.size,
   });
@@ -223,6 +221,7 @@ const batchNormBackward: BackwardRule = (grad, node) => {
   return [dx, dgamma, dbeta];
 };
 
-export const batchNormRules: Rules<BatchNormOp> = {
+const batchNormRules: Rules<BatchNormAttrs> = {
   batch_norm: batchNormBackward,
 };
+const record = recorder(batchNormRules);

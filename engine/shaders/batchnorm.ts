@@ -4,20 +4,30 @@
 // TC lanes of a row read consecutive addresses. Chunk statistics are combined per channel by the
 // second kernel of each pass, so every pass is two dispatches with no atomics.
 import type { KernelSpec } from "../runtime.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { WG, wgsl } from "./common.ts";
 
-/** Uniform block shared by the family, in words. */
-export const BN_UNIFORM_WORDS = 10;
+/** Uniform block shared by the family. */
+const BN_UNIFORMS = uniformBlock({
+  channels: "u32",
+  inner: "u32",
+  rows: "u32",
+  rows_per_chunk: "u32",
+  chunks: "u32",
+  momentum: "f32",
+  eps: "f32",
+  // Advancing a thread by TR rows: k += step_k, index += step_index, plus wrap if k ≥ inner.
+  step_k: "u32",
+  step_index: "u32",
+  wrap: "u32",
+});
+
+type BatchNormKernel = KernelSpec<typeof BN_UNIFORMS.fields>;
 
 /** `tc`: channels per workgroup, a power of two dividing WG. */
 function prelude(tc: number): string {
   return `
-struct U {
-  channels: u32, inner: u32, rows: u32, rows_per_chunk: u32, chunks: u32,
-  momentum: f32, eps: f32,
-  // Advancing a thread by TR rows: k += step_k, index += step_index, plus wrap if k ≥ inner.
-  step_k: u32, step_index: u32, wrap: u32,
-}
+${BN_UNIFORMS.struct()}
 const TC = ${tc}u;
 const TR = ${WG / tc}u;
 var<workgroup> shared_sum: array<vec2f, ${WG}>;
@@ -69,12 +79,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let t = tile(wid, lid);`;
 
 /** Pass 1 of training forward: two-pass (mean, then Σ(x − mean)²) statistics of each chunk. */
-export function batchNormStatsKernel(tc: number): KernelSpec {
+export function batchNormStatsKernel(tc: number): BatchNormKernel {
   return {
     name: "batchnorm_stats",
     key: String(tc),
     bindings: ["read", "write"],
-    uniform: true,
+    uniforms: BN_UNIFORMS,
     code: () => `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> partials: array<vec4f>;
@@ -106,7 +116,7 @@ ${ENTRY}
  * workgroups store them (for backward) and update the moving statistics in place as Keras does.
  * Inference: read the moving statistics.
  */
-export function batchNormApplyKernel(tc: number, training: boolean): KernelSpec {
+export function batchNormApplyKernel(tc: number, training: boolean): BatchNormKernel {
   const bindings: KernelSpec["bindings"] = training
     ? ["read", "read", "read", "read", "write", "write", "write", "write"]
     : ["read", "read", "read", "read", "read", "write"];
@@ -114,7 +124,7 @@ export function batchNormApplyKernel(tc: number, training: boolean): KernelSpec 
     name: training ? "batchnorm_apply_train" : "batchnorm_apply_eval",
     key: String(tc),
     bindings,
-    uniform: true,
+    uniforms: BN_UNIFORMS,
     code: () =>
       wgsl`
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -191,12 +201,12 @@ ${ENTRY}
 }
 
 /** Backward pass 1: per-chunk Σg and Σg·x̂, x̂ = (x − mean)/√(var + ε). */
-export function batchNormGradStatsKernel(tc: number): KernelSpec {
+export function batchNormGradStatsKernel(tc: number): BatchNormKernel {
   return {
     name: "batchnorm_grad_stats",
     key: String(tc),
     bindings: ["read", "read", "read", "write"],
-    uniform: true,
+    uniforms: BN_UNIFORMS,
     code: () => `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
@@ -224,12 +234,12 @@ ${ENTRY}
  * Backward pass 2: dβ = Σg, dγ = Σg·x̂ (written by the first chunk's workgroups) and
  * dx = γ/σ · (g − (dβ + x̂·dγ)/M) in training, dx = γ/σ · g in inference (an affine map).
  */
-export function batchNormGradApplyKernel(tc: number, training: boolean): KernelSpec {
+export function batchNormGradApplyKernel(tc: number, training: boolean): BatchNormKernel {
   return {
     name: training ? "batchnorm_grad_apply_train" : "batchnorm_grad_apply_eval",
     key: String(tc),
     bindings: ["read", "read", "read", "read", "read", "write", "write", "write"],
-    uniform: true,
+    uniforms: BN_UNIFORMS,
     code: () =>
       wgsl`
 @group(0) @binding(0) var<storage, read> x: array<f32>;
