@@ -7,7 +7,6 @@ import type { Tensor } from "./tensor.ts";
 import { matmulRules } from "./ops/matmul.ts";
 import { rnnRules } from "./ops/rnn.ts";
 import { attentionRules } from "./ops/attention.ts";
-import { layerNormRules } from "./ops/layernorm.ts";
 import { decodeRules } from "./ops/decode.ts";
 export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
 // deno-lint-ignore no-explicit-any
@@ -18,7 +17,6 @@ function legacyRule(op: string): any {
     ...matmulRules,
     ...rnnRules,
     ...attentionRules,
-    ...layerNormRules,
     ...decodeRules,
   };
   return legacyTable[op];

@@ -2,24 +2,18 @@
 // over the last dimension): y = (x − mean)/√(var + ε)·γ + β with the biased variance of each
 // row. One forward dispatch (saves mean and 1/σ per row) and one fused backward dispatch.
 import { formatShape, Tensor } from "../tensor.ts";
-import { type LegacyRules as Rules, record } from "../autograd.ts";
+import { recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import { LAYER_NORM_BACKWARD, LAYER_NORM_FORWARD } from "../shaders/layernorm.ts";
 
-export type LayerNormOp = "layer_norm";
+interface LayerNormAttrs {
+  layer_norm: { epsilon: number };
+}
 
 export interface LayerNormOptions {
   /** Added to the variance: Keras' default 1e-3 (PyTorch uses 1e-5). */
   epsilon?: number;
-}
-
-function launch(threads: number, rows: number, c: number, epsilon: number) {
-  const groups = grid1d(threads);
-  const block = new ArrayBuffer(16);
-  new Uint32Array(block).set([rows, c, groups[0]]);
-  new Float32Array(block)[3] = epsilon;
-  return { groups, block };
 }
 
 /** x [..., C], γ and β [C] → [..., C], normalised over the last axis. */
@@ -45,23 +39,22 @@ export function layerNorm(
   const y = Tensor.empty(x.shape);
   const stats = Tensor.empty([rows, 2]);
   if (rows > 0) {
-    const { groups, block } = launch(rows, rows, c, epsilon);
-    runtime().dispatch({
-      kernel: LAYER_NORM_FORWARD,
+    const groups = grid1d(rows);
+    runtime().launch(LAYER_NORM_FORWARD, {
       buffers: [x.storage, gamma.storage, beta.storage, y.storage, stats.storage],
-      uniforms: block,
+      params: { rows, c, gx: groups[0], eps: epsilon },
       groups,
       flops: 8 * x.size,
+      outputs: [y],
+      op: "layer_norm",
     });
   }
-  const rt = runtime();
-  if (rt.checkNaN) rt.checkFinite(y.storage, y.size, "layer_norm");
   record("layer_norm", y, [x, gamma, beta], [x, gamma, stats], { epsilon });
   stats.dispose();
   return y;
 }
 
-export const layerNormRules: Rules<LayerNormOp> = {
+const layerNormRules: Rules<LayerNormAttrs> = {
   layer_norm: (grad, node) => {
     const [x, gamma, stats] = node.saved;
     const c = gamma.shape[0];
@@ -69,9 +62,8 @@ export const layerNormRules: Rules<LayerNormOp> = {
     const dx = Tensor.empty(x.shape);
     const dgamma = Tensor.empty([c]);
     const dbeta = Tensor.empty([c]);
-    const { groups, block } = launch(Math.max(rows, c), rows, c, node.attrs.epsilon as number);
-    runtime().dispatch({
-      kernel: LAYER_NORM_BACKWARD,
+    const groups = grid1d(Math.max(rows, c));
+    runtime().launch(LAYER_NORM_BACKWARD, {
       buffers: [
         x.storage,
         gamma.storage,
@@ -81,10 +73,11 @@ export const layerNormRules: Rules<LayerNormOp> = {
         dgamma.storage,
         dbeta.storage,
       ],
-      uniforms: block,
+      params: { rows, c, gx: groups[0], eps: node.attrs.epsilon },
       groups,
       flops: 12 * x.size,
     });
     return [dx, dgamma, dbeta];
   },
 };
+const record = recorder(layerNormRules);

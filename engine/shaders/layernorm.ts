@@ -5,19 +5,19 @@
 // and, when t < C, dγ and dβ of column t by a serial sum over the rows (deterministic, no
 // atomics).
 import type { KernelSpec } from "../runtime.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG } from "./common.ts";
 
-const UNIFORMS = /* wgsl */ `
-struct U { rows: u32, c: u32, gx: u32, eps: f32 }`;
+const UNIFORMS = uniformBlock({ rows: "u32", c: "u32", gx: "u32", eps: "f32" });
 
 /** y = (x − mean)·rstd·γ + β; writes stats[2·row] = mean, stats[2·row + 1] = rstd. */
-export const LAYER_NORM_FORWARD: KernelSpec = {
+export const LAYER_NORM_FORWARD: KernelSpec<typeof UNIFORMS.fields> = {
   name: "layer_norm_fwd",
   key: "",
   bindings: ["read", "read", "read", "write", "write"],
-  uniform: true,
+  uniforms: UNIFORMS,
   code: () =>
-    `${UNIFORMS}
+    `${UNIFORMS.struct()}
 ${LINEAR_INDEX}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> gamma: array<f32>;
@@ -49,13 +49,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dy·γ, per row; dγ = Σ_rows dy·x̂ and
  * dβ = Σ_rows dy per column. Launch max(rows, C) invocations.
  */
-export const LAYER_NORM_BACKWARD: KernelSpec = {
+export const LAYER_NORM_BACKWARD: KernelSpec<typeof UNIFORMS.fields> = {
   name: "layer_norm_bwd",
   key: "",
   bindings: ["read", "read", "read", "read", "write", "write", "write"],
-  uniform: true,
+  uniforms: UNIFORMS,
   code: () =>
-    `${UNIFORMS}
+    `${UNIFORMS.struct()}
 ${LINEAR_INDEX}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> gamma: array<f32>;
