@@ -4,8 +4,6 @@
 // is a compile error inside that family and this file imports no op.
 import type { Tensor } from "./tensor.ts";
 // TRANSITIONAL: families not yet converted to recorder(); this block goes once all are.
-import { matmulRules } from "./ops/matmul.ts";
-import { rnnRules } from "./ops/rnn.ts";
 import { attentionRules } from "./ops/attention.ts";
 import { decodeRules } from "./ops/decode.ts";
 export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
@@ -14,8 +12,6 @@ let legacyTable: Record<string, any> | null = null;
 // deno-lint-ignore no-explicit-any
 function legacyRule(op: string): any {
   legacyTable ??= {
-    ...matmulRules,
-    ...rnnRules,
     ...attentionRules,
     ...decodeRules,
   };

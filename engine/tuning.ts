@@ -15,7 +15,13 @@ export function adapterClass(report: AdapterReport): AdapterClass {
 export class Tunable<T> {
   private forced: T | null = null;
 
-  constructor(readonly family: string, readonly table: Readonly<Record<AdapterClass, T>>) {}
+  constructor(
+    readonly family: string,
+    readonly table: Readonly<Record<AdapterClass, T>>,
+    private readonly validate: (value: T) => void,
+  ) {
+    for (const value of Object.values(table)) validate(value);
+  }
 
   /** The forced value, or the entry for the adapter in use. */
   get(): T {
@@ -24,16 +30,24 @@ export class Tunable<T> {
 
   /** Forces a value (tests run every table; benchmarks compare them); null restores the table. */
   set(value: T | null): void {
+    if (value !== null) this.validate(value);
     this.forced = value;
   }
 }
 
 const registry = new Map<string, Tunable<unknown>>();
 
-/** Declares a family's tunables; one declaration per family. */
-export function tunable<T>(family: string, table: Record<AdapterClass, T>): Tunable<T> {
+/**
+ * Declares a family's tunables (one declaration per family); `validate` throws on a value the
+ * kernels cannot run with, for the table's entries and for every forced value.
+ */
+export function tunable<T>(
+  family: string,
+  table: Record<AdapterClass, T>,
+  validate: (value: T) => void = () => {},
+): Tunable<T> {
   if (registry.has(family)) throw new Error(`tunable: family '${family}' is declared twice`);
-  const entry = new Tunable(family, table);
+  const entry = new Tunable(family, table, validate);
   registry.set(family, entry as Tunable<unknown>);
   return entry;
 }

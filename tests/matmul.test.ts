@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { matmul, type MatmulOptions, setMatmulTiles } from "../engine/ops/matmul.ts";
+import { matmul, type MatmulOptions } from "../engine/ops/matmul.ts";
 import { MATMUL_TILES, type MatmulActivation } from "../engine/shaders/matmul.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { assertClose, checkOp, randomData, ref, setup, testRng } from "./helpers.ts";
@@ -12,12 +12,12 @@ const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] 
 
 /** Runs `body` with each layout's tiles: the storage-direct (CPU) and shared-memory (GPU) kernels. */
 async function underEachLayout(body: (layout: string) => Promise<void>): Promise<void> {
-  for (const [name, tiles] of Object.entries(MATMUL_TILES)) {
-    setMatmulTiles(tiles);
+  for (const [name, tiles] of Object.entries(MATMUL_TILES.table)) {
+    MATMUL_TILES.set(tiles);
     try {
       await body(name);
     } finally {
-      setMatmulTiles(null);
+      MATMUL_TILES.set(null);
     }
   }
 }
@@ -265,34 +265,36 @@ Deno.test("matmul: a training step's memory stays flat (saved tensors are releas
 
 Deno.test("matmul: repeating one product does not recompile it (native memory stays flat)", async () => {
   // Lavapipe used to bake uniform sizes into a new shader variant on every one of these
-  // dispatches (~10 ms and ~1.4 MB of RSS each, never freed): narrow transposed-A products whose
-  // M is a power of two, as in a 10-class head's weight gradient. Other adapters pass trivially.
+  // dispatches (~10 ms and ~1.2 MB of native memory each, never freed): narrow transposed-A
+  // products whose M is a power of two, as in a 10-class head's weight gradient. That compile
+  // happens inside the driver, where no pipeline count of ours sees it: only the process's
+  // memory shows it. So the repeats run in a process of their own (tests/fixtures/
+  // matmul_repeat.ts), whose memory moves with them alone — in the suite's process it moved with
+  // everything else the suite did. Measured there with the sizes read at a constant uniform
+  // offset: 94 MB over 80 products; as the kernel reads them now: ≤ 1.4 MB. Other adapters pass
+  // trivially.
   const { rng } = testRng();
-  const cases = [[512, 10, 128], [1024, 16, 64]].map(([m, n, k]) => {
+  for (const [m, n, k] of [[512, 10, 128], [1024, 16, 64]]) {
     const ra = ref([k, m], randomData(k * m, rng));
     const rb = ref([k, n], randomData(k * n, rng));
-    return {
-      a: Tensor.from(ra.data, ra.shape).keep(),
-      b: Tensor.from(rb.data, rb.shape).keep(),
-      ra,
-      rb,
-    };
-  });
-  for (const { a, b, ra, rb } of cases) {
+    const [a, b] = [Tensor.from(ra.data, ra.shape), Tensor.from(rb.data, rb.shape)];
     const out = matmul(a, b, { transA: true });
     assertClose(await out.data(), matmulRef(ra, rb, { transA: true }).data, { atol: 1e-4 });
-    out.dispose();
+    [a, b, out].forEach((t) => t.dispose());
   }
-  await rt.sync();
-  const before = Deno.memoryUsage().rss;
-  for (let i = 1; i <= 40; i++) {
-    for (const { a, b } of cases) matmul(a, b, { transA: true }).dispose();
-    if (i % 10 === 0) await rt.sync();
-  }
-  const growth = Deno.memoryUsage().rss - before;
-  for (const { a, b } of cases) [a, b].forEach((t) => t.dispose());
-  // The leaking version grew by ~100 MB here.
-  assert.ok(growth < 24e6, `RSS grew by ${(growth / 1e6).toFixed(1)} MB over 80 products`);
+  const script = new URL("./fixtures/matmul_repeat.ts", import.meta.url).pathname;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script],
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const repeated = JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
+  const { products, rssGrowth, pipelines, allocations } = repeated;
+  assert.equal(pipelines, 0, `${pipelines} pipelines created for products already run`);
+  assert.equal(allocations, 0, `${allocations} buffers allocated for products already run`);
+  assert.ok(
+    rssGrowth < 24e6,
+    `RSS grew by ${(rssGrowth / 1e6).toFixed(1)} MB over ${products} products`,
+  );
 });
 
 Deno.test("matmul: bad inputs are rejected before dispatch with the op and shapes named", () => {

@@ -3,25 +3,31 @@
 // kernel with flipped transpose flags; gradients of broadcast operands are summed over the
 // broadcast batch dimensions inside the kernel.
 import { formatShape, type Shape, Tensor } from "../tensor.ts";
-import { type LegacyRules as Rules, needsGrad, record } from "../autograd.ts";
+import { needsGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import {
   activationGradKernel,
   activationGradLaunch,
   type BatchDim,
-  checkTile,
   MATMUL_BATCH_SLOTS,
+  MATMUL_TILES,
   type MatmulActivation,
   matmulKernel,
-  type MatmulTileOption,
-  matmulTiles,
-  matmulUniforms,
+  matmulParams,
   pickTile,
 } from "../shaders/matmul.ts";
 import { sum } from "./reduce.ts";
 
-export type MatmulOp = "matmul";
 export type { MatmulActivation };
+
+interface MatmulAttrs {
+  matmul: {
+    transA: boolean;
+    transB: boolean;
+    activation: MatmulActivation | null;
+    alpha: number;
+  };
+}
 
 export interface MatmulOptions {
   /** a is [..., K, M] and is read transposed. */
@@ -39,18 +45,6 @@ export interface MatmulOptions {
 const ACTIVATIONS: readonly MatmulActivation[] = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu"];
 const DEFAULT_LEAKY_ALPHA = 0.3;
 const MAX_GROUPS = 65535;
-
-let tileOverride: MatmulTileOption[] | null = null;
-
-/** Forces a tile table (benchmarks and tests of the other layout); null restores the adapter's. */
-export function setMatmulTiles(tiles: MatmulTileOption[] | null): void {
-  for (const option of tiles ?? []) checkTile(option.tile);
-  tileOverride = tiles;
-}
-
-function tilesFor(): MatmulTileOption[] {
-  return tileOverride ?? matmulTiles(runtime().ctx.report);
-}
 
 /** 2·M·N·K per output matrix: the FLOP count benchmarks divide by. */
 export function matmulFlops(m: number, n: number, k: number, batch = 1): number {
@@ -205,7 +199,7 @@ function gemm(g: Gemm): { out: Tensor; pre: Tensor | null } {
   }
   const batches = p.grid.reduce((q, d) => q * d.size, 1);
   const summed = p.reduce.reduce((q, d) => q * d.size, 1);
-  const tile = pickTile(tilesFor(), p.m, g.n, g.k * batches * summed);
+  const tile = pickTile(MATMUL_TILES.get(), p.m, g.n, g.k * batches * summed);
   const gx = Math.ceil(g.n / (tile.wx * tile.tn));
   const gy = Math.ceil(p.m / (tile.wy * tile.tm));
   if (gx > MAX_GROUPS || gy > MAX_GROUPS) {
@@ -232,18 +226,18 @@ function gemm(g: Gemm): { out: Tensor; pre: Tensor | null } {
   if (g.bias) buffers.push(g.bias.storage);
   buffers.push(out.storage);
   if (pre) buffers.push(pre.storage);
-  const rt = runtime();
   for (let z0 = 0; z0 < batches; z0 += MAX_GROUPS) {
     const gz = Math.min(MAX_GROUPS, batches - z0);
-    rt.dispatch({
-      kernel,
+    const last = z0 + gz >= batches;
+    runtime().launch(kernel, {
       buffers,
-      uniforms: matmulUniforms(p.m, g.n, g.k, z0, p.grid, p.reduce, g.alpha),
+      params: matmulParams(p.m, g.n, g.k, z0, p.grid, p.reduce, g.alpha),
       groups: [gx, gy, gz],
-      flops: 2 * p.m * g.n * g.k * gz * summed,
+      flops: matmulFlops(p.m, g.n, g.k, gz * summed),
+      outputs: last ? [out] : [],
+      op: "matmul",
     });
   }
-  if (rt.checkNaN) rt.checkFinite(out.storage, out.size, "matmul");
   return { out, pre };
 }
 
@@ -317,24 +311,20 @@ function activationGrad(
   const dz = Tensor.empty(grad.shape);
   if (dz.size === 0) return dz;
   const vec = dz.size % 4 === 0;
-  const { uniforms, groups } = activationGradLaunch(dz.size, vec, alpha);
-  runtime().dispatch({
-    kernel: activationGradKernel(activation, vec),
+  const { params, groups } = activationGradLaunch(dz.size, vec, alpha);
+  runtime().launch(activationGradKernel(activation, vec), {
     buffers: [grad.storage, saved.storage, dz.storage],
-    uniforms,
+    params,
     groups,
     flops: dz.size * 4,
   });
   return dz;
 }
 
-export const matmulRules: Rules<MatmulOp> = {
+const matmulRules: Rules<MatmulAttrs> = {
   matmul: (grad, node) => {
     const [a, b, savedAct] = node.saved;
-    const transA = node.attrs.transA === true;
-    const transB = node.attrs.transB === true;
-    const activation = (node.attrs.activation ?? null) as MatmulActivation | null;
-    const alpha = Number(node.attrs.alpha);
+    const { transA, transB, activation, alpha } = node.attrs;
     const [inA, inB, inBias] = node.inputs;
     const { m, n, k, batch, aBatch, bBatch } = geometry(a, b, transA, transB);
     const dz = activation ? activationGrad(grad, savedAct, activation, alpha) : grad;
@@ -416,3 +406,4 @@ export const matmulRules: Rules<MatmulOp> = {
     return inBias ? [dA, dB, dBias] : [dA, dB];
   },
 };
+const record = recorder(matmulRules);

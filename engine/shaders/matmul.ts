@@ -5,7 +5,8 @@
 // because there a workgroup-memory read costs as much as a storage read (lavapipe runs one
 // scalar loop per SIMD lane for both) and every barrier is a coroutine switch.
 import type { KernelSpec } from "../runtime.ts";
-import type { AdapterReport } from "../device.ts";
+import { tunable } from "../tuning.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { grid1d, LINEAR_INDEX, WG } from "./common.ts";
 
 export type MatmulActivation = "relu" | "leaky_relu" | "sigmoid" | "tanh" | "gelu";
@@ -37,7 +38,7 @@ export interface MatmulTileOption {
  * of speed, so narrow or short outputs do not run mostly on clamped rows and columns. Benchmarks
  * update these; tests run both tables on any adapter.
  */
-export const MATMUL_TILES: Record<"cpu" | "gpu", MatmulTileOption[]> = {
+export const MATMUL_TILES = tunable<MatmulTileOption[]>("matmul", {
   // Measured on lavapipe (2 cores, 1024³): a vec4 load costs ~100 cycles per 8 lanes while FMAs
   // are nearly free, so the largest register block that still compiles in a few seconds wins;
   // x = 8 keeps one SIMD row of lanes on neighbouring columns (other shapes measured 2× slower).
@@ -58,13 +59,7 @@ export const MATMUL_TILES: Record<"cpu" | "gpu", MatmulTileOption[]> = {
     { tile: { shared: true, wx: 32, wy: 8, tm: 4, tn: 4, bk: 16 }, speed: 0.5 },
     { tile: { shared: true, wx: 8, wy: 32, tm: 4, tn: 4, bk: 16 }, speed: 0.5 },
   ],
-};
-
-/** Tile table for an adapter: CPU implementations get the storage-direct layout. */
-export function matmulTiles(report: AdapterReport): MatmulTileOption[] {
-  const cpu = report.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(report.description);
-  return MATMUL_TILES[cpu ? "cpu" : "gpu"];
-}
+}, (options) => options.forEach((o) => checkTile(o.tile)));
 
 /**
  * The option with the least padded work per unit of speed for M×N outputs; `depth` is K times the
@@ -95,7 +90,7 @@ function tileSharedBytes(t: MatmulTile): number {
   return t.shared ? t.bk * (t.wy * t.tm + t.wx * t.tn) * 4 : 0;
 }
 
-export function checkTile(t: MatmulTile): void {
+function checkTile(t: MatmulTile): void {
   const ok = t.tm % 4 === 0 && t.tn % 4 === 0 && t.tm > 0 && t.tn > 0 && t.wx * t.wy <= 256 &&
     t.wx > 0 && t.wy > 0 && (!t.shared || (t.bk % 4 === 0 && t.bk > 0)) &&
     tileSharedBytes(t) <= 16384;
@@ -119,7 +114,7 @@ export interface MatmulVariant {
 }
 
 /** Batch dimensions a kernel decomposes: four grid slots and four in-kernel summed slots. */
-export const MATMUL_BATCH_SLOTS = 4;
+export const MATMUL_BATCH_SLOTS = 4 as const;
 
 export interface BatchDim {
   size: number;
@@ -127,12 +122,10 @@ export interface BatchDim {
   strideB: number;
 }
 
-/** Byte offset of the grid slots in the uniform block. */
-const UNIFORM_GRID_OFFSET = 48;
-
 /**
- * Uniform block: sizes[2] = (M N K reduceCount | 0 0 0 0) | zBase alpha zero - | grid[4] |
- * reduce[4] (vec4u each).
+ * The matmul kernels' uniforms: sizes[0] = (M, N, K, reduceCount), sizes[1] = zeros; the first
+ * batch index of this launch; the leaky_relu slope; `zero`; the grid and summed batch slots
+ * (size, strideA, strideB, -) as vec4u each.
  *
  * The kernel reads the sizes as `sizes[zero]`, an offset the driver cannot fold (two entries, so
  * even a bounds clamp keeps it dynamic). Mesa lavapipe (22.x) "inlines" uniforms that feed loop
@@ -141,7 +134,16 @@ const UNIFORM_GRID_OFFSET = 48;
  * a fresh LLVM compile each time, ~10 ms and ~1.4 MB of native memory never returned. Sizes
  * behind a dynamic offset are not inlinable, so every shape runs the pipeline compiled once.
  */
-export function matmulUniforms(
+const MATMUL_UNIFORMS = uniformBlock({
+  sizes: "array<vec4u, 2>",
+  zBase: "u32",
+  alpha: "f32",
+  zero: "u32",
+  grid: `array<vec4u, ${MATMUL_BATCH_SLOTS}>`,
+  red: `array<vec4u, ${MATMUL_BATCH_SLOTS}>`,
+});
+
+export function matmulParams(
   m: number,
   n: number,
   k: number,
@@ -149,31 +151,25 @@ export function matmulUniforms(
   grid: BatchDim[],
   reduce: BatchDim[],
   alpha: number,
-): ArrayBuffer {
-  const buf = new ArrayBuffer(UNIFORM_GRID_OFFSET + 2 * MATMUL_BATCH_SLOTS * 16);
-  const u = new Uint32Array(buf);
+) {
+  const slots = (dims: BatchDim[]) => dims.flatMap((d) => [d.size, d.strideA, d.strideB, 0]);
   const reduceCount = reduce.reduce((p, d) => p * d.size, 1);
-  u.set([m, n, k, reduceCount]);
-  u[8] = zBase;
-  new Float32Array(buf)[9] = alpha;
-  const put = (dims: BatchDim[], at: number) => {
-    for (let s = 0; s < MATMUL_BATCH_SLOTS; s++) {
-      const d = dims[s] ?? { size: 1, strideA: 0, strideB: 0 };
-      u.set([d.size, d.strideA, d.strideB, 0], at / 4 + s * 4);
-    }
+  return {
+    sizes: [m, n, k, reduceCount],
+    zBase,
+    alpha,
+    zero: 0,
+    grid: slots(padSlots(grid)),
+    red: slots(padSlots(reduce)),
   };
-  put(grid, UNIFORM_GRID_OFFSET);
-  put(reduce, UNIFORM_GRID_OFFSET + MATMUL_BATCH_SLOTS * 16);
-  return buf;
 }
 
-const UNIFORM_STRUCT = /* wgsl */ `
-struct U {
-  sizes: array<vec4u, 2>,
-  zBase: u32, alpha: f32, zero: u32, pad0: u32,
-  grid: array<vec4u, ${MATMUL_BATCH_SLOTS}>,
-  red: array<vec4u, ${MATMUL_BATCH_SLOTS}>,
-}`;
+/** Unused slots are size-1 dimensions: the kernel decomposes batch indices by every slot. */
+function padSlots(dims: BatchDim[]): BatchDim[] {
+  const out = [...dims];
+  while (out.length < MATMUL_BATCH_SLOTS) out.push({ size: 1, strideA: 0, strideB: 0 });
+  return out;
+}
 
 // erfc with fractional error < 1.2e-7 everywhere (Numerical Recipes' erfcc, Chebyshev fit), so
 // gelu(z) = 0.5·z·erfc(-z/√2) stays accurate in the far negative tail too.
@@ -232,7 +228,7 @@ function variantKey(v: MatmulVariant): string {
  * (y·BM/4 + i4·WY + ly)·4 + e and columns (x·BN/4 + j4·WX + lx)·4 + e, so every fragment is a
  * vec4 and neighbouring invocations touch neighbouring memory.
  */
-export function matmulKernel(v: MatmulVariant): KernelSpec {
+export function matmulKernel(v: MatmulVariant): KernelSpec<typeof MATMUL_UNIFORMS.fields> {
   const bindings: ("read" | "write")[] = ["read", "read"];
   if (v.bias) bindings.push("read");
   bindings.push("write");
@@ -241,7 +237,7 @@ export function matmulKernel(v: MatmulVariant): KernelSpec {
     name: "matmul",
     key: variantKey(v),
     bindings,
-    uniform: true,
+    uniforms: MATMUL_UNIFORMS,
     code: () => matmulSource(v),
   };
 }
@@ -323,7 +319,7 @@ function matmulSource(v: MatmulVariant): string {
     emit(`}`);
   }
 
-  return `${UNIFORM_STRUCT}
+  return `${MATMUL_UNIFORMS.struct()}
 ${header}
 ${v.activation ? ACTIVATIONS : ""}
 ${v.tile.shared ? sharedDecls(v) : ""}
@@ -556,16 +552,21 @@ function sharedMainLoop(v: MatmulVariant, emit: Emit, fma: Fma): void {
   emit("}");
 }
 
+const ACT_GRAD_UNIFORMS = uniformBlock({ n: "u32", gx: "u32", alpha: "f32" });
+
 /** dZ = G ⊙ act'(S), elementwise; vec4 when the element count is a multiple of 4. */
-export function activationGradKernel(activation: MatmulActivation, vec: boolean): KernelSpec {
+export function activationGradKernel(
+  activation: MatmulActivation,
+  vec: boolean,
+): KernelSpec<typeof ACT_GRAD_UNIFORMS.fields> {
   const t = vec ? "vec4f" : "f32";
   return {
     name: "matmul_act_grad",
     key: `${activation}.${vec ? 4 : 1}`,
     bindings: ["read", "read", "write"],
-    uniform: true,
+    uniforms: ACT_GRAD_UNIFORMS,
     code: () => `
-struct U { n: u32, gx: u32, alpha: f32, pad: u32 }
+${ACT_GRAD_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> g: array<${t}>;
 @group(0) @binding(1) var<storage, read> s: array<${t}>;
 @group(0) @binding(2) var<storage, read_write> dz: array<${t}>;
@@ -585,16 +586,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   };
 }
 
-/** Uniforms and grid for activationGradKernel over `n` elements. */
-export function activationGradLaunch(
-  n: number,
-  vec: boolean,
-  alpha: number,
-): { uniforms: ArrayBuffer; groups: [number, number] } {
+/** Uniform values and grid for activationGradKernel over `n` elements. */
+export function activationGradLaunch(n: number, vec: boolean, alpha: number) {
   const items = vec ? n / 4 : n;
   const [gx, gy] = grid1d(items);
-  const buf = new ArrayBuffer(16);
-  new Uint32Array(buf).set([items, gx]);
-  new Float32Array(buf)[2] = alpha;
-  return { uniforms: buf, groups: [gx, gy] };
+  return { params: { n: items, gx, alpha }, groups: [gx, gy] as [number, number] };
 }
