@@ -10,17 +10,17 @@ import { mse } from "../engine/ops/loss.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { Linear } from "../engine/nn/linear.ts";
 import { GRU, LSTM } from "../engine/nn/rnn.ts";
-import { setRnnMode } from "../engine/ops/rnn.ts";
+import { rnnFlops, setRnnMode } from "../engine/ops/rnn.ts";
+import { GATES } from "../engine/shaders/rnn.ts";
 import { benchKernel } from "./lib/kernel.ts";
 
 const B = 32, T = 50, H = 64, IN = 1;
 const SHAPE = `b${B} T${T} in${IN} h${H}`;
 
-for (const [Layer, gates] of [[LSTM, 4], [GRU, 3]] as const) {
-  // Input projection and recurrent product per step: 2·B·(IN + H)·gates·H FLOPs; the gate maths
-  // is not counted. BPTT does twice the products again (dU, dh and dW, dx).
-  const forwardFlops = 2 * B * T * (IN + H) * gates * H;
-  const weightsBytes = 4 * (IN + H + 2) * gates * H;
+for (const [Layer, cell] of [[LSTM, "lstm"], [GRU, "gru"]] as const) {
+  // BPTT does the forward's products twice more.
+  const forwardFlops = rnnFlops(cell, { batch: B, steps: T, inputs: IN, hidden: H });
+  const weightsBytes = 4 * (IN + H + 2) * GATES[cell] * H;
   for (const mode of ["persistent", "tiled"] as const) {
     const build = () => {
       setRnnMode(mode);

@@ -16,12 +16,10 @@
 // The op's node output is a packed tensor [sequence? | h_T | c_T?]; the tensors handed to the
 // caller are copies taken from it by the `rnn_output` op, whose gradients land back in place.
 import { formatShape, Tensor } from "../tensor.ts";
-import { type LegacyRules as Rules, needsGrad, type Node, noGrad, record } from "../autograd.ts";
+import { needsGrad, type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {
-  backwardUniforms,
-  forwardUniforms,
   GATES,
   rnnBackwardKernel,
   rnnBiasGradKernel,
@@ -33,7 +31,6 @@ import {
 } from "../shaders/rnn.ts";
 import { matmul } from "./matmul.ts";
 
-export type RnnOp = "gru_sequence" | "lstm_sequence" | "rnn_output";
 export type { RnnCell };
 
 export interface RnnSequenceOptions {
@@ -103,11 +100,35 @@ function expectShape(op: string, name: string, t: Tensor, shape: number[], what:
   }
 }
 
-interface Dims {
+export interface RnnDims {
   batch: number;
   steps: number;
   inputs: number;
   hidden: number;
+}
+
+interface SequenceAttrs extends RnnDims {
+  backwards: boolean;
+  stepOrder: boolean;
+  returnSequences: boolean;
+  hasH0: boolean;
+  hasC0: boolean;
+}
+
+interface RnnAttrs {
+  gru_sequence: SequenceAttrs;
+  lstm_sequence: SequenceAttrs;
+  /** `offset` floats into the packed output of `total` floats. */
+  rnn_output: { offset: number; total: number };
+}
+
+/**
+ * FLOPs of a forward over x [batch, steps, inputs]: the input projection x·W (one matmul) and
+ * the recurrent product h·U of every step; the gate maths is not counted. Backward through time
+ * does the products twice more (dU and dh, dW and dx).
+ */
+export function rnnFlops(cell: RnnCell, d: RnnDims): number {
+  return 2 * d.batch * d.steps * (d.inputs + d.hidden) * GATES[cell] * d.hidden;
 }
 
 function checkInputs(
@@ -117,7 +138,7 @@ function checkInputs(
   recurrentKernel: Tensor,
   bias: Tensor,
   options: RnnSequenceOptions,
-): Dims {
+): RnnDims {
   const op = `${cell}Sequence`;
   const G = GATES[cell];
   x.assertAlive(op);
@@ -235,44 +256,38 @@ function sequence(
       acts?.storage ?? spareWrite,
       packed.storage,
     ];
-  const range = (s0: number, s1: number) =>
-    forwardUniforms({
-      batch: B,
-      steps: T,
-      hidden: H,
-      s0,
-      s1,
-      chunk: plan.chunk,
-      backwards,
-      stepOrder,
-      hasH0: !!h0,
-      hasC0: !!c0,
-      writeSeq: returnSequences,
-      save: recording,
-      tail: seqSize,
-    });
-  const flops = 2 * B * H * G * H;
-  if (plan.persistent) {
-    rt.dispatch({
-      kernel: kernelSpec,
+  // The recurrence kernel's share of the work: h·U of one step (x·W is the matmul's).
+  const stepFlops = rnnFlops(cell, { batch: B, steps: 1, inputs: 0, hidden: H });
+  // Steps s0 ≤ s < s1; the packed output is complete (and checked) after the last one.
+  const launch = (s0: number, s1: number) =>
+    rt.launch(kernelSpec, {
       buffers,
-      uniforms: range(0, T),
+      params: {
+        B,
+        T,
+        H,
+        s0,
+        s1,
+        chunk: plan.chunk,
+        backwards: +backwards,
+        stepOrder: +stepOrder,
+        hasH0: h0 ? 1 : 0,
+        hasC0: c0 ? 1 : 0,
+        writeSeq: +returnSequences,
+        save: +recording,
+        tail: seqSize,
+      },
       groups: plan.groups,
-      flops: flops * T,
+      flops: stepFlops * (s1 - s0),
+      outputs: s1 === T ? [packed] : [],
+      op: `${cell}_sequence`,
     });
+  if (plan.persistent) {
+    launch(0, T);
   } else {
-    for (let s = 0; s < T; s++) {
-      rt.dispatch({
-        kernel: kernelSpec,
-        buffers,
-        uniforms: range(s, s + 1),
-        groups: plan.groups,
-        flops,
-      });
-    }
+    for (let s = 0; s < T; s++) launch(s, s + 1);
   }
   xp.dispose();
-  if (rt.checkNaN) rt.checkFinite(packed.storage, packed.size, `${cell}_sequence`);
 
   const saved = [x, kernel, recurrentKernel, hprev];
   if (cprev) saved.push(cprev);
@@ -310,27 +325,24 @@ function take(packed: Tensor, offset: number, shape: number[]): Tensor {
 
 // ---- backward -----------------------------------------------------------------------------
 
-function placeGrad(grad: Tensor, node: Node): Tensor {
-  const offset = node.attrs.offset as number;
-  const total = node.attrs.total as number;
+function placeGrad(grad: Tensor, { offset, total }: RnnAttrs["rnn_output"]): Tensor {
   const out = Tensor.empty([total]);
   const [gx, gy] = grid1d(total);
-  runtime().dispatch({
-    kernel: rnnPlaceKernel,
+  runtime().launch(rnnPlaceKernel, {
     buffers: [grad.storage, out.storage],
-    uniforms: new Uint32Array([total, offset, grad.size, gx]),
+    params: { total, offset, n: grad.size, gx },
     groups: [gx, gy],
   });
   return out;
 }
 
-function sequenceGrad(cell: RnnCell, grad: Tensor, node: Node): (Tensor | null)[] {
+function sequenceGrad(
+  cell: RnnCell,
+  grad: Tensor,
+  node: Node<SequenceAttrs>,
+): (Tensor | null)[] {
   const a = node.attrs;
-  const B = a.batch as number, T = a.steps as number, I = a.inputs as number;
-  const H = a.hidden as number;
-  const backwards = a.backwards as boolean;
-  const stepOrder = a.stepOrder as boolean;
-  const returnSequences = a.returnSequences as boolean;
+  const { batch: B, steps: T, inputs: I, hidden: H, backwards, stepOrder, returnSequences } = a;
   const G = GATES[cell];
   const lstm = cell === "lstm";
   const [x, kernel, recurrentKernel, hprev] = node.saved;
@@ -364,41 +376,33 @@ function sequenceGrad(cell: RnnCell, grad: Tensor, node: Node): (Tensor | null)[
       dhp.storage,
       carryH.storage,
     ];
-  const wantsH0 = (a.hasH0 as boolean) && wants[4];
+  const wantsH0 = a.hasH0 && wants[4];
   // Steps T − 1 … 0, then step −1: dh0 = carry + dĝ_0·Uᵀ when h0 wants a gradient.
   const passes = wantsH0 ? T + 1 : T;
-  const range = (start: number, count: number) =>
-    backwardUniforms({
-      batch: B,
-      steps: T,
-      hidden: H,
-      start,
-      count,
-      chunk: plan.chunk,
-      backwards,
-      stepOrder,
-      seqGrad: returnSequences,
-      tail: returnSequences ? B * T * H : 0,
-    });
-  const flops = 2 * B * H * G * H;
-  if (plan.persistent) {
-    rt.dispatch({
-      kernel: kernelSpec,
+  const stepFlops = rnnFlops(cell, { batch: B, steps: 1, inputs: 0, hidden: H });
+  // `count` passes from step `first` down.
+  const launch = (first: number, count: number) =>
+    rt.launch(kernelSpec, {
       buffers,
-      uniforms: range(T - 1, passes),
+      params: {
+        B,
+        T,
+        H,
+        start: first + 1, // shifted so the dh0 pass (step −1) stays unsigned
+        count,
+        chunk: plan.chunk,
+        backwards: +backwards,
+        stepOrder: +stepOrder,
+        seqGrad: +returnSequences,
+        tail: returnSequences ? B * T * H : 0,
+      },
       groups: plan.groups,
-      flops: flops * passes,
+      flops: stepFlops * count,
     });
+  if (plan.persistent) {
+    launch(T - 1, passes);
   } else {
-    for (let s = T - 1; s >= T - passes; s--) {
-      rt.dispatch({
-        kernel: kernelSpec,
-        buffers,
-        uniforms: range(s, 1),
-        groups: plan.groups,
-        flops,
-      });
-    }
+    for (let s = T - 1; s >= T - passes; s--) launch(s, 1);
   }
 
   const x2d = x.reshape([B * T, I]);
@@ -414,10 +418,9 @@ function sequenceGrad(cell: RnnCell, grad: Tensor, node: Node): (Tensor | null)[
   if (wants[3]) {
     dBias = Tensor.empty(lstm ? [G * H] : [2, G * H]);
     const [gx, gy] = grid1d(dBias.size);
-    rt.dispatch({
-      kernel: rnnBiasGradKernel(!lstm),
+    rt.launch(rnnBiasGradKernel(!lstm), {
       buffers: [dgates.storage, dhp.storage, dBias.storage],
-      uniforms: new Uint32Array([B * T, G * H, gx]),
+      params: { rows: B * T, n: G * H, gx },
       groups: [gx, gy],
     });
   }
@@ -436,8 +439,9 @@ function sequenceGrad(cell: RnnCell, grad: Tensor, node: Node): (Tensor | null)[
   return grads;
 }
 
-export const rnnRules: Rules<RnnOp> = {
+const rnnRules: Rules<RnnAttrs> = {
   gru_sequence: (grad, node) => sequenceGrad("gru", grad, node),
   lstm_sequence: (grad, node) => sequenceGrad("lstm", grad, node),
-  rnn_output: (grad, node) => [placeGrad(grad, node)],
+  rnn_output: (grad, node) => [placeGrad(grad, node.attrs)],
 };
+const record = recorder(rnnRules);

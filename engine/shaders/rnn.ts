@@ -11,6 +11,8 @@
 // neighbouring hidden units (vec4 loads along the unit axis, H % 4 = 0) for a block of batch
 // rows; other H fall back to one unit per lane with scalar loads.
 import type { KernelSpec } from "../runtime.ts";
+import { tunable } from "../tuning.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG } from "./common.ts";
 
 export type RnnCell = "gru" | "lstm";
@@ -44,12 +46,19 @@ export interface RnnPlan {
 }
 
 const MAX_LANES = 256;
-/** Multiply-adds per step up to which one workgroup runs the whole sequence by default. */
-const PERSISTENT_MAX_MACS = 1 << 20;
-/** Batch rows per register block. */
-const ROWS = 8;
-/** Lanes per workgroup of a per-step grid: one SIMD row on a CPU adapter. */
-const TILE_LANES = 8;
+
+export interface RnnTuning {
+  /** Multiply-adds per step up to which one workgroup runs the whole sequence by default. */
+  persistentMaxMacs: number;
+  /** Batch rows per register block. */
+  rows: number;
+  /** Lanes per workgroup of a per-step grid: one SIMD row on a CPU adapter. */
+  tileLanes: number;
+}
+
+// Chosen on lavapipe; GPUs take the same until a benchmark measures better.
+const TUNED: RnnTuning = { persistentMaxMacs: 1 << 20, rows: 8, tileLanes: 8 };
+export const RNN_TUNING = tunable<RnnTuning>("rnn", { cpu: TUNED, gpu: TUNED });
 
 export function rnnPlan(
   batch: number,
@@ -57,14 +66,15 @@ export function rnnPlan(
   gates: number,
   mode?: "persistent" | "tiled",
 ): RnnPlan {
+  const { persistentMaxMacs, rows: tunedRows, tileLanes } = RNN_TUNING.get();
   const width = hidden % 4 === 0 ? 4 : 1;
-  const rows = Math.min(ROWS, batch);
+  const rows = Math.min(tunedRows, batch);
   const laneCount = Math.ceil(hidden / width);
   const persistent = laneCount <= MAX_LANES &&
     (mode === "persistent" ||
-      (mode !== "tiled" && batch * hidden * gates * hidden <= PERSISTENT_MAX_MACS));
+      (mode !== "tiled" && batch * hidden * gates * hidden <= persistentMaxMacs));
   if (persistent) {
-    const lanes = Math.max(TILE_LANES, 2 ** Math.ceil(Math.log2(laneCount)));
+    const lanes = Math.max(tileLanes, 2 ** Math.ceil(Math.log2(laneCount)));
     // Batch rows are independent, so each block of `rows` rows gets its own workgroup looping
     // over time: the sequence still costs one dispatch, but runs on every core / SM.
     return {
@@ -75,79 +85,53 @@ export function rnnPlan(
     };
   }
   return {
-    tile: { width, lanes: TILE_LANES, rows },
+    tile: { width, lanes: tileLanes, rows },
     persistent,
     chunk: rows,
-    groups: [Math.ceil(laneCount / TILE_LANES), Math.ceil(batch / rows)],
+    groups: [Math.ceil(laneCount / tileLanes), Math.ceil(batch / rows)],
   };
 }
 
-/** Forward uniforms: steps s0 ≤ s < s1 of one sequence. */
-export interface ForwardRange {
-  batch: number;
-  steps: number;
-  hidden: number;
-  s0: number;
-  s1: number;
-  /** Batch rows per workgroup. */
-  chunk: number;
-  backwards: boolean;
-  /** Backwards pass returning its sequence in step order (Keras) rather than input time. */
-  stepOrder: boolean;
-  hasH0: boolean;
-  hasC0: boolean;
-  writeSeq: boolean;
-  save: boolean;
-  /** Offset (floats) of the final states in the packed output. */
-  tail: number;
-}
+/**
+ * Forward: steps s0 ≤ s < s1 of one sequence; `chunk` batch rows per workgroup; `stepOrder`: a
+ * backwards pass returns its sequence in step order (Keras) rather than input time; `tail`: offset
+ * (floats) of the final states in the packed output. Flags are 0 or 1.
+ */
+const RNN_FORWARD_UNIFORMS = uniformBlock({
+  B: "u32",
+  T: "u32",
+  H: "u32",
+  s0: "u32",
+  s1: "u32",
+  chunk: "u32",
+  backwards: "u32",
+  stepOrder: "u32",
+  hasH0: "u32",
+  hasC0: "u32",
+  writeSeq: "u32",
+  save: "u32",
+  tail: "u32",
+});
 
-export function forwardUniforms(s: ForwardRange): Uint32Array {
-  return new Uint32Array([
-    s.batch,
-    s.steps,
-    s.hidden,
-    s.s0,
-    s.s1,
-    s.chunk,
-    +s.backwards,
-    +s.stepOrder,
-    +s.hasH0,
-    +s.hasC0,
-    +s.writeSeq,
-    +s.save,
-    s.tail,
-  ]);
-}
+/**
+ * Backward: `count` passes for steps start − 1, start − 2, … (`start` is the first step plus one,
+ * so the dh0 pass, step −1, stays unsigned).
+ */
+const RNN_BACKWARD_UNIFORMS = uniformBlock({
+  B: "u32",
+  T: "u32",
+  H: "u32",
+  start: "u32",
+  count: "u32",
+  chunk: "u32",
+  backwards: "u32",
+  stepOrder: "u32",
+  seqGrad: "u32",
+  tail: "u32",
+});
 
-/** Backward uniforms: `count` passes for steps start, start − 1, …; step −1 is the dh0 pass. */
-export interface BackwardRange {
-  batch: number;
-  steps: number;
-  hidden: number;
-  start: number;
-  count: number;
-  chunk: number;
-  backwards: boolean;
-  stepOrder: boolean;
-  seqGrad: boolean;
-  tail: number;
-}
-
-export function backwardUniforms(s: BackwardRange): Uint32Array {
-  return new Uint32Array([
-    s.batch,
-    s.steps,
-    s.hidden,
-    s.start + 1, // shifted so the dh0 pass (step −1) stays unsigned
-    s.count,
-    s.chunk,
-    +s.backwards,
-    +s.stepOrder,
-    +s.seqGrad,
-    s.tail,
-  ]);
-}
+const BIAS_GRAD_UNIFORMS = uniformBlock({ rows: "u32", n: "u32", gx: "u32" });
+const PLACE_UNIFORMS = uniformBlock({ total: "u32", offset: "u32", n: "u32", gx: "u32" });
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -219,7 +203,10 @@ fn tanh_s(x: ${VT}) -> ${VT} { return tanh(clamp(x, ${VT}(-15.0), ${VT}(15.0)));
  * Variables are assigned rather than initialised where they must restart at every step: naga
  * hoists function variables to the entry block and zero-initialises them only once.
  */
-export function rnnForwardKernel(cell: RnnCell, tile: RnnTile): KernelSpec {
+export function rnnForwardKernel(
+  cell: RnnCell,
+  tile: RnnTile,
+): KernelSpec<typeof RNN_FORWARD_UNIFORMS.fields> {
   const G = GATES[cell];
   const S = SAVED[cell];
   const lstm = cell === "lstm";
@@ -340,12 +327,9 @@ export function rnnForwardKernel(cell: RnnCell, tile: RnnTile): KernelSpec {
     name: `${cell}_forward`,
     key: `w${W}l${tile.lanes}r${R}`,
     bindings: [...bindings],
-    uniform: true,
+    uniforms: RNN_FORWARD_UNIFORMS,
     code: () => /* wgsl */ `
-struct U {
-  B: u32, T: u32, H: u32, s0: u32, s1: u32, chunk: u32, backwards: u32,
-  stepOrder: u32, hasH0: u32, hasC0: u32, writeSeq: u32, save: u32, tail: u32,
-}
+${RNN_FORWARD_UNIFORMS.struct()}
 ${
       names.map((n, i) =>
         `@group(0) @binding(${i}) var<storage, ${
@@ -389,7 +373,10 @@ ${range(R).map(epilogue).join("\n")}
  * buffer; its cell carry holds dc ⊙ f. The dh0 pass only forms dh0 = carry + dĝ_0·Uᵀ into the
  * h carry.
  */
-export function rnnBackwardKernel(cell: RnnCell, tile: RnnTile): KernelSpec {
+export function rnnBackwardKernel(
+  cell: RnnCell,
+  tile: RnnTile,
+): KernelSpec<typeof RNN_BACKWARD_UNIFORMS.fields> {
   const G = GATES[cell];
   const S = SAVED[cell];
   const lstm = cell === "lstm";
@@ -490,12 +477,9 @@ export function rnnBackwardKernel(cell: RnnCell, tile: RnnTile): KernelSpec {
     name: `${cell}_backward`,
     key: `w${W}l${tile.lanes}r${R}`,
     bindings: [...bindings],
-    uniform: true,
+    uniforms: RNN_BACKWARD_UNIFORMS,
     code: () => /* wgsl */ `
-struct U {
-  B: u32, T: u32, H: u32, start: u32, count: u32, chunk: u32, backwards: u32,
-  stepOrder: u32, seqGrad: u32, tail: u32,
-}
+${RNN_BACKWARD_UNIFORMS.struct()}
 ${
       names.map((n, i) =>
         `@group(0) @binding(${i}) var<storage, ${
@@ -535,14 +519,14 @@ ${range(R).map(epilogue).join("\n")}
  * Bias gradient: column sums of [rows, n] gate gradients; with `pair` the second source fills a
  * second row (GRU: input bias from dxp, recurrent bias from dhp).
  */
-export function rnnBiasGradKernel(pair: boolean): KernelSpec {
+export function rnnBiasGradKernel(pair: boolean): KernelSpec<typeof BIAS_GRAD_UNIFORMS.fields> {
   return {
     name: "rnn_bias_grad",
     key: pair ? "pair" : "single",
     bindings: ["read", "read", "write"],
-    uniform: true,
+    uniforms: BIAS_GRAD_UNIFORMS,
     code: () => /* wgsl */ `
-struct U { rows: u32, n: u32, gx: u32 }
+${BIAS_GRAD_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -565,13 +549,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 }
 
 /** Places a gradient slice into a zero gradient of the packed output: out[offset + i] = g[i]. */
-export const rnnPlaceKernel: KernelSpec = {
+export const rnnPlaceKernel: KernelSpec<typeof PLACE_UNIFORMS.fields> = {
   name: "rnn_place",
   key: "",
   bindings: ["read", "write"],
-  uniform: true,
+  uniforms: PLACE_UNIFORMS,
   code: () => /* wgsl */ `
-struct U { total: u32, offset: u32, n: u32, gx: u32 }
+${PLACE_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> g: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;
