@@ -72,8 +72,5 @@ export class Rng {
   }
 }
 
-/** The process-wide generator used when no seed is given; `manualSeed` resets it. */
-export let globalRng = new Rng(0);
-export function manualSeed(seed: number): void {
-  globalRng = new Rng(seed);
-}
+/** The process-wide generator used when no generator is passed (seeded, so runs repeat). */
+export const globalRng = new Rng(0);
