@@ -31,14 +31,6 @@ function inGroups<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** The uniform block shared by the clipping kernels: gx, base, max_norm, pad, sizes[16]. */
-function clipUniforms(group: readonly GradRef[], gx: number, base: number, maxNorm: number) {
-  const block = new ArrayBuffer(4 * (4 + 16));
-  new Uint32Array(block).set([gx, base, 0, 0, ...group.map((g) => g.size)]);
-  new Float32Array(block, 8, 1)[0] = maxNorm;
-  return block;
-}
-
 /**
  * Scales the gradients of `params` (those that have one) in place so that their global L2 norm
  * is at most `maxNorm`: g ← g·min(1, maxNorm / (‖g‖ + 1e-6)). Returns ‖g‖ before clipping as a
@@ -78,19 +70,17 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
 
   let base = 0;
   for (const { group, gx } of sumGroups) {
-    rt.dispatch({
-      kernel: sumSquaresKernel(group.length),
+    rt.launch(sumSquaresKernel(group.length), {
       buffers: [...group.map((g) => g.storage), partials.storage],
-      uniforms: clipUniforms(group, gx, base, maxNorm),
+      params: { gx, base, max_norm: maxNorm, sizes: group.map((g) => g.size) },
       groups: [gx, group.length],
       flops: 2 * group.reduce((n, g) => n + g.size, 0),
     });
     base += group.length * gx;
   }
-  rt.dispatch({
-    kernel: NORM_KERNEL,
+  rt.launch(NORM_KERNEL, {
     buffers: [partials.storage, norm.storage],
-    uniforms: new Uint32Array([partialCount, 0, 0, 0]),
+    params: { count: partialCount },
     groups: [1],
   });
 
@@ -98,10 +88,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
   const unique = [...new Map(grads.map((g) => [g.storage, g])).values()];
   for (const group of inGroups(unique, groupSize)) {
     const gx = Math.max(...group.map((g) => chunksFor(g.size)));
-    rt.dispatch({
-      kernel: clipScaleKernel(group.length),
+    rt.launch(clipScaleKernel(group.length), {
       buffers: [...group.map((g) => g.storage), norm.storage],
-      uniforms: clipUniforms(group, gx, 0, maxNorm),
+      params: { gx, base: 0, max_norm: maxNorm, sizes: group.map((g) => g.size) },
       groups: [gx, group.length],
     });
   }

@@ -4,7 +4,7 @@
 import { formatShape, Tensor } from "../tensor.ts";
 import { type KernelSpec, runtime } from "../runtime.ts";
 import { grid1d, wgsl } from "../shaders/common.ts";
-import { UPDATE_HEADER_WORDS, type UpdateKernel, updateKernel } from "../shaders/optim.ts";
+import { type UpdateFields, type UpdateKernel, updateKernel } from "../shaders/optim.ts";
 import { add, mul } from "../ops/elementwise.ts";
 import { sum } from "../ops/reduce.ts";
 
@@ -44,8 +44,11 @@ function checkNonNegative(op: string, name: string, value: number): void {
   checkRange(op, name, value, 0, Infinity, true);
 }
 
-/** Base class: the parameter list, learning rate, step counter and per-parameter state slots. */
-export abstract class Optimizer {
+/**
+ * Base class: the parameter list, learning rate, step counter and per-parameter state slots.
+ * `K` names the update rule's f32 uniform fields.
+ */
+export abstract class Optimizer<K extends string = string> {
   readonly params: readonly Tensor[];
   readonly weightDecay: number;
   private lr: number;
@@ -53,7 +56,7 @@ export abstract class Optimizer {
   /** slots[k][i]: state slot k of parameter i. */
   private slots: Tensor[][];
   private disposed = false;
-  private updateSpec: KernelSpec | null = null;
+  private updateSpec: KernelSpec<UpdateFields> | null = null;
 
   protected constructor(
     readonly name: string,
@@ -119,18 +122,15 @@ export abstract class Optimizer {
     const t = this.steps + 1;
     const kernel = this.updateSpec ??= updateKernel(this.kernel(this.weightDecay > 0));
     const fields = this.uniforms(t, this.lr);
+    const decay = this.lr * this.weightDecay;
     const rt = runtime();
     for (const i of updates) {
       const p = this.params[i];
       if (p.size === 0) continue;
       const [gx, gy] = grid1d(Math.ceil(p.size / 4));
-      const block = new ArrayBuffer(4 * (UPDATE_HEADER_WORDS + fields.length));
-      new Uint32Array(block, 0, 2).set([p.size, gx]);
-      new Float32Array(block, 8).set([this.lr * this.weightDecay, ...fields]);
-      rt.dispatch({
-        kernel,
+      rt.launch(kernel, {
         buffers: [p.storage, p.grad!.storage, ...this.slots.map((slot) => slot[i].storage)],
-        uniforms: block,
+        params: { ...fields, n: p.size, gx, decay },
         groups: [gx, gy],
       });
     }
@@ -207,9 +207,9 @@ export abstract class Optimizer {
   }
 
   /** The update rule (its flags decide the kernel specialisation). */
-  protected abstract kernel(decay: boolean): UpdateKernel;
+  protected abstract kernel(decay: boolean): UpdateKernel<K>;
   /** Values of the kernel's uniform fields for step t (1-based) at learning rate lr. */
-  protected abstract uniforms(t: number, lr: number): number[];
+  protected abstract uniforms(t: number, lr: number): Record<K, number>;
 }
 
 // ---- SGD ----------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ export interface SGDOptions extends OptimizerOptions {
 }
 
 /** Keras SGD: lr 0.01, momentum 0, Nesterov off. */
-export class SGD extends Optimizer {
+export class SGD extends Optimizer<"lr" | "momentum"> {
   readonly momentum: number;
   readonly nesterov: boolean;
 
@@ -237,7 +237,7 @@ export class SGD extends Optimizer {
     this.nesterov = options.nesterov ?? false;
   }
 
-  protected kernel(decay: boolean): UpdateKernel {
+  protected kernel(decay: boolean): UpdateKernel<"lr" | "momentum"> {
     const body = this.momentum === 0
       ? "let w1 = wd - g * u.lr;"
       : this.nesterov
@@ -255,8 +255,8 @@ export class SGD extends Optimizer {
     };
   }
 
-  protected uniforms(_t: number, lr: number): number[] {
-    return [lr, this.momentum];
+  protected uniforms(_t: number, lr: number) {
+    return { lr, momentum: this.momentum };
   }
 }
 
@@ -275,7 +275,9 @@ export interface RMSpropOptions extends OptimizerOptions {
  * Keras 3 RMSprop: v ← ρv + (1−ρ)g²; w ← w − lr·g / √(v + ε). ε sits inside the square root
  * (Keras 3; tf.keras 2 added it outside). Centered: √(v − ḡ² + ε) with ḡ ← ρḡ + (1−ρ)g.
  */
-export class RMSprop extends Optimizer {
+type RMSpropField = "lr" | "rho" | "one_minus_rho" | "momentum" | "epsilon";
+
+export class RMSprop extends Optimizer<RMSpropField> {
   readonly rho: number;
   readonly momentum: number;
   readonly epsilon: number;
@@ -301,7 +303,7 @@ export class RMSprop extends Optimizer {
     this.centered = centered;
   }
 
-  protected kernel(decay: boolean): UpdateKernel {
+  protected kernel(decay: boolean): UpdateKernel<RMSpropField> {
     const momentum = this.momentum > 0;
     return {
       name: "rmsprop_update",
@@ -326,8 +328,9 @@ export class RMSprop extends Optimizer {
     };
   }
 
-  protected uniforms(_t: number, lr: number): number[] {
-    return [lr, this.rho, 1 - this.rho, this.momentum, this.epsilon];
+  protected uniforms(_t: number, lr: number) {
+    const { rho, momentum, epsilon } = this;
+    return { lr, rho, one_minus_rho: 1 - rho, momentum, epsilon };
   }
 }
 
@@ -345,7 +348,9 @@ export interface AdamOptions extends OptimizerOptions {
  * Keras 3 Adam: m ← m + (g − m)(1−β1); v ← v + (g² − v)(1−β2);
  * w ← w − α_t·m / (√v + ε) with α_t = lr·√(1−β2ᵗ)/(1−β1ᵗ) ("ε-hat" form).
  */
-export class Adam extends Optimizer {
+type AdamField = "alpha" | "one_minus_beta1" | "one_minus_beta2" | "epsilon";
+
+export class Adam extends Optimizer<AdamField> {
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
@@ -367,7 +372,7 @@ export class Adam extends Optimizer {
     this.amsgrad = amsgrad;
   }
 
-  protected kernel(decay: boolean): UpdateKernel {
+  protected kernel(decay: boolean): UpdateKernel<AdamField> {
     return {
       name: "adam_update",
       key: `amsgrad=${this.amsgrad}`,
@@ -385,9 +390,14 @@ export class Adam extends Optimizer {
     };
   }
 
-  protected uniforms(t: number, lr: number): number[] {
+  protected uniforms(t: number, lr: number) {
     const alpha = lr * Math.sqrt(1 - this.beta2 ** t) / (1 - this.beta1 ** t);
-    return [alpha, 1 - this.beta1, 1 - this.beta2, this.epsilon];
+    return {
+      alpha,
+      one_minus_beta1: 1 - this.beta1,
+      one_minus_beta2: 1 - this.beta2,
+      epsilon: this.epsilon,
+    };
   }
 }
 

@@ -3,6 +3,7 @@
 // vec4s: pool buffers are 256-byte multiples, so a tensor's last vec4 always lies inside its
 // buffer; lanes past the logical size are computed but never written back.
 import type { KernelSpec } from "../runtime.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG, wgsl } from "./common.ts";
 
 const LIVE_LANES = /* wgsl */ `
@@ -10,17 +11,18 @@ fn live_lanes(i: u32, n: u32) -> vec4<bool> {
   return vec4u(i * 4u) + vec4u(0u, 1u, 2u, 3u) < vec4u(n);
 }`;
 
-/** Words at the head of every update kernel's uniform block; the kernel's own f32s follow. */
-export const UPDATE_HEADER_WORDS = 3;
+/** An update kernel's uniform block: n, gx, decay, then the rule's own f32 fields. */
+export type UpdateFields = { n: "u32"; gx: "u32"; decay: "f32" } & Record<string, "u32" | "f32">;
 
-export interface UpdateKernel {
+/** An update rule; `K` names its f32 uniform fields. */
+export interface UpdateKernel<K extends string = string> {
   /** Kernel family, e.g. "adam_update". */
   name: string;
   key: string;
   /** State tensors, read and written in place, bound after the weight and the gradient. */
   slots: readonly string[];
-  /** f32 uniform fields after the header (n, gx, decay), in upload order. */
-  fields: readonly string[];
+  /** f32 uniform fields after n, gx and decay. */
+  fields: readonly K[];
   /** Decoupled weight decay `w ← w − w·decay` before the update (Keras `weight_decay`). */
   decay: boolean;
   /**
@@ -31,16 +33,22 @@ export interface UpdateKernel {
 }
 
 /** Wraps an update rule in the load / mask / store frame shared by every optimizer. */
-export function updateKernel(spec: UpdateKernel): KernelSpec {
+export function updateKernel(spec: UpdateKernel): KernelSpec<UpdateFields> {
   const { slots } = spec;
+  const uniforms = uniformBlock<UpdateFields>({
+    n: "u32",
+    gx: "u32",
+    decay: "f32",
+    ...Object.fromEntries(spec.fields.map((f) => [f, "f32" as const])),
+  });
   return {
     name: spec.name,
     key: `${spec.key}|decay=${spec.decay}`,
     bindings: ["write", "read", ...slots.map(() => "write" as const)],
-    uniform: true,
+    uniforms,
     code: () =>
       wgsl`
-struct U { n: u32, gx: u32, decay: f32, ${spec.fields.map((f) => `${f}: f32`).join(", ")} }
+${uniforms.struct()}
 @group(0) @binding(0) var<storage, read_write> w: array<vec4f>;
 @group(0) @binding(1) var<storage, read> grad: array<vec4f>;
 ${
@@ -74,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 // ---- global-norm clipping ---------------------------------------------------------------------
 
-/** Gradients bound per clipping dispatch (the sizes live in a uniform array<vec4u, 4>). */
+/** Gradients bound per clipping dispatch (their sizes fill the block's `sizes`). */
 export const CLIP_GROUP_MAX = 15;
 
 function gradBindings(count: number, access: "read" | "read_write"): string {
@@ -84,8 +92,16 @@ function gradBindings(count: number, access: "read" | "read_write"): string {
   ).join("\n");
 }
 
-const CLIP_UNIFORM = /* wgsl */ `
-struct U { gx: u32, base: u32, max_norm: f32, pad: u32, sizes: array<vec4u, 4> }
+/** The block shared by the sum-of-squares and scale passes. */
+const CLIP_UNIFORMS = uniformBlock({
+  gx: "u32",
+  base: "u32",
+  max_norm: "f32",
+  sizes: "array<vec4u, 4>",
+});
+
+const CLIP_PRELUDE = /* wgsl */ `
+${CLIP_UNIFORMS.struct()}
 fn size_of(j: u32) -> u32 { return u.sizes[j / 4u][j % 4u]; }`;
 
 const TREE_SUM = /* wgsl */ `
@@ -104,18 +120,18 @@ fn tree_sum(lid: u32, value: f32) -> f32 {
  * Σg² of `count` gradients: workgroup (x, j) strides over gradient j and writes its partial sum
  * to `partials[base + j·gx + x]`.
  */
-export function sumSquaresKernel(count: number): KernelSpec {
+export function sumSquaresKernel(count: number): KernelSpec<typeof CLIP_UNIFORMS.fields> {
   const cases = Array.from({ length: count }, (_, j) => `case ${j}u: { return g${j}[i]; }`);
   return {
     name: "clip_sum_squares",
     key: `${count}`,
     bindings: [...Array.from({ length: count }, () => "read" as const), "write"],
-    uniform: true,
+    uniforms: CLIP_UNIFORMS,
     code: () => `
 ${gradBindings(count, "read")}
 @group(0) @binding(${count}) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(${count + 1}) var<uniform> u: U;
-${CLIP_UNIFORM}
+${CLIP_PRELUDE}
 ${LIVE_LANES}
 ${TREE_SUM}
 fn load(j: u32, i: u32) -> vec4f {
@@ -139,14 +155,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   };
 }
 
+const NORM_UNIFORMS = uniformBlock({ count: "u32" });
+
 /** One workgroup: norm[0] = √(Σ partials). */
-export const NORM_KERNEL: KernelSpec = {
+export const NORM_KERNEL: KernelSpec<typeof NORM_UNIFORMS.fields> = {
   name: "clip_norm",
   key: "",
   bindings: ["read", "write"],
-  uniform: true,
+  uniforms: NORM_UNIFORMS,
   code: () => `
-struct U { count: u32 }
+${NORM_UNIFORMS.struct()}
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
 @group(0) @binding(1) var<storage, read_write> norm: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -161,7 +179,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 };
 
 /** Scales `count` gradients in place by min(1, max_norm / (norm + 1e-6)); no traffic when 1. */
-export function clipScaleKernel(count: number): KernelSpec {
+export function clipScaleKernel(count: number): KernelSpec<typeof CLIP_UNIFORMS.fields> {
   const cases = Array.from(
     { length: count },
     (_, j) => `case ${j}u: { g${j}[i] = select(g${j}[i], g${j}[i] * s, live); }`,
@@ -170,12 +188,12 @@ export function clipScaleKernel(count: number): KernelSpec {
     name: "clip_scale",
     key: `${count}`,
     bindings: [...Array.from({ length: count }, () => "write" as const), "read"],
-    uniform: true,
+    uniforms: CLIP_UNIFORMS,
     code: () => `
 ${gradBindings(count, "read_write")}
 @group(0) @binding(${count}) var<storage, read> norm: array<f32>;
 @group(0) @binding(${count + 1}) var<uniform> u: U;
-${CLIP_UNIFORM}
+${CLIP_PRELUDE}
 ${LIVE_LANES}
 fn scale(j: u32, i: u32, s: f32, live: vec4<bool>) {
   switch j {
