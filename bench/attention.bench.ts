@@ -3,15 +3,14 @@
 // Goals on lavapipe (issue 5): attention forward ≤ 6 ms, softmax ≤ 5 ms.
 import { Tensor } from "../engine/tensor.ts";
 import { noGrad } from "../engine/autograd.ts";
-import { attention } from "../engine/ops/attention.ts";
+import { attention, attentionFlops } from "../engine/ops/attention.ts";
 import { softmax } from "../engine/ops/reduce.ts";
 import { benchKernel } from "./lib/kernel.ts";
 import { softmaxWork } from "./lib/work.ts";
 
 const [B, H, S, D] = [8, 4, 128, 32];
 const SHAPE = `b${B} h${H} s${S} d${D}`;
-/** Q·Kᵀ and P·V: 2·S·S·D multiply-adds each per head. */
-const FORWARD_FLOPS = 2 * B * H * S * S * (D + D);
+const WORK = attentionFlops({ batch: B, heads: H, sq: S, sk: S, d: D, dv: D });
 /** q, k, v read and the output written once (the score matrix never leaves the kernel). */
 const FORWARD_BYTES = 4 * 4 * B * H * S * D;
 
@@ -22,7 +21,7 @@ benchKernel({
   kernel: "attention",
   variant: "forward",
   shape: SHAPE,
-  work: { flops: FORWARD_FLOPS, bytes: FORWARD_BYTES },
+  work: { flops: WORK.forward, bytes: FORWARD_BYTES },
   setup: () => {
     const [q, k, v] = qkv(false);
     return () => attention(q, k, v).dispose();
@@ -33,7 +32,8 @@ benchKernel({
   kernel: "attention",
   variant: "forward causal",
   shape: SHAPE,
-  work: { flops: FORWARD_FLOPS / 2, bytes: FORWARD_BYTES },
+  // The causal kernel skips the masked half of the scores (the op counts them all).
+  work: { flops: WORK.forward / 2, bytes: FORWARD_BYTES },
   setup: () => {
     const [q, k, v] = qkv(false);
     return () => attention(q, k, v, { mask: "causal" }).dispose();
@@ -44,9 +44,8 @@ benchKernel({
   kernel: "attention",
   variant: "forward+backward",
   shape: SHAPE,
-  // Backward recomputes the scores and does four more products: 3.5× the forward's FLOPs;
-  // it reads q, k, v, o, dO and writes dq, dk, dv.
-  work: { flops: 3.5 * FORWARD_FLOPS, bytes: 3 * FORWARD_BYTES },
+  // Backward reads q, k, v, o, dO and writes dq, dk, dv.
+  work: { flops: WORK.forward + WORK.backwardQuery + WORK.backwardKey, bytes: 3 * FORWARD_BYTES },
   setup: () => {
     const [q, k, v] = qkv(true);
     const seed = Tensor.uniform([B, H, S, D], -1, 1).keep();

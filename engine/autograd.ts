@@ -4,7 +4,6 @@
 // is a compile error inside that family and this file imports no op.
 import type { Tensor } from "./tensor.ts";
 // TRANSITIONAL: families not yet converted to recorder(); this block goes once all are.
-import { attentionRules } from "./ops/attention.ts";
 import { decodeRules } from "./ops/decode.ts";
 export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
 // deno-lint-ignore no-explicit-any
@@ -12,7 +11,6 @@ let legacyTable: Record<string, any> | null = null;
 // deno-lint-ignore no-explicit-any
 function legacyRule(op: string): any {
   legacyTable ??= {
-    ...attentionRules,
     ...decodeRules,
   };
   return legacyTable[op];

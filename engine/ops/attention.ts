@@ -8,11 +8,10 @@
 // 0. A query row whose keys are all masked has no defined softmax: its output and weights are 0
 // (and so are its gradients), instead of the NaN a plain softmax would give.
 import { formatShape, Tensor } from "../tensor.ts";
-import { type Attrs, type LegacyRules as Rules, needsGrad, record } from "../autograd.ts";
+import { recorder, type Rules } from "../autograd.ts";
 import { runtime, type Storage } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {
-  ATTENTION_UNIFORM_WORDS,
   attentionBackwardKeyKernel,
   attentionBackwardQueryKernel,
   attentionForwardKernel,
@@ -21,7 +20,9 @@ import {
   type MaskKind,
 } from "../shaders/attention.ts";
 
-export type AttentionOp = "attention";
+interface AttentionAttrs {
+  attention: { kind: MaskKind; window: number; strides: number[]; scale: number };
+}
 
 /**
  * - `"causal"`: query i sees keys j ≤ i + (Sk − Sq) (aligned bottom-right, so the last query
@@ -54,7 +55,7 @@ function groupsFor(kernel: AttentionKernel, n: number, heads: number): [number, 
   return [Math.ceil(n / (kernel.rows * kernel.lanes)), heads];
 }
 
-interface Geometry {
+export interface AttentionGeometry {
   batch: number;
   heads: number;
   sq: number;
@@ -63,7 +64,7 @@ interface Geometry {
   dv: number;
 }
 
-function checkOperands(q: Tensor, k: Tensor, v: Tensor): Geometry {
+function checkOperands(q: Tensor, k: Tensor, v: Tensor): AttentionGeometry {
   const all = `q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)}`;
   for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
     t.assertAlive("attention");
@@ -98,7 +99,7 @@ interface MaskPlan {
   strides: number[];
 }
 
-function planMask(mask: AttentionMask | undefined, geo: Geometry): MaskPlan {
+function planMask(mask: AttentionMask | undefined, geo: AttentionGeometry): MaskPlan {
   const none = { window: 0, tensor: null, strides: [0, 0, 0, 0] };
   if (mask === undefined) return { kind: "none", ...none };
   if (mask === "causal") return { kind: "causal", ...none };
@@ -134,22 +135,41 @@ function planMask(mask: AttentionMask | undefined, geo: Geometry): MaskPlan {
   );
 }
 
-function uniforms(geo: Geometry, plan: MaskPlan, scale: number, gx = 0, total = 0): ArrayBuffer {
-  const block = new ArrayBuffer(ATTENTION_UNIFORM_WORDS * 4);
-  const words = new Uint32Array(block);
-  words.set([geo.sq, geo.sk, geo.heads, plan.window]);
-  new Float32Array(block)[4] = scale;
-  new Int32Array(block)[5] = geo.sk - geo.sq;
-  words.set([...plan.strides, gx, total], 6);
-  return block;
+/** Uniform values; `gx` and `total` only matter to the weights kernel. */
+function params(geo: AttentionGeometry, plan: MaskPlan, scale: number, gx = 0, total = 0) {
+  const [mask_b, mask_h, mask_q, mask_k] = plan.strides;
+  const { sq, sk, heads } = geo;
+  return {
+    sq,
+    sk,
+    heads,
+    window: plan.window,
+    scale,
+    shift: sk - sq,
+    mask_b,
+    mask_h,
+    mask_q,
+    mask_k,
+    gx,
+    total,
+  };
 }
 
 function bind(kernel: AttentionKernel, named: Record<string, Storage>): Storage[] {
   return kernel.order.map((name) => named[name]);
 }
 
-function attentionFlops(geo: Geometry): number {
-  return 2 * geo.batch * geo.heads * geo.sq * geo.sk * (geo.d + geo.dv);
+/**
+ * Work of each pass, masked scores included: the forward's q·kᵀ and p·v; the backward recomputes
+ * the scores, its query pass doing as much as the forward and its key pass 1.5× that.
+ */
+export function attentionFlops(geo: AttentionGeometry): {
+  forward: number;
+  backwardQuery: number;
+  backwardKey: number;
+} {
+  const forward = 2 * geo.batch * geo.heads * geo.sq * geo.sk * (geo.d + geo.dv);
+  return { forward, backwardQuery: forward, backwardKey: 1.5 * forward };
 }
 
 /**
@@ -195,12 +215,13 @@ export function attention(
   if (plan.tensor) named.mask = plan.tensor.storage;
   if (out.size > 0) {
     const forward = attentionForwardKernel(geo.d, geo.dv, plan.kind, geo.sq);
-    rt.dispatch({
-      kernel: forward.kernel,
+    rt.launch(forward.kernel, {
       buffers: bind(forward, named),
-      uniforms: uniforms(geo, plan, scale),
+      params: params(geo, plan, scale),
       groups: groupsFor(forward, geo.sq, heads),
-      flops: attentionFlops(geo),
+      flops: attentionFlops(geo).forward,
+      outputs: [out],
+      op: "attention",
     });
   }
   let weights: Tensor | null = null;
@@ -209,38 +230,30 @@ export function attention(
     if (weights.size > 0) {
       const [gx, gy] = grid1d(weights.size);
       const kernel = attentionWeightsKernel(geo.d, plan.kind);
-      rt.dispatch({
-        kernel: kernel.kernel,
+      rt.launch(kernel.kernel, {
         buffers: bind(kernel, { ...named, weights: weights.storage }),
-        uniforms: uniforms(geo, plan, scale, gx, weights.size),
+        params: params(geo, plan, scale, gx, weights.size),
         groups: [gx, gy],
         flops: 2 * weights.size * geo.d,
       });
     }
   }
-  if (rt.checkNaN) rt.checkFinite(out.storage, out.size, "attention");
   const inputs = plan.tensor ? [q, k, v, plan.tensor] : [q, k, v];
-  if (needsGrad(inputs)) {
-    const attrs: Attrs = { kind: plan.kind, window: plan.window, strides: plan.strides, scale };
-    const saved = [q, k, v, out, lse];
-    if (plan.tensor) saved.push(plan.tensor);
-    record("attention", out, inputs, saved, attrs);
-  }
+  const saved = [q, k, v, out, lse];
+  if (plan.tensor) saved.push(plan.tensor);
+  const attrs = { kind: plan.kind, window: plan.window, strides: plan.strides, scale };
+  record("attention", out, inputs, saved, attrs);
   lse.dispose();
   return weights ? { output: out, weights } : out;
 }
 
-export const attentionRules: Rules<AttentionOp> = {
+const attentionRules: Rules<AttentionAttrs> = {
   attention: (grad, node) => {
     const [q, k, v, out, lse, mask] = node.saved;
     const geo = checkOperands(q, k, v);
-    const plan: MaskPlan = {
-      kind: node.attrs.kind as MaskKind,
-      window: node.attrs.window as number,
-      tensor: mask ?? null,
-      strides: node.attrs.strides as number[],
-    };
-    const block = uniforms(geo, plan, node.attrs.scale as number);
+    const { kind, window, strides, scale } = node.attrs;
+    const plan: MaskPlan = { kind, window, tensor: mask ?? null, strides };
+    const block = params(geo, plan, scale);
     const heads = geo.batch * geo.heads;
     const rt = runtime();
     const dq = Tensor.empty(q.shape);
@@ -256,15 +269,14 @@ export const attentionRules: Rules<AttentionOp> = {
       delta: delta.storage,
     };
     if (mask) named.mask = mask.storage;
-    const flops = attentionFlops(geo);
+    const work = attentionFlops(geo);
     if (dq.size > 0) {
       const queries = attentionBackwardQueryKernel(geo.d, geo.dv, plan.kind, geo.sq);
-      rt.dispatch({
-        kernel: queries.kernel,
+      rt.launch(queries.kernel, {
         buffers: bind(queries, named),
-        uniforms: block,
+        params: block,
         groups: groupsFor(queries, geo.sq, heads),
-        flops,
+        flops: work.backwardQuery,
       });
     }
     const [, inK, inV] = node.inputs;
@@ -275,12 +287,11 @@ export const attentionRules: Rules<AttentionOp> = {
       dv = Tensor.empty(v.shape);
       if (dk.size > 0) {
         const keys = attentionBackwardKeyKernel(geo.d, geo.dv, plan.kind, geo.sk);
-        rt.dispatch({
-          kernel: keys.kernel,
+        rt.launch(keys.kernel, {
           buffers: bind(keys, { ...named, dk: dk.storage, dvalue: dv.storage }),
-          uniforms: block,
+          params: block,
           groups: groupsFor(keys, geo.sk, heads),
-          flops: 1.5 * flops,
+          flops: work.backwardKey,
         });
       }
     }
@@ -290,3 +301,4 @@ export const attentionRules: Rules<AttentionOp> = {
     return grads;
   },
 };
+const record = recorder(attentionRules);

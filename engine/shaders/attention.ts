@@ -15,13 +15,33 @@
 // A row with every key masked gets output 0, weights 0 and lse = FULLY_MASKED; the backward
 // kernels give such rows probability 0.
 import type { KernelSpec } from "../runtime.ts";
+import { tunable } from "../tuning.ts";
+import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX } from "./common.ts";
 
 /** How scores are masked: index rules (causal, sliding window) or an additive tensor. */
 export type MaskKind = "none" | "causal" | "window" | "tensor";
 
-/** Words of the uniform block `U` below. */
-export const ATTENTION_UNIFORM_WORDS = 12;
+/** The uniform block `U` of every attention kernel. */
+const ATTENTION_UNIFORMS = uniformBlock({
+  sq: "u32",
+  sk: "u32",
+  heads: "u32",
+  window: "u32",
+  scale: "f32",
+  /** sk − sq: query i sits at key position i + shift (causal masks align bottom-right). */
+  shift: "i32",
+  /** Additive mask strides over [B, H, Sq, Sk] (0 where it broadcasts). */
+  mask_b: "u32",
+  mask_h: "u32",
+  mask_q: "u32",
+  mask_k: "u32",
+  /** Weights kernel: workgroups along x, and the element count (0 elsewhere). */
+  gx: "u32",
+  total: "u32",
+});
+
+type AttentionSpec = KernelSpec<typeof ATTENTION_UNIFORMS.fields>;
 
 /** Invocations per workgroup: one SIMD row of lanes on a CPU adapter. */
 const LANES = 8;
@@ -31,8 +51,12 @@ const LANES = 8;
  * the keys the forward kernel scores before it rescales its accumulators once. Measured on
  * lavapipe (b8 h4 s128 d32, shared 2 cores): forward 8 rows × 2-key tiles beat 4×4, 6×2, 8×4,
  * 12×2 and 16×2 (16 rows also compile for ~9 s); backward 8 query / 4 key rows beat 4/4 and 6/6.
+ * GPUs take the same until measured.
  */
-export const ATTENTION_TUNING = { forwardRows: 8, keyTile: 2, queryRows: 8, keyRows: 4 };
+export const ATTENTION_TUNING = tunable("attention", {
+  cpu: { forwardRows: 8, keyTile: 2, queryRows: 8, keyRows: 4 },
+  gpu: { forwardRows: 8, keyTile: 2, queryRows: 8, keyRows: 4 },
+});
 
 /**
  * Rows per invocation for `count` rows in all: the tuned number, or the next power of two ≥
@@ -47,20 +71,7 @@ function rowsFor(tuned: number, count: number): number {
 
 function header(kind: MaskKind): string {
   return /* wgsl */ `
-struct U {
-  sq: u32,
-  sk: u32,
-  heads: u32,
-  window: u32,
-  scale: f32,
-  shift: i32,  // sk − sq: query i sits at key position i + shift (causal masks align bottom-right)
-  mask_b: u32, // additive mask strides over [B, H, Sq, Sk] (0 where it broadcasts)
-  mask_h: u32,
-  mask_q: u32,
-  mask_k: u32,
-  gx: u32,     // weights kernel: workgroups along x, and the element count
-  total: u32,
-}
+${ATTENTION_UNIFORMS.struct()}
 const MASKED = -3.4e38;
 const MASK_LIMIT = -3.0e38;
 const FULLY_MASKED = 3.0e38;
@@ -187,7 +198,7 @@ function withMask(kind: MaskKind, names: Names): Names {
 
 /** A kernel and the buffer names its bindings take, in order. */
 export interface AttentionKernel {
-  kernel: KernelSpec;
+  kernel: AttentionSpec;
   order: string[];
   /** Rows one invocation owns, and invocations per workgroup. */
   rows: number;
@@ -201,13 +212,13 @@ function spec(
   names: Names,
   body: string[],
 ): AttentionKernel {
-  const key = `${dims.d}|${dims.dv}|${dims.kind}|${rows}|${ATTENTION_TUNING.keyTile}`;
+  const key = `${dims.d}|${dims.dv}|${dims.kind}|${rows}|${ATTENTION_TUNING.get().keyTile}`;
   return {
     kernel: {
       name,
       key,
       bindings: names.map(([, access]) => access),
-      uniform: true,
+      uniforms: ATTENTION_UNIFORMS,
       code: () =>
         `${header(dims.kind)}\n${bindings(dims, names)}\n` +
         `@compute @workgroup_size(${LANES})\n` +
@@ -232,8 +243,8 @@ export function attentionForwardKernel(
   queries: number,
 ): AttentionKernel {
   const dims = { d, dv, kind };
-  const R = rowsFor(ATTENTION_TUNING.forwardRows, queries);
-  const T = ATTENTION_TUNING.keyTile;
+  const { forwardRows, keyTile: T } = ATTENTION_TUNING.get();
+  const R = rowsFor(forwardRows, queries);
   const [cd, cv] = [chunksOf(d), chunksOf(dv)];
   const names = withMask(kind, [["q", "read"], ["k", "read"], ["v", "read"], ["out", "write"], [
     "lse",
@@ -318,7 +329,7 @@ export function attentionBackwardQueryKernel(
   queries: number,
 ): AttentionKernel {
   const dims = { d, dv, kind };
-  const R = rowsFor(ATTENTION_TUNING.queryRows, queries);
+  const R = rowsFor(ATTENTION_TUNING.get().queryRows, queries);
   const [cd, cv] = [chunksOf(d), chunksOf(dv)];
   const names = withMask(kind, [
     ["q", "read"],
@@ -388,7 +399,7 @@ export function attentionBackwardKeyKernel(
   keys: number,
 ): AttentionKernel {
   const dims = { d, dv, kind };
-  const R = rowsFor(ATTENTION_TUNING.keyRows, keys);
+  const R = rowsFor(ATTENTION_TUNING.get().keyRows, keys);
   const [cd, cv] = [chunksOf(d), chunksOf(dv)];
   const names = withMask(kind, [
     ["q", "read"],
@@ -488,7 +499,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       name: "attention_weights",
       key: `${d}|${kind}`,
       bindings: names.map(([, access]) => access),
-      uniform: true,
+      uniforms: ATTENTION_UNIFORMS,
       code: () => body,
     },
     order: names.map(([n]) => n),
