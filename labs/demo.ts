@@ -21,7 +21,8 @@ import type { Callback, Logs } from "../engine/train/callbacks.ts";
 import { evaluate, fit, type History } from "../engine/train/fit.ts";
 import { ProgressBar } from "../engine/train/progress.ts";
 import { writeFileAtomic } from "../tracking/files.ts";
-import { MlflowStore, withRun } from "../tracking/mlflow.ts";
+import { withRun } from "../tracking/run.ts";
+import { openStore } from "../tracking/store.ts";
 import { type LabArgs, registerLab } from "./registry.ts";
 
 /** Two interleaved spirals, `n` points per class, in a seeded random order. */
@@ -149,7 +150,7 @@ async function run(args: LabArgs): Promise<void> {
 
   const table = summary(model, [2], { name: "demo_mlp" }).text;
   args.out.write(`${table}\n`);
-  const store = new MlflowStore();
+  const store = openStore();
   await withRun(store, "demo", {
     runName: `demo-seed${config.seed}${resumed ? `-resumed${initialEpoch}` : ""}`,
     tags: {

@@ -26,7 +26,8 @@ import { evaluate, fit, type History } from "../engine/train/fit.ts";
 import { ProgressBar } from "../engine/train/progress.ts";
 import { kernels, type MlpOptions, MNIST_INPUTS, mnistMlp } from "../models/mlp.ts";
 import { writeFileAtomic } from "../tracking/files.ts";
-import { MlflowStore, type Run, withRun } from "../tracking/mlflow.ts";
+import { type Run, withRun } from "../tracking/run.ts";
+import { openStore } from "../tracking/store.ts";
 import { loadMnist } from "./data/mnist.ts";
 import { learningCurvesSpec, renderPng } from "./figures.ts";
 import type { LabArgs } from "./registry.ts";
@@ -217,7 +218,7 @@ export async function trainMnistRun(
 
   const summaryText = summary(model, [MNIST_INPUTS], { name: spec.runName ?? spec.slug }).text;
   args.out.write(`\n== ${spec.title} ==\n${summaryText}\n`);
-  const store = new MlflowStore();
+  const store = openStore();
   const result = await withRun(store, spec.experiment, {
     runName: spec.runName,
     tags: {

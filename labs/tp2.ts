@@ -13,7 +13,7 @@
 import { Adam, type Optimizer, RMSprop, SGD } from "../engine/optim/optimizers.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import type { History } from "../engine/train/fit.ts";
-import type { Run } from "../tracking/mlflow.ts";
+import type { Run } from "../tracking/run.ts";
 import { curvesSpec, renderPng } from "./figures.ts";
 import {
   disposeRun,

@@ -4,14 +4,15 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { runLab as train } from "./lab_runner.ts";
 import { decodeSafetensors } from "../engine/io/safetensors.ts";
-import { MlflowStore, type RunRecord } from "../tracking/mlflow.ts";
+import { FileStore } from "../tracking/file_store.ts";
+import type { RunRecord } from "../tracking/store.ts";
 
 /** The demo experiment's runs, read back with the tracking reader. */
 async function demoRuns(mlruns: string): Promise<RunRecord[]> {
-  const store = new MlflowStore(mlruns);
+  const store = new FileStore(mlruns);
   const experiment = await store.getExperimentByName("demo");
   assert.ok(experiment, "no 'demo' experiment");
-  return store.listRuns(experiment.experimentId);
+  return store.searchRuns({ experimentIds: [experiment.experimentId] });
 }
 
 /** Values by step. */
@@ -20,7 +21,7 @@ function metric(run: RunRecord, key: string): Map<number, number> {
 }
 
 async function weights(mlruns: string, run: RunRecord): Promise<Record<string, number[]>> {
-  const bytes = await new MlflowStore(mlruns).readArtifact(
+  const bytes = await new FileStore(mlruns).readArtifact(
     run.info.runId,
     "model/model.safetensors",
   );
@@ -87,7 +88,7 @@ Deno.test("cli: demo --quick writes a FINISHED MLflow run with metrics and the m
   assert.equal(run.params.epochs, "6");
   assert.equal(run.params.seed, "0");
   assert.equal(Object.keys(await weights(mlruns, run)).length, 6);
-  const store = new MlflowStore(mlruns);
+  const store = new FileStore(mlruns);
   const config = JSON.parse(
     new TextDecoder().decode(await store.readArtifact(run.info.runId, "model/config.json")),
   );

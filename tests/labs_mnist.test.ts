@@ -13,14 +13,15 @@ import { predict } from "../engine/train/fit.ts";
 import { loadMnist } from "../labs/data/mnist.ts";
 import { QUICK_TEST } from "../labs/mnist_run.ts";
 import { biasVarianceVerdict } from "../labs/tp2.ts";
-import { MlflowStore, type RunRecord } from "../tracking/mlflow.ts";
+import { FileStore } from "../tracking/file_store.ts";
+import type { RunRecord } from "../tracking/store.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
-async function runsOf(store: MlflowStore, experimentName: string): Promise<RunRecord[]> {
+async function runsOf(store: FileStore, experimentName: string): Promise<RunRecord[]> {
   const experiment = await store.getExperimentByName(experimentName);
   assert.ok(experiment, `no experiment '${experimentName}'`);
-  return store.listRuns(experiment.experimentId);
+  return store.searchRuns({ experimentIds: [experiment.experimentId] });
 }
 
 /** Steps of a metric, in order. */
@@ -33,7 +34,7 @@ function value(run: RunRecord, key: string): number {
   return run.metrics[key].at(-1)!.value;
 }
 
-async function assertPng(store: MlflowStore, run: RunRecord, file: string): Promise<void> {
+async function assertPng(store: FileStore, run: RunRecord, file: string): Promise<void> {
   const png = await store.readArtifact(run.info.runId, file);
   assert.deepEqual([...png.subarray(0, 8)], PNG_SIGNATURE, `${file} is not a PNG`);
   // Two panels with axes, labels and curves: blank or label-less renders are far smaller.
@@ -41,7 +42,7 @@ async function assertPng(store: MlflowStore, run: RunRecord, file: string): Prom
 }
 
 /** Checks what every lab run has: FINISHED, no reader warnings, the figure and summary. */
-async function assertCompleteRun(store: MlflowStore, run: RunRecord): Promise<void> {
+async function assertCompleteRun(store: FileStore, run: RunRecord): Promise<void> {
   assert.equal(run.info.status, "FINISHED", run.info.runName);
   assert.deepEqual(run.warnings, []);
   assert.ok(run.info.endTime! >= run.info.startTime!);
@@ -77,7 +78,7 @@ Deno.test("tp1 --quick: a FINISHED Default run with the spec's names, the figure
   assert.match(stdout, /Total params: 407,050 /);
   assert.match(stdout, /^Test accuracy: 0\.\d{4} /m);
 
-  const store = new MlflowStore(mlruns);
+  const store = new FileStore(mlruns);
   const experiment = await store.getExperimentByName("Default");
   assert.equal(experiment?.experimentId, "0");
   const runs = await runsOf(store, "Default");
@@ -155,7 +156,7 @@ Deno.test("tp2 --quick: every exercise's run, names, metrics, figures and conclu
     mlruns,
   );
   assert.equal(code, 0, stderr);
-  const store = new MlflowStore(mlruns);
+  const store = new FileStore(mlruns);
   const expected: Record<string, string[]> = {
     "Bias Variance Analysis": ["Base_Model_Bias_Variance"],
     "Regularization": ["Model_With_L2_Dropout"],
@@ -227,7 +228,7 @@ Deno.test("tp2 --quick: every exercise's run, names, metrics, figures and conclu
     path.join(tmp, "mlruns4"),
   );
   assert.equal(only.code, 0, only.stderr);
-  const store4 = new MlflowStore(path.join(tmp, "mlruns4"));
+  const store4 = new FileStore(path.join(tmp, "mlruns4"));
   assert.deepEqual(
     (await store4.listExperiments()).map((e) => e.name).filter((n) => n !== "Default"),
     ["Batch Normalization Test"],

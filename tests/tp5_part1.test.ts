@@ -17,7 +17,7 @@ import {
   scalingWithinTolerance,
 } from "../labs/tp5/part1.ts";
 import { AttentionGru } from "../models/attention_gru.ts";
-import { MlflowStore } from "../tracking/mlflow.ts";
+import { FileStore } from "../tracking/file_store.ts";
 import { randomData, setup, testRng } from "./helpers.ts";
 
 await setup();
@@ -195,10 +195,10 @@ Deno.test("tp5 --part 1 --quick: FINISHED runs with params, per-epoch and span m
   assert.match(stdout, /all \d+ checks passed/);
   assert.match(stdout, /\[burst\/simple\] epoch 3\/3/);
 
-  const store = new MlflowStore(mlruns);
+  const store = new FileStore(mlruns);
   const experiment = await store.getExperimentByName(PART1_EXPERIMENT);
   assert.ok(experiment);
-  const runs = await store.listRuns(experiment.experimentId);
+  const runs = await store.searchRuns({ experimentIds: [experiment.experimentId] });
   const byName = new Map(runs.map((r) => [r.info.runName, r]));
   assert.deepEqual([...byName.keys()].sort(), ["burst_simple", "scaling_variance", "sum_simple"]);
   const decode = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b));

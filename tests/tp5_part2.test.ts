@@ -10,7 +10,7 @@ import { Tensor, tidy } from "../engine/tensor.ts";
 import { decoderInputs, generateSeries, seriesSplits } from "../labs/data/series.ts";
 import { predictZeroMse, rowSumError } from "../labs/tp5/part2.ts";
 import { Seq2Seq, type Seq2SeqScore } from "../models/seq2seq.ts";
-import { MlflowStore } from "../tracking/mlflow.ts";
+import { FileStore } from "../tracking/file_store.ts";
 import { setup } from "./helpers.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -154,10 +154,10 @@ Deno.test("tp5 --part 2 --quick: a FINISHED run with the spec's names, metrics, 
   assert.match(stdout, /^Epoch 1\/3 /m);
   assert.match(stdout, /all 3 checks passed/);
 
-  const store = new MlflowStore(mlruns);
+  const store = new FileStore(mlruns);
   const experiment = await store.getExperimentByName("TP5_Part2_Seq2Seq");
   assert.ok(experiment);
-  const runs = await store.listRuns(experiment.experimentId);
+  const runs = await store.searchRuns({ experimentIds: [experiment.experimentId] });
   assert.equal(runs.length, 1);
   const [run] = runs;
   assert.equal(run.info.status, "FINISHED");

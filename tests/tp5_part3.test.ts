@@ -31,7 +31,7 @@ import type { TapResult } from "../labs/tp5/lop_train.ts";
 import { part3Checks, part3Config, type Part3Results } from "../labs/tp5/part3.ts";
 import { summaryText } from "../labs/tp5.ts";
 import { type MemoryKind, TapModel, WEIGHT_ROWS_FROM } from "../models/htap.ts";
-import { MlflowStore } from "../tracking/mlflow.ts";
+import { FileStore } from "../tracking/file_store.ts";
 import { setup } from "./helpers.ts";
 
 Deno.test("LOP-120: timeline, gap ≥ 80, lure, flags, step arrays (spec §3.4)", () => {
@@ -373,10 +373,10 @@ Deno.test("tp5 --part 3 --quick: every model's run, the summary run's figures an
   const stdout = out.stdout;
   assert.equal(out.code, 0, out.stderr + stdout);
   assert.match(stdout, /all 4 checks passed/);
-  const store = new MlflowStore(mlruns);
+  const store = new FileStore(mlruns);
   const experiment = await store.getExperimentByName("TP5_Part3_HTAP");
   assert.ok(experiment);
-  const runs = await store.listRuns(experiment.experimentId);
+  const runs = await store.searchRuns({ experimentIds: [experiment.experimentId] });
   const names = runs.map((r) => r.info.runName).sort();
   assert.deepEqual(names, [
     "Bounded_seed0",

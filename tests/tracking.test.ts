@@ -1,19 +1,22 @@
-// MLflow file-store writer/reader (tracking/) against real MLflow stores and itself.
+// MLflow file store (tracking/file_store*.ts, yaml.ts, run.ts) against real MLflow stores and
+// itself.
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { TEMP_FILE_PATTERN, writeFileAtomic } from "../tracking/files.ts";
+import { FileStore } from "../tracking/file_store.ts";
+import { formatMetricLine, parsePythonFloat } from "../tracking/file_store_reader.ts";
+import { fileUriToPath, pathToFileUri, resolveTrackingRoot } from "../tracking/file_uri.ts";
+import { resumeRun, startRun, withRun } from "../tracking/run.ts";
+import { latestMetrics } from "../tracking/search.ts";
+import { openStore } from "../tracking/store.ts";
 import {
-  fileUriToPath,
-  formatMetricLine,
-  latestMetrics,
-  MlflowStore,
-  parsePythonFloat,
-  pathToFileUri,
-  resolveTrackingRoot,
-  withRun,
-} from "../tracking/mlflow.ts";
-import { dumpYaml, parseYaml, pythonFloatRepr, yamlString } from "../tracking/yaml.ts";
+  dumpYaml,
+  parseYaml,
+  pythonFloatRepr,
+  yamlString,
+  type YamlValue,
+} from "../tracking/yaml.ts";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/tracking/mlruns-sample/", import.meta.url));
 const fixtureRoot = (variant: string) => path.join(FIXTURES, variant, "store");
@@ -66,7 +69,7 @@ async function gitHead(dir: string): Promise<string | null> {
 // Reader on MLflow's own stores
 
 Deno.test("reader: MLflow 3.6.0 store (BJ TP1) — run, params, duplicated metrics, logged model", async () => {
-  const store = new MlflowStore(BJ);
+  const store = new FileStore(BJ);
   const experiments = await store.listExperiments();
   assert.equal(experiments.length, 1);
   assert.deepEqual(experiments[0], {
@@ -82,7 +85,7 @@ Deno.test("reader: MLflow 3.6.0 store (BJ TP1) — run, params, duplicated metri
   assert.equal((await store.getExperimentByName("Default"))?.experimentId, "0");
   assert.equal(await store.getExperimentByName("nope"), null);
 
-  const runs = await store.listRuns("0");
+  const runs = await store.searchRuns({ experimentIds: ["0"] });
   assert.equal(runs.length, 1);
   const run = await store.getRun("5e76d8f6247446d0a192af8fb7bbe23f");
   assert.deepEqual(run, runs[0]);
@@ -128,7 +131,7 @@ Deno.test("reader: MLflow 3.6.0 store (BJ TP1) — run, params, duplicated metri
 });
 
 Deno.test("reader: MLflow 3.4.0 stores (AM: 4 metrics + 5 params; JD: experiment tag, %-encoded URI)", async () => {
-  const am = await new MlflowStore(AM).getRun("404a6963491c46ed831ebd4b24a86d7b");
+  const am = await new FileStore(AM).getRun("404a6963491c46ed831ebd4b24a86d7b");
   assert.equal(am.info.runName, "selective-crab-874");
   assert.equal(am.info.userId, "audrey");
   assert.deepEqual(am.params, {
@@ -148,7 +151,7 @@ Deno.test("reader: MLflow 3.4.0 stores (AM: 4 metrics + 5 params; JD: experiment
   assert.equal(latestMetrics(am).final_val_accuracy.value, 0.9788333177566528);
   assert.equal(am.tags["mlflow.source.git.commit"], "d5e841a4f834b88d7c6adda7fe6868324cbe5a41");
 
-  const jdStore = new MlflowStore(JD);
+  const jdStore = new FileStore(JD);
   const [experiment] = await jdStore.listExperiments();
   assert.deepEqual(experiment.tags, { "mlflow.experimentKind": "custom_model_development" });
   const jd = await jdStore.getRun("4dae0208e74641468b072de05842fc43");
@@ -166,7 +169,7 @@ Deno.test("reader: MLflow 3.4.0 stores (AM: 4 metrics + 5 params; JD: experiment
 });
 
 Deno.test("reader: MLflow 2.8.0 legacy partial store reports what is missing", async () => {
-  const store = new MlflowStore(CN);
+  const store = new FileStore(CN);
   const run = await store.getRun("eaaef4c095a447da83583c12c1cf46e9");
   assert.equal(run.info.runName, "handsome-quail-255");
   assert.equal(run.info.status, "FINISHED");
@@ -197,10 +200,10 @@ Deno.test("reader: MLflow 2.8.0 legacy partial store reports what is missing", a
 });
 
 Deno.test("reader: sqlite-era artifacts-only folder lists nothing and says why", async () => {
-  const store = new MlflowStore(SQLITE_ARTIFACTS);
+  const store = new FileStore(SQLITE_ARTIFACTS);
   assert.deepEqual(await store.listExperiments(), []);
   assert.match(store.problems[0], /'.*\/1' has no meta\.yaml.*mlflow\.db/);
-  assert.deepEqual(await store.listRuns("1"), []);
+  assert.deepEqual(await store.searchRuns({ experimentIds: ["1"] }), []);
   assert.equal(store.problems.filter((p) => /Run folder .* has no meta\.yaml/.test(p)).length, 2);
   await assert.rejects(() => store.getRun("441ca074dcb344e9b39d586c7e21fff4"), /no meta\.yaml/);
   const runId = "441ca074dcb344e9b39d586c7e21fff4";
@@ -215,9 +218,9 @@ Deno.test("reader: sqlite-era artifacts-only folder lists nothing and says why",
 
 Deno.test("reader: every param, tag and metric file of every fixture run is read verbatim", async () => {
   for (const root of FILE_STORES) {
-    const store = new MlflowStore(root);
+    const store = new FileStore(root);
     for (const experiment of await store.listExperiments()) {
-      for (const run of await store.listRuns(experiment.experimentId)) {
+      for (const run of await store.searchRuns({ experimentIds: [experiment.experimentId] })) {
         const runDir = path.join(root, experiment.experimentId, run.info.runId);
         const files = await walkFiles(runDir);
         for (const file of files) {
@@ -309,6 +312,147 @@ Deno.test("yaml: scalar quoting follows PyYAML, and parse(dump(x)) is x", () => 
   assert.throws(() => parseYaml("a: 1\n  b: 2\n", "bad.yaml"), /bad\.yaml: YAML line/);
 });
 
+Deno.test("yaml: plain scalars resolve as PyYAML's safe_load resolves them", () => {
+  const REFUSED = Symbol("PyYAML raises");
+  // yaml.safe_load(f"k: {plain}\n")["k"] with PyYAML 6.0.3; timestamps, which PyYAML makes
+  // datetimes, stay the text (as MLflow's own readers would print them).
+  const cases: [string, YamlValue | typeof REFUSED][] = [
+    ["y", "y"],
+    ["Y", "Y"],
+    ["n", "n"],
+    ["N", "N"],
+    ["yes", true],
+    ["Yes", true],
+    ["YES", true],
+    ["no", false],
+    ["No", false],
+    ["NO", false],
+    ["true", true],
+    ["True", true],
+    ["TRUE", true],
+    ["false", false],
+    ["False", false],
+    ["FALSE", false],
+    ["on", true],
+    ["On", true],
+    ["ON", true],
+    ["off", false],
+    ["Off", false],
+    ["OFF", false],
+    ["tRue", "tRue"],
+    ["oN", "oN"],
+    ["~", null],
+    ["null", null],
+    ["Null", null],
+    ["NULL", null],
+    ["nULL", "nULL"],
+    ["0", 0],
+    ["00", 0],
+    ["01", 1],
+    ["017", 15],
+    ["08", "08"],
+    ["09", "09"],
+    ["0o17", "0o17"],
+    ["0b101", 5],
+    ["-0b11", -3],
+    ["0b0_1", 1],
+    ["0x1F", 31],
+    ["0X1F", "0X1F"],
+    ["-0x_a", -10],
+    ["+12", 12],
+    ["-0", 0],
+    ["1_000", 1000],
+    ["1__0", 10],
+    ["12345678901234567890", 12345678901234567890n],
+    ["-9007199254740993", -9007199254740993n],
+    ["190:20:30", 685230],
+    ["-1:00", -60],
+    ["0:30", "0:30"],
+    ["1:60", "1:60"],
+    ["1:5", 65],
+    ["+3:59:59", 14399],
+    ["1.5", 1.5],
+    ["1.", 1],
+    ["-1.5", -1.5],
+    ["+2.5", 2.5],
+    [".5", 0.5],
+    ["-.5", "-.5"],
+    ["+.5", "+.5"],
+    [".", "."],
+    ["1_0.5", 10.5],
+    ["1e5", "1e5"],
+    ["1E5", "1E5"],
+    ["1.0e5", "1.0e5"],
+    ["1.0e+5", 100000],
+    ["1.0E-5", 1e-05],
+    ["1e+5", "1e+5"],
+    [".5e+3", 500],
+    ["-1.e-2", -0.01],
+    [".inf", Infinity],
+    ["-.inf", -Infinity],
+    ["+.inf", Infinity],
+    [".Inf", Infinity],
+    [".INF", Infinity],
+    [".iNf", ".iNf"],
+    [".nan", NaN],
+    [".NaN", NaN],
+    [".NAN", NaN],
+    ["-.nan", "-.nan"],
+    ["nan", "nan"],
+    ["inf", "inf"],
+    ["Infinity", "Infinity"],
+    ["1:30.5", 90.5],
+    ["-1:30.5", -90.5],
+    ["0:30.5", 30.5],
+    ["190:20:30.15", 685230.15],
+    ["2001-12-14", "2001-12-14"],
+    ["2001-12-14t21:59:43.10-05:00", "2001-12-14t21:59:43.10-05:00"],
+    ["21:59:43.10", 79183.1],
+    ["-5", -5],
+    ["2002-12-14", "2002-12-14"],
+    ["2001-1-1", "2001-1-1"],
+    ["2001-01-01T00:00:00Z", "2001-01-01T00:00:00Z"],
+    ["0.0", 0],
+    ["-0.0", -0],
+    ["3.14159", 3.14159],
+    ["1_2_3", 123],
+    ["0x", "0x"],
+    ["0b", "0b"],
+    ["12e", "12e"],
+    ["1e", "1e"],
+    ["1.2.3", "1.2.3"],
+    ["++1", "++1"],
+    ["--1", "--1"],
+    ["=", REFUSED],
+    ["<<", REFUSED],
+    ["1,000", "1,000"],
+    ["$1", "$1"],
+    ["1%", "1%"],
+    ["0x1g", "0x1g"],
+    ["07_7", 63],
+    ["2001-12-14 21:59:43.10 -5", "2001-12-14 21:59:43.10 -5"],
+    ["2001-12-14 21:59:43.10", "2001-12-14 21:59:43.10"],
+  ];
+  for (const [plain, expected] of cases) {
+    if (expected === REFUSED) {
+      assert.throws(() => parseYaml(`k: ${plain}\n`, "t.yaml"), /t\.yaml: YAML line 1/, plain);
+      continue;
+    }
+    const actual = (parseYaml(`k: ${plain}\n`) as Record<string, YamlValue>).k;
+    assert.ok(
+      Object.is(actual, expected),
+      `${plain}: got ${String(actual)}, expected ${String(expected)}`,
+    );
+  }
+  // Merge keys and later duplicates behave as in PyYAML; unknown explicit tags are refused.
+  assert.deepEqual(parseYaml("a: &x {k: 1}\nb:\n  <<: *x\n  z: 2\nb2: 1\nb2: 2\n"), {
+    a: { k: 1 },
+    b: { k: 1, z: 2 },
+    b2: 2,
+  });
+  assert.throws(() => parseYaml("d: !!timestamp 2001-12-14\n"), /Unresolved tag/);
+});
+
 Deno.test("metric values: Python float repr, and float() reads it back exactly", () => {
   const cases: [number, string][] = [
     [0.9814000129699707, "0.9814000129699707"],
@@ -342,11 +486,11 @@ Deno.test("metric values: Python float repr, and float() reads it back exactly",
 
 Deno.test("writer → reader round trip is identical", async () => {
   await withTempDir(async (dir) => {
-    const store = new MlflowStore(path.join(dir, "mlruns"));
+    const store = new FileStore(path.join(dir, "mlruns"));
     const experimentId = await store.getOrCreateExperiment("tp1-mnist");
     assert.match(experimentId, /^[1-9]\d{17}$/);
     assert.equal(await store.getOrCreateExperiment("tp1-mnist"), experimentId);
-    const run = await store.startRun(experimentId, {
+    const run = await startRun(store, experimentId, {
       runName: "round-trip",
       tags: { team: "denograd" },
       startTime: 1_700_000_000_000,
@@ -374,6 +518,7 @@ Deno.test("writer → reader round trip is identical", async () => {
     await run.logDict("config.json", { layers: [784, 10], name: "mlp é" });
     await run.logText("summary.txt", "Total params: 407,050\n");
     await run.end("FINISHED", 1_700_000_003_000);
+    const runDir = await store.runDir(run.id);
 
     const read = await store.getRun(run.id);
     assert.deepEqual(read.info, {
@@ -385,7 +530,7 @@ Deno.test("writer → reader round trip is identical", async () => {
       startTime: 1_700_000_000_000,
       endTime: 1_700_000_003_000,
       lifecycleStage: "active",
-      artifactUri: pathToFileUri(run.artifactDir),
+      artifactUri: pathToFileUri(path.join(runDir, "artifacts")),
     });
     assert.deepEqual(read.params, {
       epochs: "5",
@@ -404,7 +549,7 @@ Deno.test("writer → reader round trip is identical", async () => {
     assert.equal(read.tags.team, "denograd");
     assert.equal(read.tags.note, "hello: world");
     assert.deepEqual(read.warnings, []);
-    assert.deepEqual(await store.listRuns(experimentId), [read]);
+    assert.deepEqual(await store.searchRuns({ experimentIds: [experimentId] }), [read]);
     // mlflow.log_dict: 2-space indent, ASCII escapes, no trailing newline.
     const configJson = '{\n  "layers": [\n    784,\n    10\n  ],\n  "name": "mlp \\u00e9"\n}';
     assert.deepEqual(await store.listArtifacts(run.id), [
@@ -421,10 +566,10 @@ Deno.test("writer → reader round trip is identical", async () => {
       configJson,
     );
     assert.equal(
-      await Deno.readTextFile(path.join(run.dir, "metrics", "val", "accuracy")),
+      await Deno.readTextFile(path.join(runDir, "metrics", "val", "accuracy")),
       expected.map((p) => `${p.timestamp} ${pythonFloatRepr(p.value)} ${p.step}\n`).join(""),
     );
-    assert.equal(await Deno.readTextFile(path.join(run.dir, "params", "epochs")), "5");
+    assert.equal(await Deno.readTextFile(path.join(runDir, "params", "epochs")), "5");
     assert.deepEqual((await store.listExperiments()).map((e) => e.name), ["tp1-mnist", "Default"]);
   });
 });
@@ -432,15 +577,17 @@ Deno.test("writer → reader round trip is identical", async () => {
 Deno.test("writer: layout and meta.yaml fields match MLflow's stores", async () => {
   await withTempDir(async (dir) => {
     const root = path.join(dir, "mlruns");
-    const store = new MlflowStore(root);
+    const store = new FileStore(root);
     const experimentId = await store.getOrCreateExperiment("Default");
     assert.equal(experimentId, "0");
-    const run = await store.startRun(experimentId);
+    const run = await startRun(store, experimentId);
+    const runDir = await store.runDir(run.id);
+    const artifactDir = path.join(runDir, "artifacts");
     // A RUNNING run, as MLflow's create_run writes it.
-    const running = await Deno.readTextFile(path.join(run.dir, "meta.yaml"));
+    const running = await Deno.readTextFile(path.join(runDir, "meta.yaml"));
     assert.match(running, /^end_time: null$/m);
     assert.match(running, /^status: 1$/m);
-    assert.deepEqual(await entries(run.dir), [
+    assert.deepEqual(await entries(runDir), [
       "artifacts",
       "meta.yaml",
       "metrics",
@@ -457,10 +604,10 @@ Deno.test("writer: layout and meta.yaml fields match MLflow's stores", async () 
     // Same sub-folders as MLflow's run (outputs/ only exists with a logged model; git dropped the
     // fixture's empty artifacts/).
     assert.deepEqual(
-      (await entries(run.dir)).filter((e) => e !== "artifacts"),
+      (await entries(runDir)).filter((e) => e !== "artifacts"),
       (await entries(fixtureRun)).filter((e) => e !== "outputs"),
     );
-    const ours = await Deno.readTextFile(path.join(run.dir, "meta.yaml"));
+    const ours = await Deno.readTextFile(path.join(runDir, "meta.yaml"));
     const fixture = await Deno.readTextFile(path.join(fixtureRun, "meta.yaml"));
     // Same keys in the same (sorted) order as MLflow 3, plus run_uuid for 2.x readers (= 2.8's keys).
     assert.deepEqual(yamlKeys(ours).filter((k) => k !== "run_uuid"), yamlKeys(fixture));
@@ -474,8 +621,8 @@ Deno.test("writer: layout and meta.yaml fields match MLflow's stores", async () 
     for (const line of ["source_type: 4", "source_version: ''", "status: 3", "tags: []"]) {
       assert.ok(ours.includes(line + "\n"), line);
     }
-    assert.ok(ours.includes(`artifact_uri: ${pathToFileUri(run.artifactDir)}\n`));
-    assert.match(pathToFileUri(run.artifactDir), new RegExp(`^file:///.*/0/${run.id}/artifacts$`));
+    assert.ok(ours.includes(`artifact_uri: ${pathToFileUri(artifactDir)}\n`));
+    assert.match(pathToFileUri(artifactDir), new RegExp(`^file:///.*/0/${run.id}/artifacts$`));
     assert.match(ours, new RegExp(`^run_name: [a-z]+-[a-z]+-\\d{1,4}\\n`, "m"));
 
     const ourExperiment = await Deno.readTextFile(path.join(root, "0", "meta.yaml"));
@@ -490,7 +637,7 @@ Deno.test("writer: layout and meta.yaml fields match MLflow's stores", async () 
     // The same standard tags as the MLflow 3.6 run (git commit only inside a work tree).
     const expectedTags = await entries(path.join(fixtureRun, "tags"));
     const head = await gitHead(path.dirname(fileURLToPath(import.meta.url)));
-    const ourTags = await entries(path.join(run.dir, "tags"));
+    const ourTags = await entries(path.join(runDir, "tags"));
     assert.deepEqual(ourTags, head ? expectedTags : expectedTags.filter((t) => !t.includes("git")));
     const read = await store.getRun(run.id);
     if (head) assert.equal(read.tags["mlflow.source.git.commit"], head);
@@ -499,13 +646,13 @@ Deno.test("writer: layout and meta.yaml fields match MLflow's stores", async () 
     assert.equal(read.tags["mlflow.runName"], read.info.runName);
     assert.equal(read.tags["mlflow.user"], read.info.userId);
     // Params/tags: exact value, no trailing newline; metric lines `ts value step`.
-    assert.equal(await Deno.readTextFile(path.join(run.dir, "params", "epochs")), "5");
+    assert.equal(await Deno.readTextFile(path.join(runDir, "params", "epochs")), "5");
     assert.equal(
-      await Deno.readTextFile(path.join(run.dir, "tags", "mlflow.source.type")),
+      await Deno.readTextFile(path.join(runDir, "tags", "mlflow.source.type")),
       "LOCAL",
     );
     assert.match(
-      await Deno.readTextFile(path.join(run.dir, "metrics", "test_accuracy")),
+      await Deno.readTextFile(path.join(runDir, "metrics", "test_accuracy")),
       /^\d{13} 0\.9814000129699707 0\n$/,
     );
   });
@@ -513,20 +660,20 @@ Deno.test("writer: layout and meta.yaml fields match MLflow's stores", async () 
 
 Deno.test("writer: names, renames, concurrent logging, resume", async () => {
   await withTempDir(async (dir) => {
-    const store = new MlflowStore(dir);
+    const store = new FileStore(dir);
     const id = await store.getOrCreateExperiment("exp");
     for (let i = 0; i < 20; i++) {
-      const run = await store.startRun(id, { sourceName: "x.ts" });
+      const run = await startRun(store, id, { sourceName: "x.ts" });
       assert.match(run.name, /^[a-z]+-[a-z]+-\d{1,4}$/);
       assert.ok(run.name.length <= 20);
       const n = Number(run.name.split("-")[2]);
       assert.ok(n >= 0 && n <= 1000);
     }
     await assert.rejects(
-      () => store.startRun(id, { runName: "a", tags: { "mlflow.runName": "b" } }),
+      () => startRun(store, id, { runName: "a", tags: { "mlflow.runName": "b" } }),
       /different values/,
     );
-    const run = await store.startRun(id, { runName: "first" });
+    const run = await startRun(store, id, { runName: "first" });
     await run.setTag("mlflow.runName", "renamed");
     assert.equal((await store.getRun(run.id)).info.runName, "renamed");
 
@@ -543,8 +690,8 @@ Deno.test("writer: names, renames, concurrent logging, resume", async () => {
     await run.end("KILLED");
     assert.equal((await store.getRun(run.id)).info.status, "KILLED");
 
-    const resumed = await store.resumeRun(run.id);
-    const meta = await Deno.readTextFile(path.join(run.dir, "meta.yaml"));
+    const resumed = await resumeRun(store, run.id);
+    const meta = await Deno.readTextFile(path.join(await store.runDir(run.id), "meta.yaml"));
     assert.match(meta, /^status: 1$/m);
     assert.match(meta, /^end_time: null$/m);
     await resumed.logMetric("loss", 0.001, 200);
@@ -560,7 +707,7 @@ Deno.test("writer: names, renames, concurrent logging, resume", async () => {
 
 Deno.test("withRun: FINISHED on success, FAILED (and rethrown) on exception", async () => {
   await withTempDir(async (dir) => {
-    const store = new MlflowStore(dir);
+    const store = new FileStore(dir);
     const value = await withRun(store, "ok", {}, async (run) => {
       await run.logMetric("x", 1);
       return 42;
@@ -576,7 +723,9 @@ Deno.test("withRun: FINISHED on success, FAILED (and rethrown) on exception", as
         }),
       /training diverged/,
     );
-    const okRuns = await store.listRuns((await store.getExperimentByName("ok"))!.experimentId);
+    const okRuns = await store.searchRuns({
+      experimentIds: [(await store.getExperimentByName("ok"))!.experimentId],
+    });
     assert.equal(okRuns[0].info.status, "FINISHED");
     const failed = await store.getRun(failedId);
     assert.equal(failed.info.status, "FAILED");
@@ -592,18 +741,27 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const script = path.join(dir, "train.ts");
-      const module = new URL("../tracking/mlflow.ts", import.meta.url).href;
+      const runModule = new URL("../tracking/run.ts", import.meta.url).href;
+      const storeModule = new URL("../tracking/store.ts", import.meta.url).href;
       await Deno.writeTextFile(
         script,
-        `import { MlflowStore, withRun } from "${module}";
-await withRun(new MlflowStore(), "interrupted", {}, async (run) => {
+        `import { withRun } from "${runModule}";
+import { openStore } from "${storeModule}";
+await withRun(openStore(), "interrupted", {}, async (run) => {
   await run.logMetric("loss", 0.5, 0);
   console.log(run.id);
   await new Promise((resolve) => setTimeout(resolve, 60_000));
 });`,
       );
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", script],
+        // The script lives outside the repository: point it at the repository's import map.
+        args: [
+          "run",
+          "-A",
+          "--config",
+          fileURLToPath(new URL("../deno.json", import.meta.url)),
+          script,
+        ],
         env: { MLFLOW_TRACKING_URI: `file:${path.join(dir, "mlruns")}` },
         stdout: "piped",
         stderr: "inherit",
@@ -622,7 +780,7 @@ await withRun(new MlflowStore(), "interrupted", {}, async (run) => {
       await child.stdout.cancel();
       const status = await child.status;
       assert.equal(status.code, 130);
-      const run = await new MlflowStore(path.join(dir, "mlruns")).getRun(runId);
+      const run = await new FileStore(path.join(dir, "mlruns")).getRun(runId);
       assert.equal(run.info.status, "KILLED");
       assert.ok(run.info.endTime !== null);
       assert.deepEqual(run.metrics.loss.map((p) => p.value), [0.5]);
@@ -668,23 +826,24 @@ Deno.test("MLFLOW_TRACKING_URI is respected; non-file URIs are refused clearly",
   try {
     await withTempDir(async (dir) => {
       Deno.env.set("MLFLOW_TRACKING_URI", `file:${dir}`);
-      const store = new MlflowStore();
+      const store = openStore() as FileStore;
       assert.equal(store.root, dir);
       const id = await store.getOrCreateExperiment("from-env");
       assert.ok((await Deno.stat(path.join(dir, id, "meta.yaml"))).isFile);
       Deno.env.set("MLFLOW_TRACKING_URI", pathToFileUri(path.join(dir, "a b")));
-      assert.equal(new MlflowStore().root, path.join(dir, "a b"));
+      assert.equal((openStore() as FileStore).root, path.join(dir, "a b"));
       Deno.env.set("MLFLOW_TRACKING_URI", path.join(dir, "plain"));
-      assert.equal(new MlflowStore().root, path.join(dir, "plain"));
+      assert.equal((openStore() as FileStore).root, path.join(dir, "plain"));
       Deno.env.set("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db");
-      assert.throws(() => new MlflowStore(), /'sqlite' scheme.*only MLflow's file store/);
+      assert.throws(() => openStore(), /'sqlite' scheme.*only MLflow's file store/);
     });
     Deno.env.delete("MLFLOW_TRACKING_URI");
-    assert.equal(new MlflowStore().root, path.resolve("mlruns"));
+    assert.equal((openStore() as FileStore).root, path.resolve("mlruns"));
     assert.equal(resolveTrackingRoot("file:runs/x"), path.resolve("runs/x"));
     assert.equal(resolveTrackingRoot("file://localhost/tmp/r"), "/tmp/r");
     assert.throws(() => resolveTrackingRoot("http://localhost:5000"), /'http' scheme/);
-    assert.throws(() => resolveTrackingRoot("databricks://profile"), /only MLflow's file store/);
+    assert.throws(() => openStore("databricks://profile"), /only MLflow's file store/);
+    assert.throws(() => resolveTrackingRoot("sqlite:///mlflow.db"), /'sqlite' scheme/);
     assert.throws(() => resolveTrackingRoot("file://server/share"), /remote host 'server'/);
     assert.throws(() => resolveTrackingRoot("file:///bad%zz"), /malformed %-escape/);
     assert.equal(
@@ -700,8 +859,9 @@ Deno.test("MLFLOW_TRACKING_URI is respected; non-file URIs are refused clearly",
 
 Deno.test("bad keys, values, paths and ids give MLflow's errors", async () => {
   await withTempDir(async (dir) => {
-    const store = new MlflowStore(dir);
-    const run = await store.startRun(await store.getOrCreateExperiment("v"), { sourceName: "v" });
+    const store = new FileStore(dir);
+    const run = await startRun(store, await store.getOrCreateExperiment("v"), { sourceName: "v" });
+    const runDir = await store.runDir(run.id);
     await assert.rejects(
       () => run.logMetric("bad key!", 1),
       /Invalid metric name: 'bad key!'\. Names may only contain/,
@@ -741,13 +901,13 @@ Deno.test("bad keys, values, paths and ids give MLflow's errors", async () => {
     await assert.rejects(() => store.getRun("../../etc"), /Invalid run ID: '\.\.\/\.\.\/etc'/);
     await assert.rejects(() => store.getRun("0123456789abcdef0123456789abcdef"), /not found/);
     await assert.rejects(() => store.listArtifacts(run.id, "../.."), /invalid artifact path/);
-    await assert.rejects(() => store.startRun("999"), /Could not find experiment with ID 999/);
+    await assert.rejects(() => startRun(store, "999"), /Could not find experiment with ID 999/);
     await assert.rejects(
       () => run.end("RUNNING" as "FINISHED"),
       /must be FINISHED, FAILED or KILLED/,
     );
     // Nothing invalid reached the disk.
-    assert.deepEqual(await entries(path.join(run.dir, "metrics")), []);
-    assert.deepEqual(await entries(path.join(run.dir, "params")), ["lr"]);
+    assert.deepEqual(await entries(path.join(runDir, "metrics")), []);
+    assert.deepEqual(await entries(path.join(runDir, "params")), ["lr"]);
   });
 });

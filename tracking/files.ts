@@ -1,5 +1,5 @@
-// Crash-safe file writes: readers (mlflow ui, the web UI, --resume) must only ever see the old
-// or the new content of a file, never a truncated one.
+// The file store's file IO. Writes are crash-safe: readers (mlflow ui, the web UI, --resume)
+// must only ever see the old or the new content of a file, never a truncated one.
 import * as path from "node:path";
 
 /** What writeFileAtomic accepts: bytes, text, or a (possibly async) producer of byte chunks. */
@@ -62,4 +62,50 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     handle?.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads that tolerate absent paths and skip the temporary files of interrupted writes
+
+export async function statOrNull(p: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(p);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+export async function readTextOrNull(p: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(p);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** Entries of `dir` sorted by name (temporary files included); empty if it does not exist. */
+export async function listDir(dir: string): Promise<Deno.DirEntry[]> {
+  const entries: Deno.DirEntry[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) entries.push(entry);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Files under `dir`, as sorted `/`-separated relative paths, without temporary files. */
+export async function listFilesRecursive(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await listDir(dir)) {
+    if (TEMP_FILE_PATTERN.test(entry.name)) continue;
+    const rel = prefix + entry.name;
+    if (entry.isDirectory) {
+      out.push(...await listFilesRecursive(path.join(dir, entry.name), rel + "/"));
+    } else out.push(rel);
+  }
+  return out;
 }

@@ -3,7 +3,6 @@
 // burst" classification — with the course's SimpleAttention (faithful) and, in full mode, the
 // scaled dot-product variant; plus the 1/√d_k variance demonstration of the theory question.
 // Attention figures and span metrics come from the trained model's own forward pass.
-import * as path from "node:path";
 import { encodeSafetensors } from "../../engine/io/safetensors.ts";
 import { modelState } from "../../engine/io/checkpoint.ts";
 import { noGrad } from "../../engine/autograd.ts";
@@ -15,7 +14,8 @@ import { Tensor, tidy } from "../../engine/tensor.ts";
 import type { Logs } from "../../engine/train/callbacks.ts";
 import { evaluate, fit, type LossFn } from "../../engine/train/fit.ts";
 import { formatValue } from "../../engine/train/progress.ts";
-import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
+import { type Run, withRun } from "../../tracking/run.ts";
+import { openStore, type TrackingStore } from "../../tracking/store.ts";
 import { type BurstTask, burstTask, type SumTask, sumTask } from "../data/attention_tasks.ts";
 import { AttentionGru, type Part1Attention } from "../../models/attention_gru.ts";
 import {
@@ -189,7 +189,7 @@ function plottedSamples(data: TaskData, start: number): number[] {
 }
 
 async function trainOne(
-  store: MlflowStore,
+  store: TrackingStore,
   data: TaskData,
   variant: Part1Attention,
   config: Part1Config,
@@ -328,11 +328,11 @@ async function trainOne(
         }),
       );
       await run.flush();
-      const written = await Promise.all(
-        FIGURE_FILES.map((f) =>
-          Deno.stat(path.join(run.artifactDir, f)).then((s) => s.size > 0, () => false)
-        ),
-      );
+      const written = await Promise.all(FIGURE_FILES.map(async (f) => {
+        const folder = f.includes("/") ? f.slice(0, f.lastIndexOf("/")) : "";
+        const listed = (await store.listArtifacts(run.id, folder)).find((a) => a.path === f);
+        return (listed?.fileSize ?? 0) > 0;
+      }));
       options.out.write(
         `  [${label}] ${
           data.sum ? `val MSE ${fmt(score)} (raw ${fmt(rawMse!)})` : `val acc ${fmt(score)}`
@@ -515,7 +515,7 @@ async function logCurvesFigure(
 }
 
 async function scalingRun(
-  store: MlflowStore,
+  store: TrackingStore,
   config: Part1Config,
   options: Tp5Options,
 ): Promise<{ rows: ScalingRow[]; runId: string }> {
@@ -571,7 +571,7 @@ function check(
 export async function runPart1(options: Tp5Options): Promise<PartResult> {
   const started = performance.now();
   const config = configOf(options);
-  const store = new MlflowStore();
+  const store = openStore();
   const shape = { samples: config.samples, steps: config.steps, features: config.features };
   const sumSeed = options.seed + 1;
   const burstSeed = options.seed + 42; // JB's data seed at the default --seed 0

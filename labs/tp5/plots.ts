@@ -1,6 +1,6 @@
 // Vega-Lite specs for TP5's figures (lines with shaded spans, heatmaps, bar panels) and the one
 // way a figure reaches MLflow: the PNG plus the raw arrays behind it as JSON (tests read those).
-import type { Run } from "../../tracking/mlflow.ts";
+import type { Run } from "../../tracking/run.ts";
 import { renderPng, type VegaLiteSpec } from "../figures.ts";
 
 const FONT = "DejaVu Sans";

@@ -1,7 +1,7 @@
 // report.md for Part 3 (spec labs/TP5.md §3, checklist §5): a short paper written from the
 // measured numbers of this invocation — nothing in it is typed in by hand except the method
 // description and the references. Figures are the PNG artifacts of the same run.
-import type { Run } from "../../tracking/mlflow.ts";
+import type { Run } from "../../tracking/run.ts";
 import { type Check, fmt } from "./common.ts";
 import type { TapResult } from "./lop_train.ts";
 import { modelGroups, type Part3Results, stat } from "./part3.ts";
