@@ -30,7 +30,6 @@ const dims = {
   keyDim: K,
   memory: CONTEXT,
   window: 0,
-  rows: 4,
 };
 
 for (const backward of [false, true]) {

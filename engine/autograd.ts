@@ -4,14 +4,12 @@
 // is a compile error inside that family and this file imports no op.
 import type { Tensor } from "./tensor.ts";
 // TRANSITIONAL: families not yet converted to recorder(); this block goes once all are.
-import { decodeRules } from "./ops/decode.ts";
 export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
 // deno-lint-ignore no-explicit-any
 let legacyTable: Record<string, any> | null = null;
 // deno-lint-ignore no-explicit-any
 function legacyRule(op: string): any {
   legacyTable ??= {
-    ...decodeRules,
   };
   return legacyTable[op];
 }

@@ -5,12 +5,14 @@
 // ONE dispatch, the backward one dispatch plus one matmul and one column sum per weight over
 // all B·S (row, step) pairs.
 import { formatShape, Tensor } from "../tensor.ts";
-import { type LegacyRules as Rules, type Node, noGrad, record } from "../autograd.ts";
+import { type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import {
+  DECODE_TUNING,
   decodeBackwardKernel,
   type DecodeDims,
   decodeForwardKernel,
+  type DecodeShape,
   gradLayout,
   savedLayout,
   weightLayout,
@@ -19,7 +21,9 @@ import { matmul } from "./matmul.ts";
 import { sum } from "./reduce.ts";
 import { narrow, stack } from "./shape.ts";
 
-export type DecodeOp = "gru_decode";
+interface DecodeAttrs {
+  gru_decode: DecodeDims & { batch: number; scale: number };
+}
 
 /** The episodic memory read at every decoded step (shapes for key size K, context length M). */
 export interface DecodeMemory {
@@ -89,13 +93,6 @@ const MEMORY_NAMES = [
   ["contextWeight", "contextWeight"],
   ["contextBias", "contextBias"],
 ] as const;
-/**
- * Batch rows per workgroup: each weight load serves this many rows. 8 was no faster on lavapipe
- * for forward + backward (238 vs 240 ms at the LOP-120 shape) but the GL backend's compiler took
- * 22 s + 32 s instead of 9 s + 8 s for the unrolled kernels.
- */
-const ROWS = 4;
-
 function dimsOf(args: DecodeArgs): DecodeDims {
   const op = "gruDecode";
   const { h0, content0, flags } = args;
@@ -159,6 +156,7 @@ function dimsOf(args: DecodeArgs): DecodeDims {
         `content ≥ 1 and units a multiple of 4 (the cell reads its weights as vec4)`,
     );
   }
+  const tuning = DECODE_TUNING.get();
   return {
     hidden: H,
     content: C,
@@ -167,7 +165,8 @@ function dimsOf(args: DecodeArgs): DecodeDims {
     keyDim: K,
     memory: M,
     window: m?.window ?? 0,
-    rows: Math.min(ROWS, B),
+    rows: Math.min(tuning.rows, B),
+    lanes: tuning.lanes,
   };
 }
 
@@ -180,11 +179,12 @@ function inputsOf(args: DecodeArgs): Tensor[] {
 }
 
 /** sizes[0] = (batch, scale bits, H, I), sizes[1] = (K, C, 0, 0), zero = 0 (see the shader). */
-function uniforms(batch: number, scale: number, d: DecodeDims): Uint32Array {
-  const u = new Uint32Array(12);
-  u.set([batch, 0, d.hidden, d.content + d.flags, d.keyDim, d.content]);
-  new Float32Array(u.buffer)[1] = scale;
-  return u;
+function params(batch: number, scale: number, d: DecodeDims) {
+  const scaleBits = new Uint32Array(Float32Array.of(scale).buffer)[0];
+  return {
+    sizes: [batch, scaleBits, d.hidden, d.content + d.flags, d.keyDim, d.content],
+    zero: 0,
+  };
 }
 
 /** Copies plane `name` ([B·S, width] at its offset in `buffer`) into a tensor of its own. */
@@ -204,7 +204,7 @@ function plane(
  * Forward FLOPs of a decode: the GRU cell's products, the read-out and, with memory, the key,
  * value, query, gate and context products and the attention over on average M + S/2 keys.
  */
-export function decodeFlops(d: DecodeDims, batch: number): number {
+export function decodeFlops(d: DecodeShape, batch: number): number {
   const { hidden: H, content: C, keyDim: K, memory: M, steps: S } = d;
   const I = C + d.flags;
   const macs = 3 * H * (I + H) + C * (K ? 2 * H : H) +
@@ -239,8 +239,7 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
   rt.copy(args.content0.storage, 0, state0.storage, B * H * 4, B * C * 4);
   const scale = m?.scale ?? 1 / Math.sqrt(Math.max(K, 1));
   const { read: spareRead, write: spareWrite } = runtime().spares();
-  rt.dispatch({
-    kernel: decodeForwardKernel(d),
+  rt.launch(decodeForwardKernel(d), {
     buffers: [
       packed.storage,
       state0.storage,
@@ -251,11 +250,12 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
       saved.storage,
       kv?.storage ?? spareWrite,
     ],
-    uniforms: uniforms(B, scale, d),
+    params: params(B, scale, d),
     groups: [Math.ceil(B / d.rows)],
     flops: decodeFlops(d, B),
+    outputs: [predictions],
+    op: "gru_decode",
   });
-  if (rt.checkNaN) rt.checkFinite(predictions.storage, predictions.size, "gru_decode");
   let attention: Tensor | undefined;
   if (args.returnWeights && m) {
     attention = plane(saved, savedLayout(d).at, "probs", B * S);
@@ -269,19 +269,8 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
   return attention ? { predictions, weights: attention } : { predictions };
 }
 
-function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
-  const a = node.attrs;
-  const d: DecodeDims = {
-    hidden: a.hidden as number,
-    content: a.content as number,
-    flags: a.flags as number,
-    steps: a.steps as number,
-    keyDim: a.keyDim as number,
-    memory: a.memory as number,
-    window: a.window as number,
-    rows: a.rows as number,
-  };
-  const B = a.batch as number;
+function decodeGrad(grad: Tensor, node: Node<DecodeAttrs["gru_decode"]>): (Tensor | null)[] {
+  const { batch: B, scale, ...d } = node.attrs;
   const { steps: S, hidden: H, content: C, keyDim: K, memory: M } = d;
   const NS = B * S;
   const [packed, saved, keys, values, kv] = node.saved;
@@ -289,8 +278,7 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
   const grads = Tensor.empty([gradLayout(d).total * NS]);
   const dstate = Tensor.empty([B * (H + C)]);
   const { read: spareRead } = runtime().spares();
-  rt.dispatch({
-    kernel: decodeBackwardKernel(d),
+  rt.launch(decodeBackwardKernel(d), {
     buffers: [
       packed.storage,
       grad.storage,
@@ -301,7 +289,7 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
       grads.storage,
       dstate.storage,
     ],
-    uniforms: uniforms(B, a.scale as number, d),
+    params: params(B, scale, d),
     groups: [Math.ceil(B / d.rows)],
   });
   const wants = node.inputs.map((t) => t.requiresGrad);
@@ -372,4 +360,5 @@ function decodeGrad(grad: Tensor, node: Node): (Tensor | null)[] {
   return out;
 }
 
-export const decodeRules: Rules<DecodeOp> = { gru_decode: decodeGrad };
+const decodeRules: Rules<DecodeAttrs> = { gru_decode: decodeGrad };
+const record = recorder(decodeRules);

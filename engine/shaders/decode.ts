@@ -14,8 +14,11 @@
 // Rows are unrolled into named registers (R accumulators per output): on CPU adapters a load
 // costs far more than a multiply-add, so each weight load serves R rows.
 import type { KernelSpec } from "../runtime.ts";
+import { tunable } from "../tuning.ts";
+import { uniformBlock } from "../uniforms.ts";
 
-export interface DecodeDims {
+/** The decode's geometry. */
+export interface DecodeShape {
   hidden: number;
   /** Content channels (the fed-back prediction). */
   content: number;
@@ -27,12 +30,32 @@ export interface DecodeDims {
   memory: number;
   /** Visible keys per query for a sliding window; 0 = every past key (causal). */
   window: number;
-  /** Batch rows per workgroup. */
-  rows: number;
 }
 
-/** Lanes per workgroup. */
-export const DECODE_LANES = 64;
+/** Geometry and launch shape: what a kernel is specialised for. */
+export interface DecodeDims extends DecodeShape {
+  /** Batch rows per workgroup. */
+  rows: number;
+  /** Lanes per workgroup. */
+  lanes: number;
+}
+
+/**
+ * `rows`: batch rows per workgroup at most (each weight load serves this many rows). 8 was no
+ * faster on lavapipe for forward + backward (238 vs 240 ms at the LOP-120 shape) but the GL
+ * backend's compiler took 22 s + 32 s instead of 9 s + 8 s for the unrolled kernels. GPUs take
+ * the same until measured.
+ */
+export const DECODE_TUNING = tunable("decode", {
+  cpu: { rows: 4, lanes: 64 },
+  gpu: { rows: 4, lanes: 64 },
+});
+
+/**
+ * sizes[zero] = (batch, scale bits, H, I), sizes[zero + 1] = (K, C, 0, 0) and zero = 0: see the
+ * shader for why the sizes are indexed dynamically.
+ */
+const DECODE_UNIFORMS = uniformBlock({ sizes: "array<vec4u, 2>", zero: "u32" });
 
 type Layout = Record<string, [offset: number, size: number]>;
 
@@ -120,14 +143,16 @@ export function gradLayout(d: DecodeDims): { at: Layout; total: number } {
 }
 
 export function decodeKey(d: DecodeDims): string {
-  return [d.hidden, d.content, d.flags, d.steps, d.keyDim, d.memory, d.window, d.rows].join(",");
+  return [d.hidden, d.content, d.flags, d.steps, d.keyDim, d.memory, d.window, d.rows, d.lanes]
+    .join(",");
 }
 
 /**
  * Entry point and the sizes both kernels start from: the batch, the score scale, runtime copies of
  * the sizes for loop bounds (see the uniform block), the plane height B·S and the first row.
  */
-const ENTRY = `@compute @workgroup_size(${DECODE_LANES})
+function entry(d: DecodeDims): string {
+  return `@compute @workgroup_size(${d.lanes})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let sz = u.sizes[u.zero];
   let sz1 = u.sizes[u.zero + 1u];
@@ -137,6 +162,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let nH4 = nH / 4u; let n3H4 = 3u * nH / 4u; let nK4 = nK / 4u;
   let NS = B * S;
   let b0 = wg.x * R;`;
+}
 
 /** Code repeated for each of the R rows (`r` replaced by the row number). */
 function rows(d: DecodeDims, line: (r: number) => string): string {
@@ -151,18 +177,16 @@ function common(d: DecodeDims, buffers: string[]): string {
   return `
 // sizes[zero] = (batch, scale bits, H, I), sizes[zero + 1] = (K, C): a dynamic index, so
 // lavapipe cannot inline the values and recompile this large shader for them (see
-// matmulUniforms). The inner loops run to these runtime bounds, not the constants: Mesa's GLSL
+// MATMUL_UNIFORMS). The inner loops run to these runtime bounds, not the constants: Mesa's GLSL
 // front end (the GL backend) fully unrolls constant-trip loops, which made this shader take
 // minutes to compile there.
-struct U { sizes: array<vec4u, 2>, zero: u32, pad0: u32, pad1: u32, pad2: u32 }
+${DECODE_UNIFORMS.struct()}
 ${buffers.map((b, i) => `@group(0) @binding(${i}) ${b};`).join("\n")}
 @group(0) @binding(${buffers.length}) var<uniform> u: U;
 const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const K4 = ${
     K >> 2
   }u; const S = ${S}u;
-const M = ${d.memory}u; const T = ${
-    d.memory + S
-  }u; const R = ${d.rows}u; const WGN = ${DECODE_LANES}u;
+const M = ${d.memory}u; const T = ${d.memory + S}u; const R = ${d.rows}u; const WGN = ${d.lanes}u;
 ${consts.join("\n")}
 fn sigm(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn sigm4(x: vec4f) -> vec4f { return 1.0 / (1.0 + exp(-x)); }
@@ -232,7 +256,7 @@ ${
       }`;
 }
 
-export function decodeForwardKernel(d: DecodeDims): KernelSpec {
+export function decodeForwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UNIFORMS.fields> {
   const mem = d.keyDim > 0;
   const sv = savedLayout(d).at;
   const p = (name: string, row: string, col: string) => plane(sv, "saved", name, row, col);
@@ -263,7 +287,7 @@ var<workgroup> stat: array<f32, ${2 * d.rows}>;`
       : ""
   }
 
-${ENTRY}
+${entry(d)}
   for (var i = l; i < R * H; i += WGN) {
     let b = b0 + i / H;
     hs[i] = select(0.0, state0[min(b, B - 1u) * H + i % H], b < B);
@@ -353,7 +377,7 @@ ${saveAfterH(p, "outIn", mem ? ["H", "gs[r * H + j - H]"] : null)}
     name: "decode_fwd",
     key: decodeKey(d),
     bindings: ["read", "read", "read", "read", "read", "write", "write", "write"],
-    uniform: true,
+    uniforms: DECODE_UNIFORMS,
     code,
   };
 }
@@ -494,7 +518,7 @@ ${saveAfterH(p, "gateIn", ["K", "cs[r * K4 + (j - H) / 4u][(j - H) % 4u]"])}
     workgroupBarrier();`;
 }
 
-export function decodeBackwardKernel(d: DecodeDims): KernelSpec {
+export function decodeBackwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UNIFORMS.fields> {
   const mem = d.keyDim > 0;
   const sv = savedLayout(d).at;
   const gl = gradLayout(d).at;
@@ -532,7 +556,7 @@ var<workgroup> stat: array<f32, ${d.rows}>;`
       : ""
   }
 
-${ENTRY}
+${entry(d)}
   for (var i = l; i < R * H; i += WGN) { dh[i] = 0.0; }
   for (var i = l; i < R * C; i += WGN) { dxc[i] = 0.0; }
   workgroupBarrier();
@@ -653,7 +677,7 @@ ${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} dot(a${r}, vec4
     name: "decode_bwd",
     key: decodeKey(d),
     bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
-    uniform: true,
+    uniforms: DECODE_UNIFORMS,
     code,
   };
 }
