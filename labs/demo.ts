@@ -5,25 +5,13 @@ import * as path from "node:path";
 import { Dropout } from "../engine/nn/dropout.ts";
 import { Linear } from "../engine/nn/linear.ts";
 import { Sequential } from "../engine/nn/sequential.ts";
-import { summary } from "../engine/nn/summary.ts";
 import { softmaxCrossEntropy } from "../engine/ops/loss.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { Rng } from "../engine/random.ts";
 import { Tensor } from "../engine/tensor.ts";
-import {
-  loadTrainingCheckpoint,
-  saveModel,
-  saveTrainingCheckpoint,
-} from "../engine/io/checkpoint.ts";
-import { modelConfig } from "../engine/io/config.ts";
-import { decodeSafetensors } from "../engine/io/safetensors.ts";
-import type { Callback, Logs } from "../engine/train/callbacks.ts";
-import { evaluate, fit, type History } from "../engine/train/fit.ts";
-import { ProgressBar } from "../engine/train/progress.ts";
-import { writeFileAtomic } from "../tracking/files.ts";
-import { withRun } from "../tracking/run.ts";
-import { openStore } from "../tracking/store.ts";
+import { MlflowStore, withRun } from "../tracking/mlflow.ts";
 import { type LabArgs, registerLab } from "./registry.ts";
+import { logModel, readResumePoint, trainRun } from "./train_run.ts";
 
 /** Two interleaved spirals, `n` points per class, in a seeded random order. */
 export function spirals(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
@@ -78,147 +66,73 @@ function buildModel(config: DemoConfig): Sequential {
   );
 }
 
-/** What a checkpoint carries besides weights and optimizer state. */
-interface CheckpointExtra {
-  config: DemoConfig;
-  history: History;
-  /** The MLflow run that wrote the checkpoint. */
-  runId: string;
-}
-
-/** Writes the whole training state after every epoch, atomically. */
-function checkpointEvery(
-  file: string,
-  model: Sequential,
-  optimizer: Adam,
-  config: DemoConfig,
-  history: History,
-  runId: string,
-): Callback {
-  return {
-    async onEpochEnd(epoch: number, logs: Logs) {
-      history.epoch.push(epoch);
-      for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
-      const extra: CheckpointExtra = { config, history, runId };
-      const bytes = await saveTrainingCheckpoint({
-        model,
-        optimizer,
-        epoch: epoch + 1,
-        step: optimizer.iterations,
-        rng: new Rng(config.seed),
-        extra: JSON.parse(JSON.stringify(extra)),
-      });
-      await writeFileAtomic(file, bytes);
-    },
-  };
-}
-
 async function run(args: LabArgs): Promise<void> {
-  let config = configOf(args);
   const checkpointFile = path.join(args.checkpointDir, "demo", "last.safetensors");
-  let resumed: { history: History; runId: string; bytes: Uint8Array } | null = null;
-  if (args.resume) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(checkpointFile);
-    } catch {
-      throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
-    }
-    // Resuming continues the saved configuration; only --epochs may extend it.
-    const { metadata } = decodeSafetensors(bytes);
-    const extra = JSON.parse(metadata.extra ?? "null") as CheckpointExtra | null;
-    if (!extra?.config || !extra.history) {
-      throw new Error(`--resume: ${checkpointFile} is not a demo training checkpoint`);
-    }
-    config = { ...extra.config, epochs: args.epochs ?? extra.config.epochs };
-    resumed = { history: extra.history, runId: extra.runId, bytes };
+  const resume = args.resume ? await readResumePoint(checkpointFile) : null;
+  if (args.resume && !resume) {
+    throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
   }
+  // Resuming continues the saved configuration; only --epochs may extend it.
+  const saved = resume?.settings.config as DemoConfig | undefined;
+  if (resume && !saved) {
+    throw new Error(`--resume: ${checkpointFile} is not a demo training checkpoint`);
+  }
+  const config = saved ? { ...saved, epochs: args.epochs ?? saved.epochs } : configOf(args);
 
   const data = spirals(config.pointsPerClass, new Rng(config.seed));
   const test = spirals(Math.max(50, config.pointsPerClass / 4), new Rng(config.seed + 1000));
-  const x = Tensor.from(data.x, [data.y.length, 2]).keep();
-  const y = Tensor.from(data.y, [data.y.length], "i32").keep();
+  const tensors = {
+    x: Tensor.from(data.x, [data.y.length, 2]).keep(),
+    y: Tensor.from(data.y, [data.y.length], "i32").keep(),
+    testX: Tensor.from(test.x, [test.y.length, 2]).keep(),
+    testY: Tensor.from(test.y, [test.y.length], "i32").keep(),
+  };
   const model = buildModel(config);
   const optimizer = new Adam(model.parameters(), { lr: config.lr });
-  let initialEpoch = 0;
-  const history: History = { epoch: [], history: {} };
-  if (resumed) {
-    const restored = loadTrainingCheckpoint(resumed.bytes, { model, optimizer });
-    initialEpoch = restored.epoch;
-    Object.assign(history, resumed.history);
+  try {
+    await withRun(new MlflowStore(), "demo", {
+      runName: `demo-seed${config.seed}${resume ? `-resumed${resume.epoch}` : ""}`,
+      tags: { "denograd.lab": "demo" },
+    }, async (run) => {
+      await run.logParams({
+        points_per_class: config.pointsPerClass,
+        hidden: config.hidden,
+        dropout: config.dropout,
+        epochs: config.epochs,
+        batch_size: config.batchSize,
+        learning_rate: config.lr,
+        optimizer: "adam",
+        validation_split: config.validationSplit,
+        seed: config.seed,
+        quick: args.quick,
+      });
+      await trainRun(run, {
+        model,
+        optimizer,
+        loss: softmaxCrossEntropy,
+        data: { x: tensors.x, y: tensors.y },
+        validationSplit: config.validationSplit,
+        metrics: ["accuracy"],
+        epochs: config.epochs,
+        batchSize: config.batchSize,
+        seed: config.seed,
+        out: args.out,
+        summary: { inputShape: [2], name: "demo_mlp", artifact: "model/summary.txt" },
+        test: {
+          data: { x: tensors.testX, y: tensors.testY },
+          names: { loss: "test_loss", accuracy: "test_accuracy" },
+          step: config.epochs,
+        },
+        historyArtifact: "history.json",
+        checkpoint: { file: checkpointFile, settings: { config }, resume },
+      });
+      await logModel(run, "model", model);
+    });
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+    optimizer.dispose();
+    model.dispose();
   }
-
-  const table = summary(model, [2], { name: "demo_mlp" }).text;
-  args.out.write(`${table}\n`);
-  const store = openStore();
-  await withRun(store, "demo", {
-    runName: `demo-seed${config.seed}${resumed ? `-resumed${initialEpoch}` : ""}`,
-    tags: {
-      "denograd.lab": "demo",
-      ...(resumed
-        ? {
-          "denograd.resumed_from_run": resumed.runId,
-          "denograd.resumed_from_epoch": String(initialEpoch),
-        }
-        : {}),
-    },
-  }, async (mlflowRun) => {
-    await mlflowRun.logParams({
-      points_per_class: config.pointsPerClass,
-      hidden: config.hidden,
-      dropout: config.dropout,
-      epochs: config.epochs,
-      batch_size: config.batchSize,
-      learning_rate: config.lr,
-      optimizer: "adam",
-      validation_split: config.validationSplit,
-      seed: config.seed,
-      quick: args.quick,
-    });
-    // A resumed run repeats the earlier epochs' metrics so its curves are complete.
-    for (const [i, epoch] of history.epoch.entries()) {
-      const logs: Logs = {};
-      for (const [k, v] of Object.entries(history.history)) logs[k] = v[i];
-      await mlflowRun.logMetrics(logs, epoch);
-    }
-    const logToMlflow: Callback = {
-      onEpochEnd: (epoch, logs) => mlflowRun.logMetrics({ ...logs }, epoch),
-    };
-    if (initialEpoch >= config.epochs) {
-      args.out.write(`checkpoint is at epoch ${initialEpoch}: nothing left to train\n`);
-    }
-    await fit(model, optimizer, { x, y }, {
-      loss: softmaxCrossEntropy,
-      epochs: config.epochs,
-      initialEpoch,
-      batchSize: config.batchSize,
-      validationSplit: config.validationSplit,
-      seed: config.seed,
-      metrics: ["accuracy"],
-      callbacks: [
-        logToMlflow,
-        checkpointEvery(checkpointFile, model, optimizer, config, history, mlflowRun.id),
-        new ProgressBar({ writer: args.out }),
-      ],
-    });
-    const final = await evaluate(
-      model,
-      Tensor.from(test.x, [test.y.length, 2]),
-      Tensor.from(test.y, [test.y.length], "i32"),
-      { loss: softmaxCrossEntropy, metrics: ["accuracy"] },
-    );
-    await mlflowRun.logMetrics(
-      { test_loss: final.loss, test_accuracy: final.accuracy },
-      config.epochs,
-    );
-    args.out.write(
-      `test: loss ${final.loss.toFixed(4)} - accuracy ${final.accuracy.toFixed(4)}\n`,
-    );
-    await mlflowRun.logArtifact("model/model.safetensors", await saveModel(model));
-    await mlflowRun.logDict("model/config.json", modelConfig(model));
-    await mlflowRun.logText("model/summary.txt", `${table}\n`);
-    await mlflowRun.logDict("history.json", history);
-  });
 }
 
 registerLab({

@@ -9,8 +9,9 @@ import * as path from "node:path";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { withSoftmax } from "../models/mlp.ts";
 import { writeFileAtomic } from "../tracking/files.ts";
-import { loadMnistSplits, logModel, pct, trainMnistRun } from "./mnist_run.ts";
+import { loadMnistSplits, pct, trainMnistRun } from "./mnist_run.ts";
 import { type LabArgs, registerLab } from "./registry.ts";
+import { logModel } from "./train_run.ts";
 
 /** Where `deno task serve` loads the model from by default. */
 export const MODEL_PATH = "models/mnist-model.safetensors";

@@ -11,13 +11,12 @@ import { gather } from "../../engine/ops/shape.ts";
 import { Adam } from "../../engine/optim/optimizers.ts";
 import { Rng } from "../../engine/random.ts";
 import { Tensor, tidy } from "../../engine/tensor.ts";
-import type { Logs } from "../../engine/train/callbacks.ts";
-import { evaluate, fit, type LossFn } from "../../engine/train/fit.ts";
+import { evaluate, type LossFn } from "../../engine/train/fit.ts";
 import { formatValue } from "../../engine/train/progress.ts";
-import { type Run, withRun } from "../../tracking/run.ts";
-import { openStore, type TrackingStore } from "../../tracking/store.ts";
+import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
 import { type BurstTask, burstTask, type SumTask, sumTask } from "../data/attention_tasks.ts";
 import { AttentionGru, type Part1Attention } from "../../models/attention_gru.ts";
+import { trainRun } from "../train_run.ts";
 import {
   attentionSpan,
   type Check,
@@ -189,7 +188,7 @@ function plottedSamples(data: TaskData, start: number): number[] {
 }
 
 async function trainOne(
-  store: TrackingStore,
+  store: MlflowStore,
   data: TaskData,
   variant: Part1Attention,
   config: Part1Config,
@@ -243,22 +242,28 @@ async function trainOne(
     const loss = lossOf(data.name);
     const metrics = data.name === "burst" ? ["accuracy" as const] : [];
     const valStart = validationStart(n);
+    // The sum task's MSE in the targets' own units, next to the standardised one.
+    const yScale = data.sum?.yScale;
+    const optimizer = new Adam(model.parameters(), { lr: ADAM.learning_rate });
     try {
       const before = await evaluateFirst(model, x, y, valStart, loss);
-      const history = await fit(model, new Adam(model.parameters(), { lr: ADAM.learning_rate }), {
-        x,
-        y,
-      }, {
+      const { history } = await trainRun(run, {
+        model,
+        optimizer,
         loss,
+        data: { x, y },
+        validationSplit: VALIDATION_SPLIT,
+        metrics,
         epochs,
         batchSize: BATCH_SIZE,
-        validationSplit: VALIDATION_SPLIT,
         seed: shuffleSeed,
-        metrics,
+        out: options.out,
+        progress: false,
+        epochMetrics: yScale === undefined
+          ? undefined
+          : (_, logs) => ({ val_mse_raw: logs.val_loss * yScale ** 2 }),
         callbacks: [{
-          onEpochEnd: async (epoch: number, logs: Logs) => {
-            if (data.sum) logs.val_mse_raw = logs.val_loss * data.sum.yScale ** 2;
-            await run.logMetrics(logs, epoch);
+          onEpochEnd: (epoch, logs) => {
             const shown = Object.entries(logs).map(([k, v]) => `${k} ${formatValue(v)}`);
             options.out.write(
               `  [${label}] epoch ${epoch + 1}/${epochs}  ${shown.join("  ")}  ` +
@@ -359,6 +364,7 @@ async function trainOne(
     } finally {
       x.dispose();
       y.dispose();
+      optimizer.dispose();
       model.dispose();
     }
   });
@@ -515,7 +521,7 @@ async function logCurvesFigure(
 }
 
 async function scalingRun(
-  store: TrackingStore,
+  store: MlflowStore,
   config: Part1Config,
   options: Tp5Options,
 ): Promise<{ rows: ScalingRow[]; runId: string }> {
@@ -571,7 +577,7 @@ function check(
 export async function runPart1(options: Tp5Options): Promise<PartResult> {
   const started = performance.now();
   const config = configOf(options);
-  const store = openStore();
+  const store = new MlflowStore();
   const shape = { samples: config.samples, steps: config.steps, features: config.features };
   const sumSeed = options.seed + 1;
   const burstSeed = options.seed + 42; // JB's data seed at the default --seed 0

@@ -12,12 +12,11 @@ import { mse } from "../../engine/ops/loss.ts";
 import { Adam } from "../../engine/optim/optimizers.ts";
 import { Rng } from "../../engine/random.ts";
 import { Tensor, tidy } from "../../engine/tensor.ts";
-import { type Data, fit, type History } from "../../engine/train/fit.ts";
-import { ProgressBar } from "../../engine/train/progress.ts";
-import { type Run, withRun } from "../../tracking/run.ts";
-import { openStore, type TrackingStore } from "../../tracking/store.ts";
+import type { Data, History } from "../../engine/train/fit.ts";
+import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
 import { Seq2Seq, type Seq2SeqScore } from "../../models/seq2seq.ts";
 import { decoderInputs, type SeriesData, seriesSplits } from "../data/series.ts";
+import { trainRun } from "../train_run.ts";
 import {
   attentionSpan,
   type Check,
@@ -395,7 +394,7 @@ async function logFigures(run: Run, config: Part2Config, test: SeriesData, r: Pa
 export async function trainPart2Run(
   config: Part2Config,
   options: Tp5Options,
-  store: TrackingStore = openStore(),
+  store = new MlflowStore(),
 ): Promise<Part2RunResult> {
   const started = performance.now();
   const splits = seriesSplits(config.dataSeed, {
@@ -444,25 +443,23 @@ export async function trainPart2Run(
     const data = packedData(splits.train, config.startToken);
     const optimizer = new Adam(model.parameters());
     try {
-      const history = await fit(model, optimizer, data, {
+      const { history } = await trainRun(run, {
+        model,
+        optimizer,
         loss: (pred, target) => mse(pred, target),
+        data,
+        validationSplit: 0.2,
+        metrics: ["mae"],
         epochs: config.epochs,
         batchSize: config.batchSize,
-        validationSplit: 0.2,
         seed: config.seed,
-        metrics: ["mae"],
-        callbacks: [
-          new ProgressBar({ writer: options.out }),
-          {
-            onEpochEnd: (epoch, logs) =>
-              run.logMetrics({
-                train_loss: logs.loss,
-                val_loss: logs.val_loss,
-                train_mae: logs.mae,
-                val_mae: logs.val_mae,
-              }, epoch),
-          },
-        ],
+        out: options.out,
+        metricNames: {
+          loss: "train_loss",
+          val_loss: "val_loss",
+          mae: "train_mae",
+          val_mae: "val_mae",
+        },
       });
       const { tf, ar } = await evaluateSeq2Seq(model, splits.test, config.startToken);
       const scale = model.scale ? (await model.scale.data())[0] : null;
@@ -647,7 +644,7 @@ export async function runPart2(
   overrides: Partial<Part2Config> = {},
 ): Promise<PartResult> {
   const started = performance.now();
-  const store = openStore();
+  const store = new MlflowStore();
   const main = await trainPart2Run(part2Config(options, overrides), options, store);
   const scaled = options.quick || overrides.score !== undefined
     ? null

@@ -7,8 +7,7 @@
 import { modelState } from "../../engine/io/checkpoint.ts";
 import { encodeSafetensors } from "../../engine/io/safetensors.ts";
 import { formatDuration } from "../../engine/train/progress.ts";
-import { type Run, withRun } from "../../tracking/run.ts";
-import { openStore, type TrackingStore } from "../../tracking/store.ts";
+import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
 import {
   APPEARANCE,
   CHANNELS,
@@ -30,6 +29,7 @@ import {
 } from "./lop_train.ts";
 import { barPanelsSpec, heatmapSpec, type LinePanel, linePanelsSpec, logFigure } from "./plots.ts";
 import { writeReport } from "./report.ts";
+import { logEpochMetrics } from "../train_run.ts";
 
 export const PART3_EXPERIMENT = "TP5_Part3_HTAP";
 
@@ -90,7 +90,7 @@ interface Trained {
 }
 
 export async function trainAndLog(
-  store: TrackingStore,
+  store: MlflowStore,
   spec: TapSpec,
   splits: LopSplits,
   config: Part3Config,
@@ -122,17 +122,8 @@ export async function trainAndLog(
       quick: options.quick,
     });
     const r = await trainTap(spec, splits, options, {
-      onEpoch: async (epoch, log) => {
-        const { seconds: _, ...metrics } = log;
-        await run.logMetrics(
-          Object.fromEntries(Object.entries(metrics).filter(([, v]) => v !== undefined)) as Record<
-            string,
-            number
-          >,
-          epoch,
-        );
-        await run.logMetric("epoch_seconds", log.seconds, epoch);
-      },
+      onEpoch: (epoch, { seconds, ...metrics }) =>
+        logEpochMetrics(run, epoch, { ...metrics, epoch_seconds: seconds }),
       onTrained: async (model) => {
         const bytes = encodeSafetensors(await modelState(model), { model: spec.label });
         await run.logArtifact("model/weights.safetensors", bytes);
@@ -358,7 +349,7 @@ function quickChecks(r: Part3Results): Check[] {
 export async function runPart3(options: Tp5Options): Promise<PartResult> {
   const started = performance.now();
   const config = part3Config(options);
-  const store = openStore();
+  const store = new MlflowStore();
   const runIds: string[] = [];
   const out = options.out;
   out.write(
