@@ -9,7 +9,8 @@ import { softmaxCrossEntropy } from "../engine/ops/loss.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { Rng } from "../engine/random.ts";
 import { Tensor } from "../engine/tensor.ts";
-import { MlflowStore, withRun } from "../tracking/mlflow.ts";
+import { withRun } from "../tracking/run.ts";
+import { openStore } from "../tracking/store.ts";
 import { type LabArgs, registerLab } from "./registry.ts";
 import { logModel, readResumePoint, trainRun } from "./train_run.ts";
 
@@ -90,7 +91,7 @@ async function run(args: LabArgs): Promise<void> {
   const model = buildModel(config);
   const optimizer = new Adam(model.parameters(), { lr: config.lr });
   try {
-    await withRun(new MlflowStore(), "demo", {
+    await withRun(openStore(), "demo", {
       runName: `demo-seed${config.seed}${resume ? `-resumed${resume.epoch}` : ""}`,
       tags: { "denograd.lab": "demo" },
     }, async (run) => {

@@ -10,7 +10,8 @@ import { EarlyStopping, type EarlyStoppingOptions } from "../engine/train/callba
 import { TensorDataset } from "../engine/train/dataset.ts";
 import type { History } from "../engine/train/fit.ts";
 import { kernels, type MlpOptions, MNIST_INPUTS, mnistMlp } from "../models/mlp.ts";
-import { MlflowStore, type Run, withRun } from "../tracking/mlflow.ts";
+import { type Run, withRun } from "../tracking/run.ts";
+import { openStore } from "../tracking/store.ts";
 import { loadMnist } from "./data/mnist.ts";
 import { learningCurvesSpec } from "./figures.ts";
 import type { LabArgs } from "./registry.ts";
@@ -129,7 +130,7 @@ export async function trainMnistRun(
     ? (spec.l2.layers === "all" ? kernels(model) : kernels(model).slice(0, 1))
     : [];
   const earlyStopping = spec.earlyStopping ? new EarlyStopping(spec.earlyStopping) : null;
-  return await withRun(new MlflowStore(), spec.experiment, {
+  return await withRun(openStore(), spec.experiment, {
     runName: spec.runName,
     tags: { "denograd.lab": spec.slug },
   }, async (run) => {

@@ -27,7 +27,7 @@ import {
 import type { MetricSpec } from "../engine/train/metrics.ts";
 import { ProgressBar, type ProgressWriter } from "../engine/train/progress.ts";
 import { writeFileAtomic } from "../tracking/files.ts";
-import type { Run } from "../tracking/mlflow.ts";
+import type { Run } from "../tracking/run.ts";
 import { renderPng, type VegaLiteSpec } from "./figures.ts";
 
 /**

@@ -13,7 +13,8 @@ import { Rng } from "../../engine/random.ts";
 import { Tensor, tidy } from "../../engine/tensor.ts";
 import { evaluate, type LossFn } from "../../engine/train/fit.ts";
 import { formatValue } from "../../engine/train/progress.ts";
-import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
+import { type Run, withRun } from "../../tracking/run.ts";
+import { openStore, type TrackingStore } from "../../tracking/store.ts";
 import { type BurstTask, burstTask, type SumTask, sumTask } from "../data/attention_tasks.ts";
 import { AttentionGru, type Part1Attention } from "../../models/attention_gru.ts";
 import { trainRun } from "../train_run.ts";
@@ -188,7 +189,7 @@ function plottedSamples(data: TaskData, start: number): number[] {
 }
 
 async function trainOne(
-  store: MlflowStore,
+  store: TrackingStore,
   data: TaskData,
   variant: Part1Attention,
   config: Part1Config,
@@ -521,7 +522,7 @@ async function logCurvesFigure(
 }
 
 async function scalingRun(
-  store: MlflowStore,
+  store: TrackingStore,
   config: Part1Config,
   options: Tp5Options,
 ): Promise<{ rows: ScalingRow[]; runId: string }> {
@@ -577,7 +578,7 @@ function check(
 export async function runPart1(options: Tp5Options): Promise<PartResult> {
   const started = performance.now();
   const config = configOf(options);
-  const store = new MlflowStore();
+  const store = openStore();
   const shape = { samples: config.samples, steps: config.steps, features: config.features };
   const sumSeed = options.seed + 1;
   const burstSeed = options.seed + 42; // JB's data seed at the default --seed 0

@@ -13,7 +13,8 @@ import { Adam } from "../../engine/optim/optimizers.ts";
 import { Rng } from "../../engine/random.ts";
 import { Tensor, tidy } from "../../engine/tensor.ts";
 import type { Data, History } from "../../engine/train/fit.ts";
-import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
+import { type Run, withRun } from "../../tracking/run.ts";
+import { openStore, type TrackingStore } from "../../tracking/store.ts";
 import { Seq2Seq, type Seq2SeqScore } from "../../models/seq2seq.ts";
 import { decoderInputs, type SeriesData, seriesSplits } from "../data/series.ts";
 import { trainRun } from "../train_run.ts";
@@ -394,7 +395,7 @@ async function logFigures(run: Run, config: Part2Config, test: SeriesData, r: Pa
 export async function trainPart2Run(
   config: Part2Config,
   options: Tp5Options,
-  store = new MlflowStore(),
+  store: TrackingStore = openStore(),
 ): Promise<Part2RunResult> {
   const started = performance.now();
   const splits = seriesSplits(config.dataSeed, {
@@ -644,7 +645,7 @@ export async function runPart2(
   overrides: Partial<Part2Config> = {},
 ): Promise<PartResult> {
   const started = performance.now();
-  const store = new MlflowStore();
+  const store = openStore();
   const main = await trainPart2Run(part2Config(options, overrides), options, store);
   const scaled = options.quick || overrides.score !== undefined
     ? null

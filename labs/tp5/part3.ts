@@ -7,7 +7,8 @@
 import { modelState } from "../../engine/io/checkpoint.ts";
 import { encodeSafetensors } from "../../engine/io/safetensors.ts";
 import { formatDuration } from "../../engine/train/progress.ts";
-import { MlflowStore, type Run, withRun } from "../../tracking/mlflow.ts";
+import { type Run, withRun } from "../../tracking/run.ts";
+import { openStore, type TrackingStore } from "../../tracking/store.ts";
 import {
   APPEARANCE,
   CHANNELS,
@@ -90,7 +91,7 @@ interface Trained {
 }
 
 export async function trainAndLog(
-  store: MlflowStore,
+  store: TrackingStore,
   spec: TapSpec,
   splits: LopSplits,
   config: Part3Config,
@@ -349,7 +350,7 @@ function quickChecks(r: Part3Results): Check[] {
 export async function runPart3(options: Tp5Options): Promise<PartResult> {
   const started = performance.now();
   const config = part3Config(options);
-  const store = new MlflowStore();
+  const store = openStore();
   const runIds: string[] = [];
   const out = options.out;
   out.write(
