@@ -20,6 +20,7 @@ import { init, Tensor } from "../engine/tensor.ts";
 import { fit } from "../engine/train/fit.ts";
 import { loadMnist, type Mnist, MNIST_PIXELS } from "../labs/data/mnist.ts";
 import { DEFAULT_MODEL } from "../web/serve.ts";
+import { engineOptionsFromEnv } from "../host/env.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -39,7 +40,7 @@ const mnist = await loadMnist();
 
 /** TP1's model, briefly trained on logits, then ended with Softmax as Keras' Dense(10, softmax). */
 async function quickModel(data: Mnist): Promise<string> {
-  await init();
+  await init(engineOptionsFromEnv());
   const rng = new Rng(0);
   const hidden = new Linear(MNIST_PIXELS, 512, { activation: "relu", rng });
   const out = new Linear(512, 10, { rng });

@@ -6,11 +6,10 @@ import { Sequential } from "../engine/nn/sequential.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { softmaxCrossEntropy } from "../engine/ops/loss.ts";
 import { Rng } from "../engine/random.ts";
-import { init, Tensor, tidy } from "../engine/tensor.ts";
-import { benchKernel } from "./lib/kernel.ts";
+import { Tensor, tidy } from "../engine/tensor.ts";
+import { benchKernel, rt } from "./lib/kernel.ts";
 import { denseStepWork } from "./lib/work.ts";
 
-const rt = await init();
 const rng = new Rng(1);
 const model = new Sequential(
   new Linear(784, 512, { activation: "relu", rng }),

@@ -81,19 +81,15 @@ const UNIFORM_SLOT_MAX = 256;
 const ARENA_BYTES = 256 * 1024;
 const TIMESTAMP_PAIRS = 512;
 
-function envValue(name: string): string | undefined {
-  const deno = (globalThis as unknown as { Deno?: { env: { get(k: string): string | undefined } } })
-    .Deno;
-  try {
-    return deno?.env.get(name);
-  } catch {
-    return undefined; // no --allow-env: flags stay off
-  }
-}
-
-function envFlag(name: string): boolean {
-  const value = envValue(name);
-  return value !== undefined && value !== "" && value !== "0";
+/**
+ * Debug switches, given to `init()`. The engine never reads the environment: the Deno entry
+ * points map DENOGRAD_DEBUG and DENOGRAD_CHECK_NAN to these (host/env.ts).
+ */
+export interface RuntimeOptions {
+  /** Per-kernel dispatch counts, GPU time and GFLOP/s; "keys": per specialisation (name|key). */
+  debug?: boolean | "keys";
+  /** Check every op's output and name the first op that produced a NaN or Inf. */
+  checkNaN?: boolean;
 }
 
 /** Rounds a byte size up to its pool class: ≤ 12.5 % waste, at least 256 bytes. */
@@ -105,10 +101,10 @@ export function sizeClass(bytes: number): number {
 
 export class Runtime {
   readonly device: GPUDevice;
-  readonly debug = envFlag("DENOGRAD_DEBUG");
-  /** DENOGRAD_DEBUG=keys: counters per specialisation (name|key) instead of per family. */
-  readonly debugKeys = envValue("DENOGRAD_DEBUG") === "keys";
-  checkNaN = envFlag("DENOGRAD_CHECK_NAN");
+  readonly debug: boolean;
+  /** Counters per specialisation (name|key) instead of per family. */
+  readonly debugKeys: boolean;
+  checkNaN: boolean;
   /** Submit after this many dispatches even if nobody reads a result. */
   maxPendingDispatches = 256;
   /** Upper bound on bytes kept in the pool for reuse; beyond it released buffers are destroyed. */
@@ -149,8 +145,11 @@ export class Runtime {
   private nanFlag: Storage | null = null;
   private nanOps: string[] = [];
 
-  constructor(readonly ctx: GpuContext) {
+  constructor(readonly ctx: GpuContext, options: RuntimeOptions = {}) {
     this.device = ctx.device;
+    this.debug = Boolean(options.debug);
+    this.debugKeys = options.debug === "keys";
+    this.checkNaN = options.checkNaN ?? false;
     this.slotAlign = Math.max(ctx.device.limits.minUniformBufferOffsetAlignment, 16);
     this.arena = this.device.createBuffer({
       size: ARENA_BYTES,

@@ -1,6 +1,6 @@
 // Tensor: shape, dtype, pooled GPU storage, gradient; creation, readback, scopes.
 import { gpu } from "./device.ts";
-import { Runtime, runtime, setRuntime, type Storage } from "./runtime.ts";
+import { Runtime, runtime, type RuntimeOptions, setRuntime, type Storage } from "./runtime.ts";
 import { backward, type Node, noGrad } from "./autograd.ts";
 import { globalRng, type Rng } from "./random.ts";
 import * as ew from "./ops/elementwise.ts";
@@ -12,12 +12,15 @@ export type DType = "f32" | "i32" | "u32";
 export type Shape = readonly number[];
 type HostArray = Float32Array | Int32Array | Uint32Array;
 
-/** Initialises WebGPU; every other call needs it to have resolved once. */
-export async function init(): Promise<Runtime> {
+/**
+ * Initialises WebGPU; every other call needs it to have resolved once. The options of the first
+ * call hold for the process; later calls return the same runtime.
+ */
+export async function init(options: RuntimeOptions = {}): Promise<Runtime> {
   try {
     return runtime();
   } catch {
-    const rt = new Runtime(await gpu());
+    const rt = new Runtime(await gpu(), options);
     setRuntime(rt);
     return rt;
   }

@@ -2,6 +2,7 @@
 // `deno task train --list`. Exit codes: 0 done, 1 the lab failed, 2 bad command line.
 import { parseArgs } from "node:util";
 import { init } from "../engine/tensor.ts";
+import { engineOptionsFromEnv } from "../host/env.ts";
 import { findLab, type LabArgs, type LabFlag, listLabs, stdoutWriter } from "./registry.ts";
 import "./demo.ts";
 import "./tp1.ts";
@@ -106,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   try {
-    await init();
+    await init(engineOptionsFromEnv());
     return (await lab.run(args)) ?? 0;
   } catch (e) {
     console.error(`lab '${lab.name}' failed: ${(e as Error).stack ?? e}`);

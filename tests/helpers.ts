@@ -3,6 +3,7 @@
 import { init, type Shape, sizeOf, Tensor } from "../engine/tensor.ts";
 import { Rng } from "../engine/random.ts";
 import type { Runtime } from "../engine/runtime.ts";
+import { engineOptionsFromEnv } from "../host/env.ts";
 
 /** A float64 host tensor for reference implementations. */
 export interface Ref {
@@ -23,7 +24,7 @@ export function testRng(): { rng: Rng; seed: number } {
 
 /** Initialises the runtime with poisoned allocations (unwritten outputs read as NaN). */
 export async function setup(): Promise<Runtime> {
-  const rt = await init();
+  const rt = await init(engineOptionsFromEnv());
   rt.poison = true;
   return rt;
 }

@@ -514,28 +514,39 @@ Deno.test("safetensors: 12,000 random corruptions give clean errors, bounded tim
     },
     { config: '{"class":"Sequential"}', epoch: "3" },
   );
-  let accepted = 0;
-  let slowest = 0;
-  for (let trial = 0; trial < 12_000; trial++) {
-    const bytes = mutate(valid, rng);
+  /** Whether the decoder accepted `bytes`, and how long it took. */
+  const attempt = (bytes: Uint8Array, trial: number): { ok: boolean; ms: number } => {
     const start = performance.now();
     try {
       const { tensors } = decodeSafetensors(bytes);
-      accepted++;
       const total = Object.values(tensors).reduce((n, t) => n + t.data.byteLength, 0);
       // F16/BF16 widen to F32 at most 2×; nothing bigger than the input is ever allocated.
       assert.ok(total <= 2 * bytes.length, `seed ${seed}, trial ${trial}: ${total} bytes decoded`);
+      return { ok: true, ms: performance.now() - start };
     } catch (e) {
       if (
         !(e instanceof Error) || e.constructor !== Error || !e.message.startsWith("safetensors: ")
       ) {
         throw new Error(`seed ${seed}, trial ${trial}: unclean failure ${String(e)}`, { cause: e });
       }
+      return { ok: false, ms: performance.now() - start };
     }
-    slowest = Math.max(slowest, performance.now() - start);
+  };
+  let accepted = 0;
+  let slowest = 0;
+  for (let trial = 0; trial < 12_000; trial++) {
+    const bytes = mutate(valid, rng);
+    let { ok, ms } = attempt(bytes, trial);
+    if (ok) accepted++;
+    // A decode is pure computation on its input: a slow input is slow on every rerun, while a
+    // pause of the whole process (GC, a loaded machine) does not come back three times.
+    for (let rerun = 0; rerun < 3 && ms >= 1000; rerun++) {
+      ms = Math.min(ms, attempt(bytes, trial).ms);
+    }
+    slowest = Math.max(slowest, ms);
   }
   // A hang detector, not a speed assertion: one decode of a 200-byte file takes microseconds.
-  assert.ok(slowest < 1000, `seed ${seed}: a decode took ${slowest} ms`);
+  assert.ok(slowest < 1000, `seed ${seed}: a decode took ${slowest} ms on each of 4 runs`);
   assert.ok(accepted < 12_000 / 2, `seed ${seed}: ${accepted} corruptions were accepted`);
 });
 

@@ -15,6 +15,7 @@ import { QUICK_TEST } from "../labs/mnist_run.ts";
 import { biasVarianceVerdict } from "../labs/tp2.ts";
 import { FileStore } from "../tracking/file_store.ts";
 import type { RunRecord } from "../tracking/store.ts";
+import { engineOptionsFromEnv } from "../host/env.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -114,7 +115,7 @@ Deno.test("tp1 --quick: a FINISHED Default run with the spec's names, the figure
   assert.equal(decodeSafetensors(saved).metadata.mlflow_run_id, run.info.runId);
 
   // It loads and reproduces the logged test accuracy on the same tests, as probabilities.
-  await init();
+  await init(engineOptionsFromEnv());
   const model = loadModel(saved) as Module;
   const mnist = await loadMnist();
   const x = Tensor.from(mnist.testImages.subarray(0, QUICK_TEST * 784), [QUICK_TEST, 784]);

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { acquire, NO_WEBGPU_MESSAGE } from "../engine/device.ts";
-import { runtime, sizeClass } from "../engine/runtime.ts";
+import { Runtime, runtime, sizeClass } from "../engine/runtime.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import * as ew from "../engine/ops/elementwise.ts";
+import { engineOptionsFromEnv } from "../host/env.ts";
 import { setup } from "./helpers.ts";
 
 const rt = await setup();
@@ -140,6 +141,24 @@ Deno.test("runtime: DENOGRAD_DEBUG=1 reports per-kernel counts (and GPU time wit
   assert.ok(line, out);
   assert.equal(line!.trim().split(/\s+/)[1], "5");
   if (rt.ctx.features.timestampQuery) assert.match(line!, /\d+\.\d+\s+\d+\.\d+$/);
+});
+
+Deno.test("runtime: debug switches are init() options; the Deno side maps DENOGRAD_* to them", () => {
+  const from = (vars: Record<string, string>) => engineOptionsFromEnv((name) => vars[name]);
+  assert.deepEqual(from({}), { debug: false, checkNaN: false });
+  assert.deepEqual(from({ DENOGRAD_DEBUG: "0", DENOGRAD_CHECK_NAN: "" }), {
+    debug: false,
+    checkNaN: false,
+  });
+  assert.deepEqual(from({ DENOGRAD_DEBUG: "1", DENOGRAD_CHECK_NAN: "1" }), {
+    debug: true,
+    checkNaN: true,
+  });
+  assert.deepEqual(from({ DENOGRAD_DEBUG: "keys" }), { debug: "keys", checkNaN: false });
+  const checking = new Runtime(rt.ctx, { checkNaN: true });
+  assert.ok(checking.checkNaN && !checking.debug && !checking.debugKeys);
+  const plain = new Runtime(rt.ctx);
+  assert.ok(!plain.checkNaN && !plain.debug);
 });
 
 Deno.test("tensor: method shortcuts call the op families", async () => {

@@ -4,6 +4,7 @@
 // missing or unusable model file exits with status 1 and says why. Exit 2: bad command line.
 import { parseArgs } from "node:util";
 import { init } from "../engine/tensor.ts";
+import { engineOptionsFromEnv } from "../host/env.ts";
 import { createHandler, MicroBatcher, Predictor } from "./predict.ts";
 
 export const DEFAULT_MODEL = "models/mnist-model.safetensors";
@@ -84,7 +85,7 @@ export async function startServer(
         `\`deno task train tp1\` (writes ${DEFAULT_MODEL}) or pass --model PATH`,
     );
   }
-  const rt = await init();
+  const rt = await init(engineOptionsFromEnv());
   const predictor = Predictor.load(bytes, options.modelPath);
   const batcher = new MicroBatcher(
     (pixels, rows) => predictor.predict(pixels, rows),

@@ -4,6 +4,7 @@
 // Under `deno task bench` (bench/run.ts) each case also appends its declared work to a file the
 // runner joins with `deno bench --json`; under plain `deno bench` nothing is written.
 import { init } from "../../engine/tensor.ts";
+import { engineOptionsFromEnv } from "../../host/env.ts";
 import type { Work } from "./work.ts";
 import { BENCH_ENV, type BenchRecord, type CeilingKind } from "./report.ts";
 
@@ -32,7 +33,7 @@ const iterations = Number(env(BENCH_ENV.iterations) ?? 10);
 /** Caps the ops per region for tiny kernels on fast adapters. */
 const MAX_REPS = 1024;
 
-export const rt = await init();
+export const rt = await init(engineOptionsFromEnv());
 
 function append(record: BenchRecord): void {
   if (recordsPath) {

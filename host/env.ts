@@ -1,0 +1,29 @@
+// The Deno host's side of the engine's debug switches. engine/ never reads the environment (it
+// runs in the browser too); every Deno entry point — the labs CLI, the web server, the benches
+// and the tests — passes `engineOptionsFromEnv()` to `init()`.
+import type { RuntimeOptions } from "../engine/runtime.ts";
+
+/** A variable's value, or undefined when it is unset or the process may not read it. */
+function readEnv(name: string): string | undefined {
+  // Asking first: without --allow-env, Deno.env.get would throw or prompt.
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.env.get(name);
+}
+
+/**
+ * `init()` options from DENOGRAD_DEBUG (`1`: per-kernel counters and GPU time, `keys`: per
+ * kernel specialisation) and DENOGRAD_CHECK_NAN (`1`: name the first op that produced a NaN or
+ * Inf). Unset, empty or `0` leaves a switch off.
+ */
+export function engineOptionsFromEnv(
+  env: (name: string) => string | undefined = readEnv,
+): RuntimeOptions {
+  const on = (value: string | undefined) => value !== undefined && value !== "" && value !== "0";
+  const debug = env("DENOGRAD_DEBUG");
+  return {
+    debug: debug === "keys" ? "keys" : on(debug),
+    checkNaN: on(env("DENOGRAD_CHECK_NAN")),
+  };
+}
