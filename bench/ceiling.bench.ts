@@ -4,6 +4,7 @@
 import { Tensor } from "../engine/tensor.ts";
 import type { KernelSpec } from "../engine/runtime.ts";
 import { grid1d, LINEAR_INDEX, WG } from "../engine/shaders/common.ts";
+import { uniformBlock } from "../engine/uniforms.ts";
 import { benchKernel, rt } from "./lib/kernel.ts";
 import { copyWork, fmaWork } from "./lib/work.ts";
 
@@ -11,24 +12,27 @@ import { copyWork, fmaWork } from "./lib/work.ts";
  * mainstream GPUs (H100 50 MB, RTX 4090 72 MB), so there is nothing to rotate. */
 const COPY_BYTES = 64 * 2 ** 20;
 
+const COPY_UNIFORMS = uniformBlock({ vec4s: "u32", gx: "u32", threads: "u32" });
+
 /** Copies `perThread` vec4s per invocation, strided by the grid so neighbours stay adjacent. */
-function copyKernel(perThread: number): KernelSpec {
+function copyKernel(perThread: number): KernelSpec<typeof COPY_UNIFORMS.fields> {
   return {
     name: "ceiling_copy",
     key: `${perThread}`,
     bindings: ["read", "write"],
-    uniform: true,
+    uniforms: COPY_UNIFORMS,
     code: () => /* wgsl */ `
       ${LINEAR_INDEX}
+      ${COPY_UNIFORMS.struct()}
       @group(0) @binding(0) var<storage, read> src: array<vec4f>;
       @group(0) @binding(1) var<storage, read_write> dst: array<vec4f>;
-      @group(0) @binding(2) var<uniform> u: vec4u; // vec4 count, grid x, threads
+      @group(0) @binding(2) var<uniform> u: U;
       @compute @workgroup_size(${WG})
       fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-        let first = linear_index(wid, lid, u.y);
+        let first = linear_index(wid, lid, u.gx);
         for (var j = 0u; j < ${perThread}u; j++) {
-          let i = first + j * u.z;
-          if (i < u.x) { dst[i] = src[i]; }
+          let i = first + j * u.threads;
+          if (i < u.vec4s) { dst[i] = src[i]; }
         }
       }`,
   };
@@ -45,11 +49,11 @@ for (const perThread of [1, 4]) {
       const vec4s = COPY_BYTES / 16;
       const threads = Math.ceil(vec4s / perThread);
       const groups = grid1d(threads);
-      const uniforms = new Uint32Array([vec4s, groups[0], threads, 0]);
+      const params = { vec4s, gx: groups[0], threads };
       const kernel = copyKernel(perThread);
       const src = Tensor.uniform([COPY_BYTES / 4], -1, 1).keep();
       const buffers = [src.storage, Tensor.empty(src.shape).keep().storage];
-      return () => rt.dispatch({ kernel, buffers, uniforms, groups });
+      return () => rt.launch(kernel, { buffers, params, groups });
     },
   });
 }
@@ -59,31 +63,34 @@ const FMA_THREADS = 2 ** 20;
 const FMA_ITERATIONS = 64;
 const FMA_CHAINS = 8;
 
-const FMA_KERNEL: KernelSpec = {
+// The multiplier and addend come in as uniforms: unknown to the compiler, so it can neither
+// fold the chains nor drop them.
+const FMA_UNIFORMS = uniformBlock({ iterations: "u32", gx: "u32", m: "f32", c: "f32" });
+
+const FMA_KERNEL: KernelSpec<typeof FMA_UNIFORMS.fields> = {
   name: "ceiling_fma",
   key: `${FMA_CHAINS}`,
   bindings: ["write"],
-  uniform: true,
+  uniforms: FMA_UNIFORMS,
   code: () => {
     const chains = Array.from({ length: FMA_CHAINS }, (_, c) => c);
     return /* wgsl */ `
       ${LINEAR_INDEX}
+      ${FMA_UNIFORMS.struct()}
       @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-      // iterations, grid x, and the multiplier and addend as f32 bits: unknown to the compiler,
-      // so it can neither fold the chains nor drop them.
-      @group(0) @binding(1) var<uniform> u: vec4u;
+      @group(0) @binding(1) var<uniform> u: U;
       @compute @workgroup_size(${WG})
       fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-        let i = linear_index(wid, lid, u.y);
-        let m = vec4f(bitcast<f32>(u.z));
-        let c = vec4f(bitcast<f32>(u.w));
+        let i = linear_index(wid, lid, u.gx);
+        let m = vec4f(u.m);
+        let c = vec4f(u.c);
         let s = f32(i) * 1e-7;
         ${
       chains.map((k) => `var a${k} = vec4f(s + ${k}.0, s - ${k}.5, s * ${k + 1}.0, 1.0 - s);`).join(
         "\n",
       )
     }
-        for (var it = 0u; it < u.x; it++) {
+        for (var it = 0u; it < u.iterations; it++) {
           ${chains.map((k) => `a${k} = fma(a${k}, m, c);`).join("\n")}
         }
         let t = ${chains.map((k) => `a${k}`).join(" + ")};
@@ -101,12 +108,7 @@ benchKernel({
   setup: () => {
     const out = Tensor.empty([FMA_THREADS]).keep();
     const groups = grid1d(FMA_THREADS);
-    const uniforms = new Uint32Array(4);
-    const floats = new Float32Array(uniforms.buffer);
-    uniforms[0] = FMA_ITERATIONS;
-    uniforms[1] = groups[0];
-    floats[2] = 0.999;
-    floats[3] = 1e-3;
-    return () => rt.dispatch({ kernel: FMA_KERNEL, buffers: [out.storage], uniforms, groups });
+    const params = { iterations: FMA_ITERATIONS, gx: groups[0], m: 0.999, c: 1e-3 };
+    return () => rt.launch(FMA_KERNEL, { buffers: [out.storage], params, groups });
   },
 });

@@ -3,49 +3,8 @@
 // its rules in a table typed over its op names and their attributes (`Rules`), so a missing rule
 // is a compile error inside that family and this file imports no op.
 import type { Tensor } from "./tensor.ts";
-// TRANSITIONAL: families not yet converted to recorder(); this block goes once all are.
-export type Attrs = Record<string, number | boolean | string | number[] | null | undefined>;
-// deno-lint-ignore no-explicit-any
-let legacyTable: Record<string, any> | null = null;
-// deno-lint-ignore no-explicit-any
-function legacyRule(op: string): any {
-  legacyTable ??= {
-  };
-  return legacyTable[op];
-}
-/** TRANSITIONAL: the old untyped record. */
-export function record(
-  op: string,
-  output: Tensor,
-  inputs: Tensor[],
-  saved: Tensor[] = [],
-  attrs: Attrs = {},
-): Tensor {
-  if (!needsGrad(inputs)) return output;
-  output.requiresGrad = true;
-  output.node = {
-    op,
-    inputs,
-    saved: saved.map((t) => t.retainView()),
-    attrs,
-    rule: legacyRule(op),
-    freed: false,
-  };
-  return output;
-}
-/** TRANSITIONAL: old rule type for unconverted families. */
-// deno-lint-ignore no-explicit-any
-export type LegacyBackwardRule = (
-  grad: Tensor,
-  node: Node<any>,
-  output: Tensor,
-) => (Tensor | null)[];
-/** TRANSITIONAL: old helper for unconverted families. */
-// deno-lint-ignore no-explicit-any
-export type LegacyRules<K extends string> = { [P in K]: LegacyBackwardRule };
 
-// deno-lint-ignore no-explicit-any
-export interface Node<A = any> { // TRANSITIONAL default any -> unknown
+export interface Node<A = unknown> {
   op: string;
   /** The op's tensor inputs, in call order (gradients come back in the same order). */
   inputs: Tensor[];

@@ -20,17 +20,6 @@ export interface KernelSpec<F extends UniformFields = UniformFields> {
   bindings: Binding[];
   /** The block the shader declares as `@binding(bindings.length) var<uniform>`, if any. */
   uniforms?: UniformBlock<F>;
-  /** TRANSITIONAL (removed once every family launches): a hand-packed block via dispatch(). */
-  uniform?: boolean;
-}
-
-/** TRANSITIONAL: the old hand-packed dispatch, removed once every family uses launch(). */
-export interface DispatchArgs {
-  kernel: KernelSpec;
-  buffers: Storage[];
-  uniforms?: ArrayBuffer | ArrayBufferView;
-  groups: [number, number?, number?];
-  flops?: number;
 }
 
 /** A buffer an op wrote, checked under DENOGRAD_CHECK_NAN (its first `size` floats). */
@@ -295,7 +284,7 @@ export class Runtime {
     const cacheKey = `${spec.name}|${spec.key}`;
     let pipeline = this.pipelines.get(cacheKey);
     if (pipeline) return pipeline;
-    const layoutKey = `${spec.bindings.join(",")}|${spec.uniforms !== undefined || !!spec.uniform}`;
+    const layoutKey = `${spec.bindings.join(",")}|${spec.uniforms !== undefined}`;
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((kind, binding) => ({
@@ -303,7 +292,7 @@ export class Runtime {
         visibility: GPUShaderStage.COMPUTE,
         buffer: { type: kind === "read" ? "read-only-storage" : "storage" },
       }));
-      if (spec.uniforms || spec.uniform) {
+      if (spec.uniforms) {
         entries.push({
           binding: spec.bindings.length,
           visibility: GPUShaderStage.COMPUTE,
@@ -383,32 +372,6 @@ export class Runtime {
         this.checkFinite(out.storage, out.size, args.op ?? kernel.name);
       }
     }
-  }
-
-  /** TRANSITIONAL: hand-packed uniforms; removed once every family uses launch(). */
-  dispatch(args: DispatchArgs): void {
-    const [gx, gy = 1, gz = 1] = args.groups;
-    if (gx === 0 || gy === 0 || gz === 0) return;
-    let uniforms: ArrayBuffer | undefined;
-    if (args.kernel.uniform) {
-      const raw = args.uniforms;
-      const bytes = raw ? raw.byteLength : 0;
-      uniforms = new ArrayBuffer(Math.max(16, Math.ceil(bytes / 16) * 16));
-      if (raw) {
-        new Uint8Array(uniforms).set(
-          raw instanceof ArrayBuffer
-            ? new Uint8Array(raw)
-            : new Uint8Array(raw.buffer, raw.byteOffset, bytes),
-        );
-      }
-    }
-    if (this.arenaUsed + UNIFORM_SLOT_MAX > ARENA_BYTES) this.flush();
-    this.encode(
-      args.kernel,
-      { buffers: args.buffers, groups: args.groups, flops: args.flops },
-      uniforms,
-      [gx, gy, gz],
-    );
   }
 
   private encode<F extends UniformFields>(
@@ -543,7 +506,7 @@ export class Runtime {
   // ---- NaN / Inf checking (DENOGRAD_CHECK_NAN=1) --------------------------------------------
 
   /** Encodes a check that records `opName` if `storage` holds a NaN or Inf in its first `n` floats. */
-  checkFinite(storage: Storage, n: number, opName: string): void {
+  private checkFinite(storage: Storage, n: number, opName: string): void {
     if (!this.nanFlag) {
       this.nanFlag = this.alloc(4);
       this.upload(this.nanFlag, new Uint32Array([0xffffffff]));
