@@ -15,7 +15,6 @@ import { formatShape, Tensor, tidy } from "../engine/tensor.ts";
 
 /** 28×28 pixels, flattened as in training. */
 export const IMAGE_VALUES = 784;
-export const IMAGE_SHAPE = [28, 28] as const;
 export const MAX_BODY_BYTES = 1 << 20;
 /** Deeper nesting than [1][28][28] is not an image (and bounds the validator's recursion). */
 const MAX_IMAGE_DEPTH = 3;
