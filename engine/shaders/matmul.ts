@@ -272,7 +272,7 @@ function matmulSource(v: MatmulVariant): string {
         `baseA += i * d.y; baseB += i * d.z; }`,
     );
   }
-  // Never u.sizes[0]: see matmulUniforms.
+  // Never u.sizes[0]: see MATMUL_UNIFORMS.
   emit("let sizes = u.sizes[u.zero];");
   emit("let M = sizes.x; let N = sizes.y; let K = sizes.z; let reduceCount = sizes.w;");
   emit("let M4 = M / 4u; let N4 = N / 4u; let K4 = K / 4u;");
