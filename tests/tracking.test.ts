@@ -451,6 +451,14 @@ Deno.test("yaml: plain scalars resolve as PyYAML's safe_load resolves them", () 
     b2: 2,
   });
   assert.throws(() => parseYaml("d: !!timestamp 2001-12-14\n"), /Unresolved tag/);
+  assert.throws(() => parseYaml("s: !!set {a, b}\n"), /Unresolved tag/);
+  assert.deepEqual(parseYaml("n: !!str 1\nf: !!float '2'\ni: !!int '0x1F'\nb: !!bool 'YeS'\n"), {
+    n: "1",
+    f: 2,
+    i: 31,
+    b: true,
+  });
+  assert.throws(() => parseYaml("f: !!float abc\n"), /could not convert string to float/);
 });
 
 Deno.test("metric values: Python float repr, and float() reads it back exactly", () => {

@@ -154,8 +154,8 @@ export interface RunQuery {
 }
 
 /**
- * A tracking backend. Methods reject with MLflow's error messages for invalid input (see
- * tracking/validation.ts) and for unknown experiments or runs.
+ * A tracking backend. Every method reports failure by rejecting (never by throwing), with
+ * MLflow's messages for invalid input (tracking/validation.ts) and unknown experiments or runs.
  */
 export interface TrackingStore {
   /** What the store skipped or could not read, e.g. run folders without meta.yaml. */

@@ -178,8 +178,8 @@ function resolveFloat(text: string): number {
   const t = text.replaceAll("_", "").toLowerCase();
   const sign = t.startsWith("-") ? -1 : 1;
   const body = t.replace(/^[-+]/, "");
-  if (body === ".inf") return sign * Infinity;
-  if (body === ".nan") return NaN;
+  if (/^\.?inf(?:inity)?$/.test(body)) return sign * Infinity;
+  if (/^\.?nan$/.test(body)) return NaN;
   if (body.includes(":")) {
     // Summed from the seconds up, as PyYAML does (same rounding).
     let value = 0;
@@ -190,17 +190,24 @@ function resolveFloat(text: string): number {
     }
     return sign * value;
   }
+  // Python's float() is as strict as this for explicit `!!float` text.
+  if (!/^(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(body)) {
+    throw new Error(`could not convert string to float: '${text}'`);
+  }
   return sign * Number(body);
+}
+
+/** PyYAML's construct_yaml_bool: yes/true/on and no/false/off, in any case. */
+function resolveBool(text: string): boolean {
+  const t = text.toLowerCase();
+  if (["yes", "true", "on"].includes(t)) return true;
+  if (["no", "false", "off"].includes(t)) return false;
+  throw new Error(`'${text}' is not a boolean`);
 }
 
 const PYYAML_SCALARS: ScalarTag[] = [
   { tag: "tag:yaml.org,2002:null", default: true, test: NULL_RE, resolve: () => null },
-  {
-    tag: "tag:yaml.org,2002:bool",
-    default: true,
-    test: BOOL_RE,
-    resolve: (s) => /^(?:yes|true|on)$/i.test(s),
-  },
+  { tag: "tag:yaml.org,2002:bool", default: true, test: BOOL_RE, resolve: resolveBool },
   { tag: "tag:yaml.org,2002:int", default: true, test: INT_RE, resolve: resolveInt },
   { tag: "tag:yaml.org,2002:float", default: true, test: FLOAT_RE, resolve: resolveFloat },
   {
@@ -215,16 +222,20 @@ const PYYAML_SCALARS: ScalarTag[] = [
   },
 ];
 
+const KEPT_TAGS = ["tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"];
+
 /** The `yaml` package's YAML 1.1 schema with its scalar resolvers swapped for PyYAML's. */
 const PARSE_OPTIONS = {
   version: "1.1",
   schema: "yaml-1.1",
+  // Mappings, sequences and strings from the schema, PyYAML's scalars in place of its own.
   customTags: (tags: Tags) => [
-    ...tags.filter((t) => typeof t !== "string" && "collection" in t && t.collection),
-    ...tags.filter((t) => typeof t !== "string" && t.tag === "tag:yaml.org,2002:str"),
+    ...tags.filter((t) => typeof t !== "string" && KEPT_TAGS.includes(t.tag)),
     ...PYYAML_SCALARS,
+    // Explicit `!!int '7'`-style tags: the same constructors, whatever the text looks like.
+    ...PYYAML_SCALARS.map(({ tag, resolve }) => ({ tag, resolve })),
   ],
-  // Explicit !!timestamp, !!binary, !!set… are not resolved (they are errors below).
+  // Explicit !!timestamp, !!binary, !!set, !!omap… (no YamlValue for them) are errors below.
   resolveKnownTags: false,
   // `<<` merge keys, as PyYAML's SafeLoader.
   merge: true,
