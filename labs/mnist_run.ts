@@ -149,11 +149,11 @@ export async function trainMnistRun(
       out: args.out,
       callbacks: earlyStopping ? [earlyStopping] : [],
       metricNames: spec.curveNames,
-      title: spec.title,
       summary: {
         inputShape: [MNIST_INPUTS],
         name: spec.runName ?? spec.slug,
         artifact: "model_summary.txt",
+        title: spec.title,
       },
       test: {
         data: { x: data.testX, y: data.testY },

@@ -51,7 +51,6 @@ export function logEpochMetrics(
 
 /** A lab's last training checkpoint, read back for --resume. */
 export interface ResumePoint {
-  file: string;
   bytes: Uint8Array;
   /** Epochs completed. */
   epoch: number;
@@ -78,7 +77,7 @@ export async function readResumePoint(file: string): Promise<ResumePoint | null>
     throw new Error(`--resume: ${file} is not a training checkpoint of this lab`);
   }
   const { history, runId, ...settings } = extra;
-  return { file, bytes, epoch: Number(metadata.epoch), history, runId, settings };
+  return { bytes, epoch: Number(metadata.epoch), history, runId, settings };
 }
 
 export interface TrainRunSpec {
@@ -105,12 +104,10 @@ export interface TrainRunSpec {
   epochMetrics?: (epoch: number, logs: Logs) => Logs | Promise<Logs>;
   /** Run after epochMetrics and before the logging, so keys they add to `logs` are logged too. */
   callbacks?: readonly Callback[];
-  /** History key → metric name, only those logged (default: every key under its own name). */
+  /** History key → per-epoch metric name, only those logged (default: every key as it is). */
   metricNames?: Readonly<Record<string, string>>;
-  /** Heads the printed summary. */
-  title?: string;
-  /** The model summary, printed and logged as `artifact`. */
-  summary?: { inputShape: readonly number[]; name: string; artifact: string };
+  /** The model summary, printed (under `== title ==`) and logged as `artifact`. */
+  summary?: { inputShape: readonly number[]; name: string; artifact: string; title?: string };
   /** After training: evaluate() on `data`, result key → metric name, logged at `step` (default 0). */
   test?: { data: Data; names: Readonly<Record<string, string>>; step?: number };
   /** Figures of the final history, each logged as `<name>.vl.json` and `<name>.png`. */
@@ -180,7 +177,7 @@ function timingOf(clock: { seconds: number[]; steps: number }): Timing {
   };
 }
 
-/** Epoch `epoch`'s logs out of a history. */
+/** The logs of a history's `index`-th epoch. */
 function logsAt(history: History, index: number): Logs {
   const logs: Logs = {};
   for (const [key, values] of Object.entries(history.history)) logs[key] = values[index];
@@ -203,7 +200,8 @@ export async function trainRun(run: Run, spec: TrainRunSpec): Promise<TrainRunRe
   let summaryText = "";
   if (spec.summary) {
     summaryText = summary(model, [...spec.summary.inputShape], { name: spec.summary.name }).text;
-    out.write(`${spec.title ? `\n== ${spec.title} ==\n` : ""}${summaryText}\n`);
+    const heading = spec.summary.title ? `\n== ${spec.summary.title} ==\n` : "";
+    out.write(`${heading}${summaryText}\n`);
   }
 
   // A resumed run repeats the earlier epochs' metrics so its curves are complete.
@@ -252,7 +250,7 @@ export async function trainRun(run: Run, spec: TrainRunSpec): Promise<TrainRunRe
       extend,
       ...spec.callbacks ?? [],
       record,
-      ...(spec.progress ?? true ? [new ProgressBar({ writer: out })] : []),
+      ...((spec.progress ?? true) ? [new ProgressBar({ writer: out })] : []),
     ],
   });
 
