@@ -267,3 +267,111 @@ Deno.test("browser guard: engine/ type-checks without the Deno namespace", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---- import cycles --------------------------------------------------------------------------
+
+/**
+ * Value imports between engine files, relative to engine/. Type-only imports (`import type`, or
+ * every name marked `type`) are erased before run time, so they cannot form a cycle.
+ */
+function valueImports(sources: Source[]): Map<string, Set<string>> {
+  const graph = new Map<string, Set<string>>();
+  for (const { path: file, text } of sources) {
+    const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false);
+    const targets = new Set<string>();
+    for (const node of sf.statements) {
+      if (!ts.isImportDeclaration(node) && !ts.isExportDeclaration(node)) continue;
+      const spec = node.moduleSpecifier;
+      if (!spec || !ts.isStringLiteral(spec) || !spec.text.startsWith(".")) continue;
+      if (ts.isImportDeclaration(node)) {
+        const clause = node.importClause;
+        const bindings = clause?.namedBindings;
+        const typeOnly = clause?.isTypeOnly ||
+          (!clause?.name && bindings && ts.isNamedImports(bindings) &&
+            bindings.elements.length > 0 && bindings.elements.every((e) => e.isTypeOnly));
+        if (typeOnly) continue;
+      } else if (node.isTypeOnly) continue;
+      targets.add(path.relative(ENGINE, path.resolve(path.dirname(file), spec.text)));
+    }
+    graph.set(path.relative(ENGINE, file), targets);
+  }
+  return graph;
+}
+
+/** The strongly connected components with more than one file (Tarjan), each sorted. */
+function importCycles(graph: Map<string, Set<string>>): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (v: string) => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    let w: string;
+    do {
+      w = stack.pop()!;
+      onStack.delete(w);
+      component.push(w);
+    } while (w !== v);
+    if (component.length > 1) cycles.push(component.sort());
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return cycles;
+}
+
+Deno.test("engine imports: the one cycle is tensor.ts with the ops its method shortcuts call", async () => {
+  // `x.add(y)`, `x.sum()`, `x.reshape()`, `x.matmul()`, `Tensor.full` and `backward()`'s gradient
+  // sum are the Tensor API; every use sits inside a function body, so module evaluation order
+  // cannot bite. Any other cycle (an op file importing the tape back, one family importing
+  // another that imports it) fails here; a new op family must not join this one.
+  const cycles = importCycles(valueImports(await engineSources()));
+  assert.deepEqual(cycles, [[
+    "ops/elementwise.ts",
+    "ops/matmul.ts",
+    "ops/reduce.ts",
+    "ops/shape.ts",
+    "tensor.ts",
+  ]]);
+});
+
+Deno.test("engine imports: the cycle finder sees value cycles and ignores type-only ones", () => {
+  const at = (name: string) => path.join(ENGINE, name);
+  const graph = valueImports([
+    { path: at("a.ts"), text: 'import { b } from "./b.ts";' },
+    { path: at("b.ts"), text: 'import { c } from "./sub/c.ts";' },
+    { path: at("sub/c.ts"), text: 'export { a } from "../a.ts";' },
+    { path: at("d.ts"), text: 'import type { E } from "./e.ts";' },
+    { path: at("e.ts"), text: 'import { type D } from "./d.ts";' },
+  ]);
+  assert.deepEqual(importCycles(graph), [["a.ts", "b.ts", "sub/c.ts"]]);
+});
+
+Deno.test("layering: models/ imports only engine/ (and other models)", async () => {
+  const models = path.join(ROOT, "models");
+  const outside: string[] = [];
+  for await (const entry of Deno.readDir(models)) {
+    if (!SCRIPT_EXTENSIONS.test(entry.name)) continue;
+    const file = path.join(models, entry.name);
+    const sf = ts.createSourceFile(file, await Deno.readTextFile(file), ts.ScriptTarget.Latest);
+    for (const node of sf.statements) {
+      if (!ts.isImportDeclaration(node) && !ts.isExportDeclaration(node)) continue;
+      const spec = node.moduleSpecifier;
+      if (!spec || !ts.isStringLiteral(spec)) continue;
+      const target = path.relative(ROOT, path.resolve(models, spec.text));
+      if (!/^(engine|models)\//.test(target)) outside.push(`models/${entry.name}: ${spec.text}`);
+    }
+  }
+  assert.deepEqual(outside, []);
+});
