@@ -42,7 +42,13 @@ export interface MatmulOptions {
   alpha?: number;
 }
 
-const ACTIVATIONS: readonly MatmulActivation[] = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu"];
+export const ACTIVATIONS: readonly MatmulActivation[] = [
+  "relu",
+  "leaky_relu",
+  "sigmoid",
+  "tanh",
+  "gelu",
+];
 const DEFAULT_LEAKY_ALPHA = 0.3;
 const MAX_GROUPS = 65535;
 
@@ -301,8 +307,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   return out;
 }
 
-/** dL/dZ from dL/dY and the saved output (or pre-activation for gelu). */
-function activationGrad(
+/**
+ * dL/dZ from dL/dY and the saved output (or pre-activation for gelu) of a fused activation
+ * epilogue (the conv family's too).
+ */
+export function activationGrad(
   grad: Tensor,
   saved: Tensor,
   activation: MatmulActivation,

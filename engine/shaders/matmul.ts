@@ -171,9 +171,12 @@ function padSlots(dims: BatchDim[]): BatchDim[] {
   return out;
 }
 
-// erfc with fractional error < 1.2e-7 everywhere (Numerical Recipes' erfcc, Chebyshev fit), so
-// gelu(z) = 0.5·z·erfc(-z/√2) stays accurate in the far negative tail too.
-const ACTIVATIONS = /* wgsl */ `
+/**
+ * The fused epilogue's activations and their derivatives (they read `u.alpha`; conv uses them
+ * too). erfc has fractional error < 1.2e-7 everywhere (Numerical Recipes' erfcc, Chebyshev fit),
+ * so gelu(z) = 0.5·z·erfc(-z/√2) stays accurate in the far negative tail too.
+ */
+export const ACTIVATIONS = /* wgsl */ `
 fn erfc4(x: vec4f) -> vec4f {
   let ax = abs(x);
   let t = 1.0 / (1.0 + 0.5 * ax);
