@@ -1,25 +1,22 @@
 import assert from "node:assert/strict";
 import { noGrad } from "../engine/autograd.ts";
-import { avgPool2d, maxPool2d, type Pool2dOptions } from "../engine/ops/pool.ts";
-import { sizeOf, Tensor, tidy } from "../engine/tensor.ts";
-import { assertClose, checkOp, randomData, setup, testRng } from "./helpers.ts";
 import {
-  avgPool2dRef,
-  maxPool2dGradRef,
-  maxPool2dRef,
-  type PoolRefOptions,
-} from "./reference/pool.ts";
+  avgPool2d,
+  avgPool3d,
+  maxPool2d,
+  maxPool3d,
+  type Pool2dOptions,
+  type Pool3dOptions,
+} from "../engine/ops/pool.ts";
+import { sizeOf, Tensor, tidy } from "../engine/tensor.ts";
+import { assertClose, checkOp, randomData, type Ref, setup, testRng } from "./helpers.ts";
+import { avgPoolRef, maxPoolGradRef, maxPoolRef, type PoolRefOptions } from "./reference/pool.ts";
 
 const rt = await setup();
 
-const POOLS = {
-  maxPool2d: { gpu: maxPool2d, ref: maxPool2dRef },
-  avgPool2d: { gpu: avgPool2d, ref: avgPool2dRef },
-};
-
 // Odd sizes, batch 1, channels that are and are not a multiple of 4 (vec4 and scalar lanes),
 // "valid" and "same", overlapping windows (stride < pool), gaps between windows (stride > pool).
-const CASES: [number[], PoolRefOptions & Pool2dOptions][] = [
+const CASES_2D: [number[], Pool2dOptions][] = [
   [[1, 7, 5, 3], {}], // Keras defaults: pool 2, strides 2, "valid"
   [[1, 7, 5, 3], { padding: "same" }],
   [[1, 7, 5, 4], { poolSize: 3, strides: 2, padding: "same" }],
@@ -34,19 +31,26 @@ const CASES: [number[], PoolRefOptions & Pool2dOptions][] = [
   [[3, 5, 5, 2], { poolSize: 5 }], // one window per image
 ];
 
-/**
- * Distinct values 2/n apart in random order: no two cells of a window are within the
- * finite-difference step of each other, so max-pool's gradient is well defined.
- */
-function distinctData(n: number): { data: Float64Array; seed: number } {
-  const { rng, seed } = testRng();
-  const order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
-  return { data: Float64Array.from(order, (k) => Math.fround((2 * k) / n - 1)), seed };
-}
+// The same variety over (depth, height, width), per-axis windows and strides included.
+const CASES_3D: [number[], Pool3dOptions][] = [
+  [[1, 4, 5, 3, 3], {}], // Keras defaults: pool 2, strides 2, "valid"
+  [[1, 5, 4, 3, 4], { padding: "same" }],
+  [[2, 5, 6, 7, 2], { poolSize: 3, strides: 2, padding: "same" }],
+  [[2, 5, 6, 7, 8], { poolSize: [2, 3, 2], strides: [1, 2, 3] }],
+  [[1, 6, 6, 6, 4], { poolSize: 3, strides: 2, padding: "same" }], // even: odd pad cell last
+  [[1, 5, 5, 5, 1], { poolSize: [3, 2, 2], strides: 1, padding: "same" }],
+  [[2, 3, 3, 3, 5], { poolSize: 3 }], // one window per volume
+];
 
-for (const [op, { gpu, ref }] of Object.entries(POOLS)) {
+/** Forward and gradient of `gpu` against `ref` on every case. */
+function checkAgainstReference<O extends PoolRefOptions>(
+  op: string,
+  gpu: (x: Tensor, options: O) => Tensor,
+  ref: (x: Ref, options: PoolRefOptions) => Ref,
+  cases: [number[], O][],
+): void {
   Deno.test(`${op}: forward and gradient against the float64 reference`, async () => {
-    for (const [shape, options] of CASES) {
+    for (const [shape, options] of cases) {
       const { data, seed } = distinctData(sizeOf(shape));
       await checkOp({
         name: `${op}${JSON.stringify(shape)} ${JSON.stringify(options)} (data seed ${seed})`,
@@ -57,6 +61,21 @@ for (const [op, { gpu, ref }] of Object.entries(POOLS)) {
     }
   });
 }
+
+/**
+ * Distinct values 2/n apart in random order: no two cells of a window are within the
+ * finite-difference step of each other, so max-pool's gradient is well defined.
+ */
+function distinctData(n: number): { data: Float64Array; seed: number } {
+  const { rng, seed } = testRng();
+  const order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
+  return { data: Float64Array.from(order, (k) => Math.fround((2 * k) / n - 1)), seed };
+}
+
+checkAgainstReference("maxPool2d", maxPool2d, maxPoolRef, CASES_2D);
+checkAgainstReference("avgPool2d", avgPool2d, avgPoolRef, CASES_2D);
+checkAgainstReference("maxPool3d", maxPool3d, maxPoolRef, CASES_3D);
+checkAgainstReference("avgPool3d", avgPool3d, avgPoolRef, CASES_3D);
 
 Deno.test("pooling 'same' pins TensorFlow's padding: odd cell bottom/right, padding not counted", async () => {
   // 6×6 (value 6·row + col), pool 3, stride 2: 3 outputs per axis, 1 pad cell, after the last
@@ -82,9 +101,20 @@ Deno.test("pooling 'same' pins TensorFlow's padding: odd cell bottom/right, padd
     Array.from(await avgPool2d(y, { padding: "same" }).data()),
     [[3, 5, 6.5], [13, 15, 16.5], [20.5, 22.5, 24]].flat(),
   );
+  // 3×3×3 (value 9·d + 3·h + w), Keras default pool/stride 2 with "same": 2 outputs per axis,
+  // windows [0, 1] and [2] on each; the back-bottom-right window is the corner cell alone.
+  const v = Tensor.from(Array.from({ length: 27 }, (_, i) => i), [1, 3, 3, 3, 1]);
+  assert.deepEqual(
+    Array.from(await maxPool3d(v, { padding: "same" }).data()),
+    [13, 14, 16, 17, 22, 23, 25, 26],
+  );
+  assert.deepEqual(
+    Array.from(await avgPool3d(v, { padding: "same" }).data()),
+    [6.5, 8, 11, 12.5, 20, 21.5, 24.5, 26],
+  );
 });
 
-Deno.test("maxPool2d sends a tied window's gradient to its first maximum only", async () => {
+Deno.test("max pooling sends a tied window's gradient to its first maximum only", async () => {
   // Row-major window order: in [[1, 3], [3, 2]] the 3 at (0, 1) wins over the 3 at (1, 0).
   const x = Tensor.from([1, 3, 3, 2], [1, 2, 2, 1]).requireGrad();
   maxPool2d(x).backward(Tensor.from([5], [1, 1, 1, 1]));
@@ -101,12 +131,16 @@ Deno.test("maxPool2d sends a tied window's gradient to its first maximum only", 
       const y = maxPool2d(t, options);
       const g = randomData(y.size, rng);
       y.backward(Tensor.from(g, y.shape));
-      const expected = maxPool2dGradRef({ shape, data: flat }, g, options);
+      const expected = maxPoolGradRef({ shape, data: flat }, g, options);
       assertClose(await t.grad!.data(), expected.data, {
         what: `ties ${JSON.stringify(shape)} ${JSON.stringify(options)}`,
       });
     }
   }
+  // 3-D: the window order is depth, then height, then width.
+  const v = Tensor.from([1, 2, 3, 4, 4, 0, 4, 1], [1, 2, 2, 2, 1]).requireGrad();
+  maxPool3d(v).backward(Tensor.from([7], [1, 1, 1, 1, 1]));
+  assert.deepEqual(Array.from(await v.grad!.data()), [0, 0, 0, 7, 0, 0, 0, 0]);
 });
 
 Deno.test("pooling gradients add up over overlapping windows and are 0 where no window reaches", async () => {
@@ -137,9 +171,15 @@ Deno.test("pooling: forward and backward are one dispatch each", () => {
   const { poison, checkNaN } = rt;
   rt.poison = rt.checkNaN = false;
   try {
-    for (const pool of [maxPool2d, avgPool2d]) {
-      const x = Tensor.uniform([2, 9, 11, 6]).requireGrad();
-      const g = Tensor.ones([2, 4, 5, 6]);
+    const cases = [
+      { pool: maxPool2d, x: [2, 9, 11, 6], y: [2, 4, 5, 6] },
+      { pool: avgPool2d, x: [2, 9, 11, 6], y: [2, 4, 5, 6] },
+      { pool: maxPool3d, x: [2, 5, 9, 11, 6], y: [2, 2, 4, 5, 6] },
+      { pool: avgPool3d, x: [2, 5, 9, 11, 6], y: [2, 2, 4, 5, 6] },
+    ];
+    for (const { pool, x: xShape, y: yShape } of cases) {
+      const x = Tensor.uniform(xShape).requireGrad();
+      const g = Tensor.ones(yShape);
       const before = rt.poolStats().dispatches;
       const y = pool(x, { poolSize: 3, strides: 2 });
       const afterForward = rt.poolStats().dispatches;
@@ -184,6 +224,8 @@ Deno.test("pooling rejects bad shapes and options before dispatching", () => {
   const x = Tensor.zeros([1, 4, 5, 3]);
   const rank3 = Tensor.zeros([4, 5, 3]);
   const ints = Tensor.zeros([1, 4, 4, 2], "i32");
+  const flat = Tensor.zeros([1, 4, 1, 5, 3]);
+  const cube = Tensor.zeros([1, 4, 4, 4, 3]);
   const cases: [() => unknown, RegExp][] = [
     [
       () => maxPool2d(rank3),
@@ -201,6 +243,18 @@ Deno.test("pooling rejects bad shapes and options before dispatching", () => {
       /maxPool2d: padding 'full' is not 'valid' or 'same'/,
     ],
     [() => maxPool2d(ints), /maxPool2d: input \[1, 4, 4, 2\] has dtype i32, expected f32/],
+    [
+      () => maxPool3d(x),
+      /maxPool3d: input \[1, 4, 5, 3\] has rank 4, expected a rank-5 NDHWC tensor \[batch, depth, height, width, channels\]/,
+    ],
+    [
+      () => avgPool3d(flat, { poolSize: [2, 2, 3] }),
+      /avgPool3d: input \[1, 4, 1, 5, 3\] is 4×1×5 \(depth×height×width\), smaller than poolSize 2×2×3: padding 'valid' expects at least 2×2×3/,
+    ],
+    [
+      () => maxPool3d(cube, { strides: [2, 2] as never }),
+      /maxPool3d: strides \[2,2\] is not an integer ≥ 1 or a triple of them/,
+    ],
   ];
   const before = rt.poolStats();
   for (const [call, message] of cases) assert.throws(call, message);

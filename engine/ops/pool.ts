@@ -1,60 +1,75 @@
-// 2-D max and average pooling on NHWC input (Keras channels-last), with Keras defaults: strides
-// = poolSize, padding "valid". "same" follows TensorFlow: ceil(in / stride) outputs, total pad
-// max((out − 1)·stride + pool − in, 0) with the odd cell at the bottom/right; padded cells are
-// never read (max ignores them, avg divides by the cells inside the input).
+// Max and average pooling on channels-last input, 2-D (NHWC) and 3-D (NDHWC), with Keras
+// defaults: strides = poolSize, padding "valid". "same" follows TensorFlow: ceil(in / stride)
+// outputs, total pad max((out − 1)·stride + pool − in, 0) with the odd cell at the end of the axis
+// (bottom/right/back); padded cells are never read (max ignores them, avg divides by the cells
+// inside the input). One pair of kernels serves both ranks: a 2-D pooling is a 3-D one of depth 1.
 //
 // Max-pool's forward saves the position of each window's first maximum (i32, one per output)
 // when a gradient is wanted: backward then reads one index per covering window instead of
-// re-reading up to ⌈pool/stride⌉² whole windows per input element, ties are settled once (the
+// re-reading up to ⌈pool/stride⌉^rank whole windows per input element, ties are settled once (the
 // backward cannot disagree with the forward), and x need not be kept. The index costs as much
 // memory as the output and the tape frees it right after backward.
 import { needsGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import { poolBackwardKernel, poolForwardKernel, type PoolKind } from "../shaders/pool.ts";
-import { formatShape, type Shape, Tensor } from "../tensor.ts";
+import { formatShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 
 export type PoolPadding = "valid" | "same";
 
-export interface Pool2dOptions {
-  /** Window (height, width); one number for a square window. Default 2 (Keras). */
-  poolSize?: number | readonly [number, number];
-  /** Step (height, width) between windows. Default: poolSize. */
-  strides?: number | readonly [number, number];
+/** Keras pooling options; a number stands for the same value on every spatial axis. */
+export interface PoolOptions<Axes extends readonly number[]> {
+  /** Window per spatial axis. Default 2 (Keras). */
+  poolSize?: number | Axes;
+  /** Step between windows per spatial axis. Default: poolSize. */
+  strides?: number | Axes;
   /** Default "valid": only whole windows inside the input. */
   padding?: PoolPadding;
 }
 
+/** (height, width) windows of `maxPool2d` / `avgPool2d`. */
+export type Pool2dOptions = PoolOptions<readonly [number, number]>;
+/** (depth, height, width) windows of `maxPool3d` / `avgPool3d`. */
+export type Pool3dOptions = PoolOptions<readonly [number, number, number]>;
+
 /** Everything a pooling kernel needs to know about its windows; what each node records. */
 export interface PoolGeometry {
   batch: number;
-  inH: number;
-  inW: number;
   channels: number;
-  outH: number;
-  outW: number;
-  poolH: number;
-  poolW: number;
-  strideH: number;
-  strideW: number;
-  /** Padding before the first row / column ("same" only). */
-  padTop: number;
-  padLeft: number;
+  /** Spatial extents, outermost first: [height, width] or [depth, height, width]. */
+  inSize: number[];
+  outSize: number[];
+  pool: number[];
+  strides: number[];
+  /** Padding before the first cell of each spatial axis ("same" only). */
+  padBefore: number[];
 }
 
-interface PoolAttrs {
-  max_pool2d: PoolGeometry;
-  avg_pool2d: PoolGeometry;
-}
+/** Spatial axes of the supported layouts, outermost first. */
+const LAYOUTS = {
+  2: { name: "NHWC", axes: ["height", "width"], count: "a pair" },
+  3: { name: "NDHWC", axes: ["depth", "height", "width"], count: "a triple" },
+} as const;
+type SpatialRank = keyof typeof LAYOUTS;
 
-function pair(op: string, name: string, value: number | readonly number[]): [number, number] {
-  const list = typeof value === "number" ? [value, value] : [...value];
-  if (list.length !== 2 || !list.every((v) => Number.isInteger(v) && v >= 1)) {
+type PoolOp = "max_pool2d" | "avg_pool2d" | "max_pool3d" | "avg_pool3d";
+type PoolAttrs = Record<PoolOp, PoolGeometry>;
+
+function perAxis(
+  op: string,
+  name: string,
+  value: number | readonly number[],
+  rank: SpatialRank,
+): number[] {
+  const list = typeof value === "number" ? Array(rank).fill(value) : [...value];
+  if (list.length !== rank || !list.every((v) => Number.isInteger(v) && v >= 1)) {
     throw new Error(
-      `${op}: ${name} ${JSON.stringify(value)} is not an integer ≥ 1 or a pair of them`,
+      `${op}: ${name} ${JSON.stringify(value)} is not an integer ≥ 1 or ${
+        LAYOUTS[rank].count
+      } of them`,
     );
   }
-  return [list[0], list[1]];
+  return list;
 }
 
 /** Output size and padding before the first cell along one axis. */
@@ -66,44 +81,46 @@ function axis(size: number, pool: number, stride: number, padding: PoolPadding) 
 }
 
 /**
- * The windows of a pooling of `shape` (NHWC) with Keras `options`; throws, naming `op`, the
- * shape and what was expected, on anything the kernels cannot run.
+ * The windows of a `rank`-D pooling of `shape` (channels-last) with Keras `options`; throws,
+ * naming `op`, the shape and what was expected, on anything the kernels cannot run.
  */
-export function poolGeometry(op: string, shape: Shape, options: Pool2dOptions = {}): PoolGeometry {
-  if (shape.length !== 4) {
+export function poolGeometry(
+  op: string,
+  shape: Shape,
+  options: PoolOptions<readonly number[]> = {},
+  rank: SpatialRank = 2,
+): PoolGeometry {
+  const layout = LAYOUTS[rank];
+  if (shape.length !== rank + 2) {
     throw new Error(
-      `${op}: input ${formatShape(shape)} has rank ${shape.length}, expected a rank-4 NHWC ` +
-        "tensor [batch, height, width, channels]",
+      `${op}: input ${formatShape(shape)} has rank ${shape.length}, expected a rank-${
+        rank + 2
+      } ${layout.name} tensor [batch, ${layout.axes.join(", ")}, channels]`,
     );
   }
-  const [poolH, poolW] = pair(op, "poolSize", options.poolSize ?? 2);
-  const [strideH, strideW] = pair(op, "strides", options.strides ?? [poolH, poolW]);
+  const pool = perAxis(op, "poolSize", options.poolSize ?? 2, rank);
+  const strides = perAxis(op, "strides", options.strides ?? pool, rank);
   const padding = options.padding ?? "valid";
   if (padding !== "valid" && padding !== "same") {
     throw new Error(`${op}: padding '${padding}' is not 'valid' or 'same'`);
   }
-  const [batch, inH, inW, channels] = shape;
-  if (padding === "valid" && (inH < poolH || inW < poolW)) {
+  const inSize = shape.slice(1, -1);
+  if (padding === "valid" && inSize.some((size, d) => size < pool[d])) {
+    const window = pool.join("×");
     throw new Error(
-      `${op}: input ${formatShape(shape)} is ${inH}×${inW} (height×width), smaller than ` +
-        `poolSize ${poolH}×${poolW}: padding 'valid' expects at least ${poolH}×${poolW}`,
+      `${op}: input ${formatShape(shape)} is ${inSize.join("×")} (${layout.axes.join("×")}), ` +
+        `smaller than poolSize ${window}: padding 'valid' expects at least ${window}`,
     );
   }
-  const rows = axis(inH, poolH, strideH, padding);
-  const cols = axis(inW, poolW, strideW, padding);
+  const axes = inSize.map((size, d) => axis(size, pool[d], strides[d], padding));
   return {
-    batch,
-    inH,
-    inW,
-    channels,
-    outH: rows.out,
-    outW: cols.out,
-    poolH,
-    poolW,
-    strideH,
-    strideW,
-    padTop: rows.before,
-    padLeft: cols.before,
+    batch: shape[0],
+    channels: shape[shape.length - 1],
+    inSize,
+    outSize: axes.map((a) => a.out),
+    pool,
+    strides,
+    padBefore: axes.map((a) => a.before),
   };
 }
 
@@ -113,11 +130,12 @@ export function poolGeometry(op: string, shape: Shape, options: Pool2dOptions = 
  * bound with "same" padding.
  */
 export function poolFlops(g: PoolGeometry): number {
-  return g.batch * g.outH * g.outW * g.channels * g.poolH * g.poolW;
+  return g.batch * sizeOf(g.outSize) * g.channels * sizeOf(g.pool);
 }
 
-function outShapeOf(g: PoolGeometry): number[] {
-  return [g.batch, g.outH, g.outW, g.channels];
+/** A 2-D axis list as 3-D, depth first (`fill` for the missing depth). */
+function asVolume(list: readonly number[], fill: number): number[] {
+  return list.length === 3 ? [...list] : [fill, ...list];
 }
 
 /** The kernels' uniform values over `lanes` lanes, and the grid that launches them. */
@@ -129,13 +147,11 @@ function launchGeometry(g: PoolGeometry, vec4: boolean, lanes: number) {
       lanes,
       gx: groups[0],
       channels: vec4 ? g.channels / 4 : g.channels,
-      in_h: g.inH,
-      in_w: g.inW,
-      out_h: g.outH,
-      out_w: g.outW,
-      pool: [g.poolH, g.poolW],
-      stride: [g.strideH, g.strideW],
-      pad: [g.padTop, g.padLeft],
+      in_size: asVolume(g.inSize, 1),
+      out_size: asVolume(g.outSize, 1),
+      pool: asVolume(g.pool, 1),
+      stride: asVolume(g.strides, 1),
+      pad: asVolume(g.padBefore, 0),
     },
   };
 }
@@ -145,19 +161,20 @@ function vec4Lanes(g: PoolGeometry): boolean {
   return g.channels % 4 === 0;
 }
 
-function pool2d(
+function pool(
   kind: PoolKind,
-  op: "maxPool2d" | "avgPool2d",
+  op: string,
+  name: PoolOp,
+  rank: SpatialRank,
   x: Tensor,
-  options: Pool2dOptions,
+  options: PoolOptions<readonly number[]>,
 ): Tensor {
   x.assertAlive(op);
-  const g = poolGeometry(op, x.shape, options);
+  const g = poolGeometry(op, x.shape, options, rank);
   if (x.dtype !== "f32") {
     throw new Error(`${op}: input ${formatShape(x.shape)} has dtype ${x.dtype}, expected f32`);
   }
-  const name = kind === "max" ? "max_pool2d" : "avg_pool2d";
-  const y = Tensor.empty(outShapeOf(g));
+  const y = Tensor.empty([g.batch, ...g.outSize, g.channels]);
   const argmax = kind === "max" && needsGrad([x]) ? Tensor.empty(y.shape, "i32") : undefined;
   if (y.size > 0) {
     const vec4 = vec4Lanes(g);
@@ -180,7 +197,7 @@ function pool2d(
  * give unspecified results.
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions = {}): Tensor {
-  return pool2d("max", "maxPool2d", x, options);
+  return pool("max", "maxPool2d", "max_pool2d", 2, x, options);
 }
 
 /**
@@ -188,14 +205,30 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions = {}): Tensor {
  * (padding is not counted, as TensorFlow).
  */
 export function avgPool2d(x: Tensor, options: Pool2dOptions = {}): Tensor {
-  return pool2d("avg", "avgPool2d", x, options);
+  return pool("avg", "avgPool2d", "avg_pool2d", 2, x, options);
+}
+
+/** Keras `MaxPooling3D` on NDHWC `x`: as `maxPool2d`, windows over (depth, height, width). */
+export function maxPool3d(x: Tensor, options: Pool3dOptions = {}): Tensor {
+  return pool("max", "maxPool3d", "max_pool3d", 3, x, options);
+}
+
+/** Keras `AveragePooling3D` on NDHWC `x`: as `avgPool2d`, windows over (depth, height, width). */
+export function avgPool3d(x: Tensor, options: Pool3dOptions = {}): Tensor {
+  return pool("avg", "avgPool3d", "avg_pool3d", 3, x, options);
 }
 
 // ---- backward ----------------------------------------------------------------------------
 
 /** dx as a gather over the windows covering each input element; `argmax` for max-pool. */
-function poolBackward(kind: PoolKind, g: PoolGeometry, grad: Tensor, argmax?: Tensor): Tensor {
-  const dx = Tensor.empty([g.batch, g.inH, g.inW, g.channels]);
+function poolBackward(
+  kind: PoolKind,
+  name: PoolOp,
+  g: PoolGeometry,
+  grad: Tensor,
+  argmax?: Tensor,
+): Tensor {
+  const dx = Tensor.empty([g.batch, ...g.inSize, g.channels]);
   if (dx.size === 0) return dx;
   const vec4 = vec4Lanes(g);
   runtime().launch(poolBackwardKernel(kind, vec4), {
@@ -203,13 +236,21 @@ function poolBackward(kind: PoolKind, g: PoolGeometry, grad: Tensor, argmax?: Te
     ...launchGeometry(g, vec4, vec4 ? dx.size / 4 : dx.size),
     flops: poolFlops(g),
     outputs: [dx],
-    op: `${kind}_pool2d (backward)`,
+    op: `${name} (backward)`,
   });
   return dx;
 }
 
 const poolRules: Rules<PoolAttrs> = {
-  max_pool2d: (grad, { attrs, saved }) => [poolBackward("max", attrs, grad, saved[0])],
-  avg_pool2d: (grad, { attrs }) => [poolBackward("avg", attrs, grad)],
+  max_pool2d: (
+    grad,
+    { attrs, saved },
+  ) => [poolBackward("max", "max_pool2d", attrs, grad, saved[0])],
+  avg_pool2d: (grad, { attrs }) => [poolBackward("avg", "avg_pool2d", attrs, grad)],
+  max_pool3d: (
+    grad,
+    { attrs, saved },
+  ) => [poolBackward("max", "max_pool3d", attrs, grad, saved[0])],
+  avg_pool3d: (grad, { attrs }) => [poolBackward("avg", "avg_pool3d", attrs, grad)],
 };
 const record = recorder(poolRules);

@@ -1,4 +1,5 @@
-// 2-D max and average pooling over NHWC (channels-last) tensors, forward and backward.
+// Max and average pooling over channels-last tensors, forward and backward. Windows span
+// (depth, height, width); 2-D pooling runs with depth 1, so one kernel pair serves NHWC and NDHWC.
 //
 // One lane per output element (forward) or per input element (backward), four channels per lane
 // in vec4s when C % 4 == 0. A window's cells are clipped to the input, so padding is never read:
@@ -18,15 +19,14 @@ const POOL_UNIFORMS = uniformBlock({
   gx: "u32",
   /** C, or C / 4 with vec4 lanes. */
   channels: "u32",
-  in_h: "u32",
-  in_w: "u32",
-  out_h: "u32",
-  out_w: "u32",
-  /** (height, width) of the window. */
-  pool: "vec2u",
-  stride: "vec2u",
-  /** Padding before the first row and column; "same" puts the odd cell after the last. */
-  pad: "vec2u",
+  /** (depth, height, width) of one input volume; depth 1 for 2-D pooling. */
+  in_size: "vec3u",
+  out_size: "vec3u",
+  /** (depth, height, width) of the window. */
+  pool: "vec3u",
+  stride: "vec3u",
+  /** Padding before the first cell of each axis; "same" puts the odd cell after the last. */
+  pad: "vec3u",
 });
 type PoolFields = typeof POOL_UNIFORMS.fields;
 
@@ -35,18 +35,25 @@ function laneTypes(vec4: boolean): { T: string; I: string } {
   return vec4 ? { T: "vec4f", I: "vec4i" } : { T: "f32", I: "i32" };
 }
 
-/** WGSL: the window of output pixel `at` (oh, ow), clipped to the input: rows/cols [lo, hi). */
+/**
+ * WGSL: the window of output cell `at` (od, oh, ow), clipped to the input: cells [lo, hi) per
+ * axis; and `cell`, the row-major position of (d, h, w) inside one input volume.
+ */
 const WINDOW = /* wgsl */ `
-fn window(at: vec2i) -> array<vec2i, 2> {
-  let start = at * vec2i(u.stride) - vec2i(u.pad);
-  let lo = max(start, vec2i(0));
-  let hi = min(start + vec2i(u.pool), vec2i(i32(u.in_h), i32(u.in_w)));
-  return array<vec2i, 2>(lo, hi);
+fn window(at: vec3i) -> array<vec3i, 2> {
+  let start = at * vec3i(u.stride) - vec3i(u.pad);
+  let lo = max(start, vec3i(0));
+  let hi = min(start + vec3i(u.pool), vec3i(u.in_size));
+  return array<vec3i, 2>(lo, hi);
+}
+
+fn cell(d: u32, h: u32, w: u32) -> u32 {
+  return (d * u.in_size.y + h) * u.in_size.z + w;
 }`;
 
 /**
  * y = max or mean of each window. With `withIndex` (max-pool under autograd) it also writes the
- * position h·W + w of the first maximum in row-major window order, per channel, for backward.
+ * cell (d·H + h)·W + w of the first maximum in row-major window order, per channel, for backward.
  */
 export function poolForwardKernel(
   kind: PoolKind,
@@ -57,7 +64,7 @@ export function poolForwardKernel(
   const isMax = kind === "max";
   const tracked = isMax && withIndex;
   return {
-    name: "pool2d_fwd",
+    name: "pool_fwd",
     key: `${kind}|${vec4 ? "v4" : "v1"}|${tracked}`,
     bindings: tracked ? ["read", "write", "write"] : ["read", "write"],
     uniforms: POOL_UNIFORMS,
@@ -80,24 +87,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   if (o >= u.lanes) { return; }
   let c = o % u.channels;
   let pixel = o / u.channels;
-  let ow = pixel % u.out_w;
-  let row = pixel / u.out_w;
-  let oh = row % u.out_h;
-  let image = (row / u.out_h) * u.in_h;
-  let bounds = window(vec2i(i32(oh), i32(ow)));
-  let lo = vec2u(bounds[0]);
-  let hi = vec2u(bounds[1]);
+  let ow = pixel % u.out_size.z;
+  let row = pixel / u.out_size.z;
+  let oh = row % u.out_size.y;
+  let slice = row / u.out_size.y;
+  let od = slice % u.out_size.x;
+  let volume = (slice / u.out_size.x) * u.in_size.x * u.in_size.y * u.in_size.z;
+  let bounds = window(vec3i(i32(od), i32(oh), i32(ow)));
+  let lo = vec3u(bounds[0]);
+  let hi = vec3u(bounds[1]);
 #if ${isMax}
   // Every window holds at least one input cell (padding never covers a whole window).
-  var best = x[((image + lo.x) * u.in_w + lo.y) * u.channels + c];
-  var at = ${I}(i32(lo.x * u.in_w + lo.y));
-  for (var h = lo.x; h < hi.x; h++) {
-    for (var w = lo.y; w < hi.y; w++) {
-      let v = x[((image + h) * u.in_w + w) * u.channels + c];
-      // Strict: a tie keeps the earlier cell, so the gradient goes to the first maximum.
-      let better = v > best;
-      best = select(best, v, better);
-      at = select(at, ${I}(i32(h * u.in_w + w)), better);
+  var best = x[(volume + cell(lo.x, lo.y, lo.z)) * u.channels + c];
+  var at = ${I}(i32(cell(lo.x, lo.y, lo.z)));
+  for (var d = lo.x; d < hi.x; d++) {
+    for (var h = lo.y; h < hi.y; h++) {
+      for (var w = lo.z; w < hi.z; w++) {
+        let v = x[(volume + cell(d, h, w)) * u.channels + c];
+        // Strict: a tie keeps the earlier cell, so the gradient goes to the first maximum.
+        let better = v > best;
+        best = select(best, v, better);
+        at = select(at, ${I}(i32(cell(d, h, w))), better);
+      }
     }
   }
   y[o] = best;
@@ -106,13 +117,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
 #else
   var total = ${T}(0.0);
-  for (var h = lo.x; h < hi.x; h++) {
-    for (var w = lo.y; w < hi.y; w++) {
-      total += x[((image + h) * u.in_w + w) * u.channels + c];
+  for (var d = lo.x; d < hi.x; d++) {
+    for (var h = lo.y; h < hi.y; h++) {
+      for (var w = lo.z; w < hi.z; w++) {
+        total += x[(volume + cell(d, h, w)) * u.channels + c];
+      }
     }
   }
   let cells = hi - lo;
-  y[o] = total / f32(cells.x * cells.y);
+  y[o] = total / f32(cells.x * cells.y * cells.z);
 #endif
 }`,
   };
@@ -126,7 +139,7 @@ export function poolBackwardKernel(kind: PoolKind, vec4: boolean): KernelSpec<Po
   const { T, I } = laneTypes(vec4);
   const isMax = kind === "max";
   return {
-    name: "pool2d_bwd",
+    name: "pool_bwd",
     key: `${kind}|${vec4 ? "v4" : "v1"}`,
     bindings: isMax ? ["read", "read", "write"] : ["read", "write"],
     uniforms: POOL_UNIFORMS,
@@ -150,30 +163,36 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   if (i >= u.lanes) { return; }
   let c = i % u.channels;
   let pixel = i / u.channels;
-  let w = pixel % u.in_w;
-  let row = pixel / u.in_w;
-  let h = row % u.in_h;
-  let n = row / u.in_h;
-  // Window (oh, ow) covers (h, w) when oh·stride ≤ h + pad < oh·stride + pool.
-  let reach = vec2i(vec2u(h, w) + u.pad);
-  let stride = vec2i(u.stride);
+  let w = pixel % u.in_size.z;
+  let row = pixel / u.in_size.z;
+  let h = row % u.in_size.y;
+  let slice = row / u.in_size.y;
+  let d = slice % u.in_size.x;
+  let n = slice / u.in_size.x;
+  // Window (od, oh, ow) covers (d, h, w) when o·stride ≤ cell + pad < o·stride + pool per axis.
+  let reach = vec3i(vec3u(d, h, w) + u.pad);
+  let stride = vec3i(u.stride);
   // ceil((reach − pool + 1) / stride), clamped at 0 (truncating division is fine there).
-  let first = max((reach - vec2i(u.pool) + stride) / stride, vec2i(0));
-  let last = min(reach / stride, vec2i(i32(u.out_h), i32(u.out_w)) - 1);
+  let first = max((reach - vec3i(u.pool) + stride) / stride, vec3i(0));
+  let last = min(reach / stride, vec3i(u.out_size) - 1);
 #if ${isMax}
-  let me = ${I}(i32(h * u.in_w + w));
+  let me = ${I}(i32(cell(d, h, w)));
 #endif
   var acc = ${T}(0.0);
-  for (var oh = first.x; oh <= last.x; oh++) {
-    for (var ow = first.y; ow <= last.y; ow++) {
-      let o = ((n * u.out_h + u32(oh)) * u.out_w + u32(ow)) * u.channels + c;
+  for (var od = first.x; od <= last.x; od++) {
+    for (var oh = first.y; oh <= last.y; oh++) {
+      for (var ow = first.z; ow <= last.z; ow++) {
+        let out_cell = ((n * u.out_size.x + u32(od)) * u.out_size.y + u32(oh)) * u.out_size.z +
+          u32(ow);
+        let o = out_cell * u.channels + c;
 #if ${isMax}
-      acc += select(${T}(0.0), g[o], argmax[o] == me);
+        acc += select(${T}(0.0), g[o], argmax[o] == me);
 #else
-      let bounds = window(vec2i(oh, ow));
-      let cells = bounds[1] - bounds[0];
-      acc += g[o] / f32(cells.x * cells.y);
+        let bounds = window(vec3i(od, oh, ow));
+        let cells = bounds[1] - bounds[0];
+        acc += g[o] / f32(cells.x * cells.y * cells.z);
 #endif
+      }
     }
   }
   dx[i] = acc;
