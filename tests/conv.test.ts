@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import {
   conv2d,
+  conv2dBackpropFilter,
+  conv2dBackpropInput,
   conv2dTranspose,
   conv3d,
   type ConvOptions,
@@ -211,4 +213,21 @@ Deno.test("conv: one dispatch per pass, and the pool stays flat over training st
   }
   await rt.sync();
   assert.equal(rt.poolStats().liveBytes, live);
+});
+
+Deno.test("conv2dBackpropInput / conv2dBackpropFilter equal the tape's gradients", async () => {
+  const options = { strides: 2, padding: "same" as const };
+  const x = Tensor.uniform([2, 9, 8, 4], -1, 1).requireGrad();
+  const k = Tensor.uniform([3, 3, 4, 8], -1, 1).requireGrad();
+  const y = conv2d(x, k, options);
+  const dy = Tensor.uniform(y.shape, -1, 1);
+  y.backward(dy);
+  const dx = conv2dBackpropInput(dy, k, x.shape, options);
+  const dk = conv2dBackpropFilter(x, dy, k.shape, options);
+  assert.deepEqual(Array.from(await dx.data()), Array.from(await x.grad!.data()));
+  assert.deepEqual(Array.from(await dk.data()), Array.from(await k.grad!.data()));
+  assert.throws(
+    () => conv2dBackpropInput(Tensor.zeros([2, 5, 5, 8]), k, x.shape, options),
+    /conv2dBackpropInput: dy has shape \[2, 5, 5, 8\]; expected \[2, 5, 4, 8\]/,
+  );
 });

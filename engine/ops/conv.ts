@@ -41,6 +41,9 @@ export interface ConvTransposeOptions extends Omit<ConvOptions, "dilation"> {
   outputPadding?: number | readonly number[];
 }
 
+/** What fixes a conv's geometry (no bias or activation). */
+export type PassOptions = Omit<ConvOptions, "bias" | "activation" | "alpha">;
+
 interface ConvAttrs {
   conv: ConvRecord;
   conv_transpose: ConvRecord;
@@ -227,19 +230,25 @@ function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
 
 // ---- the ops ------------------------------------------------------------------------------
 
-function convN(rank: 2 | 3, x: Tensor, kernel: Tensor, options: ConvOptions): Tensor {
-  const op = rank === 2 ? "conv2d" : "conv3d";
+/**
+ * The geometry of a forward conv of an input of shape `xShape` with a kernel of shape
+ * `kernelShape`; throws naming the op and the shapes when they do not fit.
+ */
+function forwardGeometry(
+  op: string,
+  rank: 2 | 3,
+  xShape: readonly number[],
+  kernelShape: readonly number[],
+  options: PassOptions,
+): ConvGeometry {
   const layout = rank === 2 ? "[kh, kw, in, out]" : "[kd, kh, kw, in, out]";
-  checkTensors(op, x, kernel, rank, options.bias, layout);
-  const cin = x.shape[rank + 1];
-  const cout = kernel.shape[rank + 1];
-  if (kernel.shape[rank] !== cin) {
+  const cin = xShape[rank + 1];
+  if (kernelShape[rank] !== cin) {
     throw new Error(
-      `${op}: kernel ${formatShape(kernel.shape)} takes ${kernel.shape[rank]} input channels ` +
-        `but the input ${formatShape(x.shape)} has ${cin} (kernel layout ${layout})`,
+      `${op}: kernel ${formatShape(kernelShape)} takes ${kernelShape[rank]} input channels ` +
+        `but the input ${formatShape(xShape)} has ${cin} (kernel layout ${layout})`,
     );
   }
-  checkBias(op, options.bias, cout);
   const strides = perDim(op, "strides", options.strides ?? 1, rank);
   const dilation = perDim(op, "dilation", options.dilation ?? 1, rank);
   if (strides.some((s) => s > 1) && dilation.some((d) => d > 1)) {
@@ -249,14 +258,13 @@ function convN(rank: 2 | 3, x: Tensor, kernel: Tensor, options: ConvOptions): Te
   if (padding !== "valid" && padding !== "same") {
     throw new Error(`${op}: padding '${padding}' is not 'valid' or 'same'`);
   }
-  const [activation, alpha] = activationOf(op, options);
-  const spatialIn = x.shape.slice(1, rank + 1);
-  const ks = kernel.shape.slice(0, rank);
+  const spatialIn = xShape.slice(1, rank + 1);
+  const ks = kernelShape.slice(0, rank);
   const axesOut = spatialIn.map((size, a) =>
     forwardAxis(op, size, ks[a], strides[a], dilation[a], padding)
   );
-  const geometry: ConvGeometry = {
-    batch: x.shape[0],
+  return {
+    batch: xShape[0],
     inDims: as3(spatialIn, 1),
     outDims: as3(axesOut.map(([o]) => o), 1),
     kernel: as3(ks, 1),
@@ -264,8 +272,43 @@ function convN(rank: 2 | 3, x: Tensor, kernel: Tensor, options: ConvOptions): Te
     pads: as3(axesOut.map(([, p]) => p), 0),
     dilations: as3(dilation, 1),
     cin,
-    cout,
+    cout: kernelShape[rank + 1],
   };
+}
+
+/** The geometry of conv2d / conv3d on these shapes (rank from the input's), without running it. */
+export function convGeometry(
+  xShape: readonly number[],
+  kernelShape: readonly number[],
+  options: PassOptions = {},
+): ConvGeometry {
+  const rank = xShape.length - 2;
+  if (rank !== 2 && rank !== 3) {
+    throw new Error(
+      `convGeometry: input ${formatShape(xShape)} is not [N, H, W, C] or [N, D, H, W, C]`,
+    );
+  }
+  return forwardGeometry("convGeometry", rank, xShape, kernelShape, options);
+}
+
+/** The spatial output shape [N, ...out, Cout] of a geometry of spatial rank `rank`. */
+function outputShape(g: ConvGeometry, rank: 2 | 3): number[] {
+  return [g.batch, ...g.outDims.slice(3 - rank), g.cout];
+}
+
+function convN(rank: 2 | 3, x: Tensor, kernel: Tensor, options: ConvOptions): Tensor {
+  const op = rank === 2 ? "conv2d" : "conv3d";
+  checkTensors(
+    op,
+    x,
+    kernel,
+    rank,
+    options.bias,
+    rank === 2 ? "[kh, kw, in, out]" : "[kd, kh, kw, in, out]",
+  );
+  const geometry = forwardGeometry(op, rank, x.shape, kernel.shape, options);
+  checkBias(op, options.bias, geometry.cout);
+  const [activation, alpha] = activationOf(op, options);
   const inputs = options.bias ? [x, kernel, options.bias] : [x, kernel];
   const wantsGrad = inputs.some((t) => t.requiresGrad);
   const { out, pre } = runPass({
@@ -274,7 +317,7 @@ function convN(rank: 2 | 3, x: Tensor, kernel: Tensor, options: ConvOptions): Te
     geometry,
     a: x,
     b: kernel,
-    outShape: [x.shape[0], ...axesOut.map(([o]) => o), cout],
+    outShape: outputShape(geometry, rank),
     bias: options.bias,
     activation,
     alpha,
@@ -296,6 +339,54 @@ export function conv2d(x: Tensor, kernel: Tensor, options: ConvOptions = {}): Te
 /** 3-D convolution of x [N, D, H, W, in] with kernel [kd, kh, kw, in, out]. */
 export function conv3d(x: Tensor, kernel: Tensor, options: ConvOptions = {}): Tensor {
   return convN(3, x, kernel, options);
+}
+
+/**
+ * The gradient of conv2d with respect to its input, for dy [N, OH, OW, out] (TF's
+ * conv2DBackpropInput): the dX pass alone, with no tape (benchmarks time the passes one by one).
+ */
+export function conv2dBackpropInput(
+  dy: Tensor,
+  kernel: Tensor,
+  inputShape: readonly number[],
+  options: PassOptions = {},
+): Tensor {
+  const op = "conv2dBackpropInput";
+  const geometry = forwardGeometry(op, 2, inputShape, kernel.shape, options);
+  expectShape(op, "dy", dy, outputShape(geometry, 2));
+  return runPass({
+    pass: "data",
+    rank: 2,
+    geometry,
+    a: dy,
+    b: kernel,
+    outShape: [...inputShape],
+    op,
+  })
+    .out;
+}
+
+/** The gradient of conv2d with respect to its kernel (TF's conv2DBackpropFilter), no tape. */
+export function conv2dBackpropFilter(
+  x: Tensor,
+  dy: Tensor,
+  kernelShape: readonly number[],
+  options: PassOptions = {},
+): Tensor {
+  const op = "conv2dBackpropFilter";
+  const geometry = forwardGeometry(op, 2, x.shape, kernelShape, options);
+  expectShape(op, "dy", dy, outputShape(geometry, 2));
+  return runPass({ pass: "weight", rank: 2, geometry, a: x, b: dy, outShape: [...kernelShape], op })
+    .out;
+}
+
+function expectShape(op: string, name: string, t: Tensor, shape: number[]): void {
+  t.assertAlive(op);
+  if (t.shape.join() !== shape.join()) {
+    throw new Error(
+      `${op}: ${name} has shape ${formatShape(t.shape)}; expected ${formatShape(shape)}`,
+    );
+  }
 }
 
 /** Keras's deconv_output_length and the padding-before of the conv it transposes. */
