@@ -622,6 +622,272 @@ Deno.test("predict API: start-up fails with a message on a missing or invalid mo
   );
 });
 
+// ---- a server that cannot be knocked over (web/server.ts) ----------------------------------------
+
+/** Bounds a test that would otherwise hang; no assertion depends on it. */
+const HANG_MS = 30_000;
+
+/** Everything the server sends until it closes the connection (bounded by HANG_MS). */
+async function readToClose(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const timer = setTimeout(() => conn.close(), HANG_MS);
+  const buf = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed by the timer */ }
+  }
+  return text;
+}
+
+async function rawSend(port: number, text: string): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(text));
+  return conn;
+}
+
+serverTest(
+  "predict API: a body cut short by the client is a quiet 400, not a logged 500",
+  async () => {
+    const logged: unknown[][] = [];
+    const error = console.error;
+    console.error = (...args: unknown[]) => logged.push(args);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const conn = await rawSend(
+          port,
+          "POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" +
+            'content-length: 5000\r\n\r\n{"image": [1, 2, 3',
+        );
+        await conn.closeWrite();
+        const answer = await readToClose(conn);
+        assert.match(answer, /^HTTP\/1\.1 400 /, answer);
+        assert.match(
+          answer,
+          /the request body could not be read: the client closed the connection/,
+        );
+      }
+    } finally {
+      console.error = error;
+    }
+    assert.deepEqual(logged, []);
+    assert.equal((await call("/predict", { json: { image: good } })).body.prediction, 7);
+  },
+);
+
+serverTest(
+  "predict API: a slow-drip head and a stalled upload are cut after their timeouts",
+  async () => {
+    const running = await startServer({
+      modelPath,
+      port: 0,
+      host: "127.0.0.1",
+      maxBatch: 8,
+      maxWaitMs: 1,
+      limits: { headersTimeoutMs: 300, bodyTimeoutMs: 300 },
+    }, { quiet: true });
+    try {
+      const drip = await rawSend(running.port, "P");
+      let stopped = false;
+      const dripping = (async () => {
+        for (const ch of "OST /predict HTTP/1.1\r\nx-pad: " + "a".repeat(1000)) {
+          await new Promise((r) => setTimeout(r, 50));
+          if (
+            stopped || await drip.write(new TextEncoder().encode(ch)).catch(() => 0) === 0
+          ) return;
+        }
+      })();
+      const dripped = await readToClose(drip);
+      stopped = true;
+      await dripping;
+      assert.match(dripped, /^HTTP\/1\.1 408 [\s\S]*did not arrive within 300 ms/);
+
+      const stalled = await rawSend(
+        running.port,
+        'POST /predict HTTP/1.1\r\ncontent-length: 5000\r\n\r\n{"image": [1, 2',
+      );
+      const answer = await readToClose(stalled);
+      assert.match(answer, /^HTTP\/1\.1 408 [\s\S]*the request body did not arrive within 300 ms/);
+      assert.equal(running.server.stats.timeouts.headers, 1);
+      assert.equal(running.server.stats.timeouts.body, 1);
+    } finally {
+      await running.server.shutdown();
+      running.predictor.dispose();
+    }
+  },
+);
+
+/** `deno task serve`'s flags: what runs between `deno run` and the script. */
+async function serveTaskFlags(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(path.join(root, "deno.json")));
+  const words: string[] = config.tasks.serve.split(/\s+/);
+  assert.equal(words.slice(0, 2).join(" "), "deno run");
+  assert.equal(words.at(-1), "web/serve.ts");
+  return words.slice(2, -1);
+}
+
+/**
+ * The server as `deno task serve` runs it (same flags; cwd = a folder whose models/ holds the
+ * trained model), optionally under `ulimit -n`. Resolves once it listens, with its port.
+ */
+async function spawnServe(args: string[], { ulimit }: { ulimit?: number } = {}) {
+  const cwd = path.join(tmp, "task");
+  await Deno.mkdir(path.join(cwd, "models"), { recursive: true });
+  await Deno.copyFile(modelPath, path.join(cwd, "models", "mnist-model.safetensors"));
+  const denoArgs = [
+    "run",
+    "--config",
+    path.join(root, "deno.json"),
+    ...await serveTaskFlags(),
+    path.join(root, "web/serve.ts"),
+    "--port",
+    "0",
+    ...args,
+  ];
+  const child = new Deno.Command("bash", {
+    args: [
+      "-c",
+      `${ulimit ? `ulimit -n ${ulimit}; ` : ""}exec "$0" "$@"`,
+      Deno.execPath(),
+      ...denoArgs,
+    ],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 4 * HANG_MS); // a hang bound only
+  let stderr = "";
+  const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void (stderr += chunk) }),
+  );
+  let stdout = "";
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let listening = 0;
+  while (!listening) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    stdout += value;
+    listening = Number(/on http:\/\/[\d.]+:(\d+)/.exec(stdout)?.[1] ?? 0);
+  }
+  const drained = (async () => {
+    while (!(await reader.read()).done) { /* keep the pipe flowing */ }
+  })();
+  let exited = false;
+  const status = child.status.then(async (s) => {
+    exited = true;
+    clearTimeout(killer);
+    await Promise.all([stderrDone, drained]);
+    return s;
+  });
+  return {
+    child,
+    port: listening,
+    status,
+    exited: () => exited,
+    stderr: () => stderr,
+  };
+}
+
+serverTest(
+  "predict API: the serve task's narrow permissions serve; other files are refused",
+  async () => {
+    const flags = await serveTaskFlags();
+    assert.ok(!flags.some((f) => f === "-A" || f === "--allow-all"), flags.join(" "));
+    assert.ok(flags.includes("--allow-read=models"), flags.join(" "));
+    const served = await spawnServe(["--model", "models/mnist-model.safetensors"]);
+    try {
+      assert.ok(served.port > 0, served.stderr());
+      const health = await fetch(`http://127.0.0.1:${served.port}/health`);
+      assert.equal((await health.json()).status, "ok");
+      const digit = await fetch(`http://127.0.0.1:${served.port}/predict`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ image: testDigit(0) }),
+      });
+      assertProbabilities(await digit.json(), cpuProbabilities(testDigit(0)));
+    } finally {
+      served.child.kill("SIGTERM");
+      assert.equal((await served.status).code, 0);
+    }
+    const outside = await spawnServe(["--model", modelPath]);
+    assert.equal((await outside.status).code, 1);
+    assert.match(
+      outside.stderr(),
+      /^serve: no permission to read the model file '.*mnist-model\.safetensors': the serve task may read models\/ only/,
+    );
+  },
+);
+
+serverTest(
+  "predict API: under `ulimit -n 256`, 400 open connections neither kill the server nor stop it answering",
+  async () => {
+    const served = await spawnServe([], { ulimit: 256 });
+    const held: Deno.TcpConn[] = [];
+    try {
+      assert.ok(served.port > 0, served.stderr());
+      // More connections than descriptors: those the server cannot accept wait in the backlog
+      // (or in SYN retries past it) until idle ones are cut.
+      await Promise.all(Array.from({ length: 400 }, async () => {
+        const conn = await Promise.race([
+          Deno.connect({ hostname: "127.0.0.1", port: served.port }),
+          new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
+        ]).catch(() => null);
+        if (conn) held.push(conn);
+      }));
+      const health = await fetch(`http://127.0.0.1:${served.port}/health`, {
+        signal: AbortSignal.timeout(HANG_MS),
+      });
+      assert.equal(health.status, 200);
+      await health.body?.cancel();
+      assert.ok(!served.exited(), served.stderr());
+      for (const conn of held.splice(0)) conn.close();
+      const digit = await fetch(`http://127.0.0.1:${served.port}/predict`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ image: testDigit(0) }),
+        signal: AbortSignal.timeout(HANG_MS),
+      });
+      assertProbabilities(await digit.json(), cpuProbabilities(testDigit(0)));
+    } finally {
+      for (const conn of held) conn.close();
+      served.child.kill("SIGTERM");
+    }
+    assert.equal((await served.status).code, 0);
+    assert.doesNotMatch(served.stderr(), /Uncaught/);
+    assert.match(served.stderr(), /server: accept failed \(Too many open files/);
+  },
+);
+
+serverTest(
+  "predict API: SIGTERM with a stalled upload in flight exits by the shutdown deadline",
+  async () => {
+    const served = await spawnServe([]); // the default shutdown deadline: 5 s
+    assert.ok(served.port > 0, served.stderr());
+    const stalled = await rawSend(
+      served.port,
+      'POST /predict HTTP/1.1\r\ncontent-length: 5000\r\n\r\n{"image": [1, 2',
+    );
+    const health = await fetch(`http://127.0.0.1:${served.port}/health`);
+    await health.body?.cancel(); // the stalled request has reached the handler by now
+    served.child.kill("SIGTERM");
+    const status = await Promise.race([
+      served.status,
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), HANG_MS)),
+    ]);
+    if (status === null) served.child.kill("SIGKILL");
+    assert.equal(status?.code, 0, "still running after SIGTERM");
+    assert.equal(await readToClose(stalled), "");
+  },
+);
+
 // ---- the container recipe ----------------------------------------------------------------------
 
 Deno.test("Dockerfile: pinned base, dependency layer first, every COPY source exists, CMD parses", async () => {

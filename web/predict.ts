@@ -124,7 +124,8 @@ function isJsonType(contentType: string): boolean {
 /**
  * Reads and parses a JSON body of at most `limit` bytes: 413 when the declared Content-Length
  * or the bytes actually streamed exceed it (chunked bodies declare nothing), 415 for a non-JSON
- * Content-Type, 400 for an empty body, invalid UTF-8 or malformed JSON.
+ * Content-Type, 400 for an empty body, invalid UTF-8, malformed JSON or a body cut short by the
+ * client, 408 when the server's body timeout ran out.
  */
 export async function readJsonBody(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
   const contentType = request.headers.get("content-type");
@@ -143,7 +144,19 @@ export async function readJsonBody(request: Request, limit = MAX_BODY_BYTES): Pr
   if (request.body) {
     const reader = request.body.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        // The client went away mid-body, or stalled past the server's body timeout
+        // (web/server.ts's BodyError carries the status): theirs to fix, not a 500.
+        const status = (e as { status?: unknown }).status;
+        throw new HttpError(
+          typeof status === "number" && status >= 400 && status < 500 ? status : 400,
+          `the request body could not be read: ${(e as Error).message}`,
+        );
+      }
+      const { done, value } = chunk;
       if (done) break;
       size += value.byteLength;
       if (size > limit) {
@@ -269,6 +282,11 @@ export class Predictor {
         return out.shape[1];
       })
     );
+  }
+
+  /** Frees the model's GPU memory. */
+  dispose(): void {
+    this.#model.dispose();
   }
 
   /** One forward pass and one readback for `rows` stacked images. */
