@@ -131,6 +131,17 @@ export function numberField(config: Fields, key: string, fallback?: number): num
   return value;
 }
 
+/** `config[key]` as a list of numbers (a window size, strides…), `fallback` when absent. */
+export function numberListField(config: Fields, key: string, fallback?: number[]): number[] {
+  const value = config[key] ?? fallback;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "number")) {
+    throw new Error(
+      `config field '${key}' is ${JSON.stringify(value)}, expected a list of numbers`,
+    );
+  }
+  return value as number[];
+}
+
 /** `config[key]` as a boolean, `fallback` when absent. */
 export function booleanField(config: Fields, key: string, fallback?: boolean): boolean {
   const value = config[key] ?? fallback;

@@ -121,3 +121,12 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
 
 /** Any module, whatever its forward signature. */
 export type AnyModule = Module<unknown[], unknown>;
+
+/**
+ * A module whose forward wires child layers together — Keras' functional model: Sequential, a
+ * residual block, a U-Net. It is an ordinary module to configs and checkpoints (its parameters are
+ * its children's, under their dotted paths); summary() looks inside it and lists the layers it
+ * calls, with the connections between them, instead of one row for the whole.
+ */
+export abstract class Graph<In extends unknown[] = [Tensor], Out = Tensor>
+  extends Module<In, Out> {}

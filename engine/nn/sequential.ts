@@ -1,9 +1,10 @@
-// Sequential container: children named "0", "1", … (PyTorch), applied in order.
+// Sequential container: children named "0", "1", … (PyTorch), applied in order — the Graph
+// whose wiring is a chain.
 import type { Tensor } from "../tensor.ts";
-import { type AnyModule, Module } from "./module.ts";
+import { type AnyModule, Graph, type Module } from "./module.ts";
 import { registerLayer } from "../io/config.ts";
 
-export class Sequential extends Module {
+export class Sequential extends Graph {
   readonly layers: Module[];
 
   constructor(...layers: Module[]) {

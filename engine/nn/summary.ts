@@ -1,9 +1,16 @@
-// Keras-like model.summary(): one row per direct child module (name, type, output shape,
-// parameters incl. buffers), then total / trainable / non-trainable counts. Output shapes
-// come from one batch-1 forward pass in inference mode, recorded at each child's forward.
+// Keras-like model.summary(): one row per layer (name, type, output shape, parameters incl.
+// buffers), then total / trainable / non-trainable counts. The layers are the model's children,
+// with every Graph among them (Sequential, a residual block, a U-Net) opened up into the layers
+// it calls. Output shapes and connections come from one batch-1 forward pass in inference mode,
+// recorded at each layer's forward.
+//
+// Keras prints a functional model that is not a plain chain (a skip, a merge, a layer called
+// twice) with an InputLayer row and a "Connected to" column naming each layer's inputs as
+// `layer[call][output]`; so does this, for a Graph model. Any other model reads as a sequence of
+// layers, as Keras treats subclassed models.
 import { noGrad } from "../autograd.ts";
 import { type Shape, Tensor, tidy } from "../tensor.ts";
-import type { AnyModule, Module } from "./module.ts";
+import { type AnyModule, Graph, type Module } from "./module.ts";
 
 export interface SummaryRow {
   name: string;
@@ -11,6 +18,8 @@ export interface SummaryRow {
   /** Output shape with the batch axis as null (Keras' `None`); null when never called. */
   outputShape: (number | null)[] | null;
   params: number;
+  /** The outputs this layer was called on, as `layer[call][output]` (the model input: `input`). */
+  connectedTo: string[];
 }
 
 export interface ModelSummary {
@@ -18,9 +27,13 @@ export interface ModelSummary {
   total: number;
   trainable: number;
   nonTrainable: number;
+  /** False when the rows are not a chain: the table then has Keras' "Connected to" column. */
+  sequential: boolean;
   /** The Keras-style table. */
   text: string;
 }
+
+const INPUT = "input";
 
 const thousands = (n: number) => n.toLocaleString("en-US");
 
@@ -44,6 +57,35 @@ function ownCount(module: AnyModule): number {
   return count(module.parameters()) + count(module.buffers());
 }
 
+function tensorsIn(value: unknown): Tensor[] {
+  if (value instanceof Tensor) return [value];
+  if (Array.isArray(value)) return value.flatMap(tensorsIn);
+  if (typeof value === "object" && value !== null) return Object.values(value).flatMap(tensorsIn);
+  return [];
+}
+
+/** The layers under `module` with their dotted paths: children, Graphs opened up, each once. */
+function layersOf(
+  module: AnyModule,
+  prefix = "",
+  seen = new Set<AnyModule>(),
+): [string, AnyModule][] {
+  return module.namedChildren().flatMap(([name, child]): [string, AnyModule][] => {
+    if (seen.has(child)) return [];
+    seen.add(child);
+    const path = prefix + name;
+    return child instanceof Graph ? layersOf(child, `${path}.`, seen) : [[path, child]];
+  });
+}
+
+/** Whether each row takes exactly the previous row's single output (the first: the input). */
+function isChain(rows: SummaryRow[]): boolean {
+  return rows.every((row, i) => {
+    const previous = i === 0 ? INPUT : rows[i - 1].name;
+    return row.connectedTo.length === 1 && row.connectedTo[0] === `${previous}[0][0]`;
+  });
+}
+
 /**
  * Summarises `model` for inputs of `inputShape` (without the batch axis); `dtype` is the input's.
  * Runs one forward pass on a batch of 1 (zeros) under noGrad in inference mode.
@@ -53,15 +95,37 @@ export function summary(
   inputShape: Shape,
   { name = model.constructor.name, dtype = "f32" as Tensor["dtype"] } = {},
 ): ModelSummary {
-  const children = model.namedChildren();
-  const shapes = new Map<AnyModule, number[]>();
-  // Each child's forward is wrapped on the instance for the pass, then the wrapper removed.
-  const wrapped = children.filter(([, child]) => !Object.hasOwn(child, "forward"));
-  for (const [, child] of wrapped) {
-    const forward = child.forward;
-    child.forward = (...inputs: unknown[]) => {
-      const out = forward.apply(child, inputs);
-      if (out instanceof Tensor) shapes.set(child, [...out.shape]);
+  const batchless = (shape: Shape) => [null, ...shape.slice(1)];
+  const layers = layersOf(model);
+  const called: SummaryRow[] = [];
+  const rowOf = new Map<AnyModule, SummaryRow>();
+  const calls = new Map<AnyModule, number>();
+  /** Who produced each tensor of the pass, as `layer[call][output]`. */
+  const producers = new Map<Tensor, string>();
+  // Each layer's forward is wrapped on the instance for the pass, then the wrapper removed.
+  const wrapped = layers.filter(([, layer]) => !Object.hasOwn(layer, "forward"));
+  for (const [path, layer] of wrapped) {
+    const forward = layer.forward;
+    layer.forward = (...inputs: unknown[]) => {
+      const sources = tensorsIn(inputs).flatMap((t) => producers.get(t) ?? []);
+      const out = forward.apply(layer, inputs);
+      const call = calls.get(layer) ?? 0;
+      calls.set(layer, call + 1);
+      const outputs = tensorsIn(out);
+      let row = rowOf.get(layer);
+      if (!row) {
+        row = {
+          name: path,
+          type: layer.constructor.name,
+          outputShape: outputs.length ? batchless(outputs[0].shape) : null,
+          params: ownCount(layer),
+          connectedTo: [],
+        };
+        rowOf.set(layer, row);
+        called.push(row);
+      }
+      row.connectedTo.push(...sources);
+      outputs.forEach((t, i) => producers.set(t, `${path}[${call}][${i}]`));
       return out;
     };
   }
@@ -71,22 +135,41 @@ export function summary(
     model.eval();
     noGrad(() =>
       tidy(() => {
-        output = [...model.forward(Tensor.zeros([1, ...inputShape], dtype)).shape];
+        const input = Tensor.zeros([1, ...inputShape], dtype);
+        producers.set(input, `${INPUT}[0][0]`);
+        output = [...model.forward(input).shape];
       })
     );
   } finally {
-    for (const [, child] of wrapped) delete (child as { forward?: unknown }).forward;
+    for (const [, layer] of wrapped) delete (layer as { forward?: unknown }).forward;
     model.train(wasTraining);
   }
-  const batchless = (shape: number[] | undefined) => shape ? [null, ...shape.slice(1)] : null;
-  const rows: SummaryRow[] = children.map(([childName, child]) => ({
-    name: childName,
-    type: child.constructor.name,
-    outputShape: batchless(shapes.get(child)),
-    params: ownCount(child),
+  const uncalled = layers.filter(([, layer]) => !rowOf.has(layer)).map(([path, layer]) => ({
+    name: path,
+    type: layer.constructor.name,
+    outputShape: null,
+    params: ownCount(layer),
+    connectedTo: [],
   }));
+  const rows: SummaryRow[] = [...called, ...uncalled];
   if (rows.length === 0) {
-    rows.push({ name, type: name, outputShape: batchless(output), params: ownCount(model) });
+    rows.push({
+      name,
+      type: name,
+      outputShape: batchless(output),
+      params: ownCount(model),
+      connectedTo: [],
+    });
+  }
+  const sequential = !(model instanceof Graph) || isChain(called);
+  if (!sequential) {
+    rows.unshift({
+      name: INPUT,
+      type: "InputLayer",
+      outputShape: [null, ...inputShape],
+      params: 0,
+      connectedTo: [],
+    });
   }
   const trainable = model.trainableCount();
   const nonTrainable = model.nonTrainableCount();
@@ -96,24 +179,30 @@ export function summary(
     total,
     trainable,
     nonTrainable,
-    text: table(name, rows, total, trainable, nonTrainable),
+    sequential,
+    text: table(name, rows, sequential, total, trainable, nonTrainable),
   };
 }
 
+/** Keras' box table; a cell with several lines (connections) makes its row that tall. */
 function table(
   name: string,
   rows: SummaryRow[],
+  sequential: boolean,
   total: number,
   trainable: number,
   nonTrainable: number,
 ): string {
-  const cells = rows.map((r) => [
-    `${r.name} (${r.type})`,
-    shapeText(r.outputShape),
-    thousands(r.params),
-  ]);
   const header = ["Layer (type)", "Output Shape", "Param #"];
-  const widths = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)) + 2);
+  if (!sequential) header.push("Connected to");
+  const cells = rows.map((r) => {
+    const values = [[`${r.name} (${r.type})`], [shapeText(r.outputShape)], [thousands(r.params)]];
+    if (!sequential) values.push(r.connectedTo.length ? r.connectedTo : ["-"]);
+    return values;
+  });
+  const widths = header.map((h, c) =>
+    Math.max(h.length, ...cells.flatMap((row) => row[c].map((line) => line.length))) + 2
+  );
   const line = (l: string, m: string, r: string, fill: string) =>
     l + widths.map((w) => fill.repeat(w)).join(m) + r;
   const row = (edge: string, values: string[]) =>
@@ -123,13 +212,17 @@ function table(
     )
       .join(edge) +
     edge;
-  const body = cells.map((values) => row("│", values));
+  const tall = (values: string[][]) => {
+    const height = Math.max(...values.map((v) => v.length));
+    return Array.from({ length: height }, (_, i) => row("│", values.map((v) => v[i] ?? "")))
+      .join("\n");
+  };
   return [
     `Model: "${name}"`,
     line("┏", "┳", "┓", "━"),
     row("┃", header),
     line("┡", "╇", "┩", "━"),
-    body.join(`\n${line("├", "┼", "┤", "─")}\n`),
+    cells.map(tall).join(`\n${line("├", "┼", "┤", "─")}\n`),
     line("└", "┴", "┘", "─"),
     ` Total params: ${thousands(total)} (${memory(total)})`,
     ` Trainable params: ${thousands(trainable)} (${memory(trainable)})`,

@@ -17,20 +17,18 @@ import { formatShape, type Shape, sizeOf, Tensor } from "../tensor.ts";
 
 export type PoolPadding = "valid" | "same";
 
-/** Keras pooling options; a number stands for the same value on every spatial axis. */
-export interface PoolOptions<Axes extends readonly number[]> {
+/**
+ * Keras pooling options, one value per spatial axis — (height, width) or (depth, height, width)
+ * — or one number for every axis.
+ */
+export interface PoolOptions {
   /** Window per spatial axis. Default 2 (Keras). */
-  poolSize?: number | Axes;
+  poolSize?: number | readonly number[];
   /** Step between windows per spatial axis. Default: poolSize. */
-  strides?: number | Axes;
+  strides?: number | readonly number[];
   /** Default "valid": only whole windows inside the input. */
   padding?: PoolPadding;
 }
-
-/** (height, width) windows of `maxPool2d` / `avgPool2d`. */
-export type Pool2dOptions = PoolOptions<readonly [number, number]>;
-/** (depth, height, width) windows of `maxPool3d` / `avgPool3d`. */
-export type Pool3dOptions = PoolOptions<readonly [number, number, number]>;
 
 /** Everything a pooling kernel needs to know about its windows; what each node records. */
 export interface PoolGeometry {
@@ -87,7 +85,7 @@ function axis(size: number, pool: number, stride: number, padding: PoolPadding) 
 export function poolGeometry(
   op: string,
   shape: Shape,
-  options: PoolOptions<readonly number[]> = {},
+  options: PoolOptions = {},
   rank: SpatialRank = 2,
 ): PoolGeometry {
   const layout = LAYOUTS[rank];
@@ -167,7 +165,7 @@ function pool(
   name: PoolOp,
   rank: SpatialRank,
   x: Tensor,
-  options: PoolOptions<readonly number[]>,
+  options: PoolOptions,
 ): Tensor {
   x.assertAlive(op);
   const g = poolGeometry(op, x.shape, options, rank);
@@ -196,7 +194,7 @@ function pool(
  * element per window, the first maximum in row-major window order (as TensorFlow). NaN inputs
  * give unspecified results.
  */
-export function maxPool2d(x: Tensor, options: Pool2dOptions = {}): Tensor {
+export function maxPool2d(x: Tensor, options: PoolOptions = {}): Tensor {
   return pool("max", "maxPool2d", "max_pool2d", 2, x, options);
 }
 
@@ -204,17 +202,17 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions = {}): Tensor {
  * Keras `AveragePooling2D` on NHWC `x`: the mean of each window over the cells inside the input
  * (padding is not counted, as TensorFlow).
  */
-export function avgPool2d(x: Tensor, options: Pool2dOptions = {}): Tensor {
+export function avgPool2d(x: Tensor, options: PoolOptions = {}): Tensor {
   return pool("avg", "avgPool2d", "avg_pool2d", 2, x, options);
 }
 
 /** Keras `MaxPooling3D` on NDHWC `x`: as `maxPool2d`, windows over (depth, height, width). */
-export function maxPool3d(x: Tensor, options: Pool3dOptions = {}): Tensor {
+export function maxPool3d(x: Tensor, options: PoolOptions = {}): Tensor {
   return pool("max", "maxPool3d", "max_pool3d", 3, x, options);
 }
 
 /** Keras `AveragePooling3D` on NDHWC `x`: as `avgPool2d`, windows over (depth, height, width). */
-export function avgPool3d(x: Tensor, options: Pool3dOptions = {}): Tensor {
+export function avgPool3d(x: Tensor, options: PoolOptions = {}): Tensor {
   return pool("avg", "avgPool3d", "avg_pool3d", 3, x, options);
 }
 
