@@ -40,7 +40,11 @@ import { type Shape, sizeOf, Tensor, tidy } from "../engine/tensor.ts";
 import { AttentionGru } from "../models/attention_gru.ts";
 import { TapModel, type TapOptions, type TapSizes } from "../models/htap.ts";
 import { mnistMlp, withSoftmax } from "../models/mlp.ts";
+import { classicCnn } from "../models/cnn.ts";
+import { conv3dModel } from "../models/conv3d.ts";
+import { MiniResNet, ResidualBlock } from "../models/resnet.ts";
 import { Seq2Seq } from "../models/seq2seq.ts";
+import { ConvBlock, UNet } from "../models/unet.ts";
 
 await setup();
 
@@ -107,6 +111,8 @@ const EXAMPLES: Record<string, Example[]> = {
       (rng) => withSoftmax(mnistMlp({ hidden: 16, batchNorm: true, seed: seed(rng) })),
       [3, 784],
     ),
+    unary((rng) => classicCnn({ inputShape: [6, 5, 3], classes: 4, rng }), [2, 6, 5, 3]),
+    unary((rng) => conv3dModel({ inputShape: [4, 5, 4, 1], filters: 2, rng }), [2, 4, 5, 4, 1]),
   ],
   Conv2D: [
     unary(
@@ -143,6 +149,25 @@ const EXAMPLES: Record<string, Example[]> = {
     make: () => new Concatenate(1),
     inputs: (rng) => [normal(rng, [2, 3, 4]), normal(rng, [2, 1, 4])],
   }],
+  ResidualBlock: [
+    unary((rng) => new ResidualBlock(3, 3, { rng }), [2, 5, 4, 3]),
+    unary((rng) => new ResidualBlock(3, 4, { stride: 2, rng }), [2, 5, 4, 3]),
+    unary((rng) => new ResidualBlock(3, 4, { batchNorm: true, rng }), [2, 5, 4, 3]),
+  ],
+  MiniResNet: [
+    unary((rng) => new MiniResNet({ inChannels: 1, classes: 3, rng }), [2, 6, 6, 1]),
+    unary((rng) => new MiniResNet({ batchNorm: true, rng }), [1, 4, 4, 3]),
+  ],
+  ConvBlock: [unary((rng) => new ConvBlock(2, 3, rng), [2, 4, 5, 2])],
+  UNet: [
+    unary((rng) => new UNet({ baseFilters: 2, rng }), [2, 8, 8, 1]),
+    unary((rng) => new UNet({ inChannels: 3, baseFilters: 2, depth: 1, outChannels: 2, rng }), [
+      1,
+      4,
+      6,
+      3,
+    ]),
+  ],
   Linear: [unary((rng) => new Linear(5, 4, { activation: "gelu", rng }), [2, 3, 5])],
   Dropout: [unary((rng) => new Dropout(0.4, { rng }), [4, 6])],
   BatchNorm: [
