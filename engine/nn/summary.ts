@@ -57,6 +57,20 @@ function ownCount(module: AnyModule): number {
   return count(module.parameters()) + count(module.buffers());
 }
 
+function layerRow(
+  name: string,
+  layer: AnyModule,
+  outputShape: SummaryRow["outputShape"],
+): SummaryRow {
+  return {
+    name,
+    type: layer.constructor.name,
+    outputShape,
+    params: ownCount(layer),
+    connectedTo: [],
+  };
+}
+
 function tensorsIn(value: unknown): Tensor[] {
   if (value instanceof Tensor) return [value];
   if (Array.isArray(value)) return value.flatMap(tensorsIn);
@@ -97,7 +111,6 @@ export function summary(
 ): ModelSummary {
   const batchless = (shape: Shape) => [null, ...shape.slice(1)];
   const layers = layersOf(model);
-  const called: SummaryRow[] = [];
   const rowOf = new Map<AnyModule, SummaryRow>();
   const calls = new Map<AnyModule, number>();
   /** Who produced each tensor of the pass, as `layer[call][output]`. */
@@ -114,15 +127,8 @@ export function summary(
       const outputs = tensorsIn(out);
       let row = rowOf.get(layer);
       if (!row) {
-        row = {
-          name: path,
-          type: layer.constructor.name,
-          outputShape: outputs.length ? batchless(outputs[0].shape) : null,
-          params: ownCount(layer),
-          connectedTo: [],
-        };
+        row = layerRow(path, layer, outputs.length ? batchless(outputs[0].shape) : null);
         rowOf.set(layer, row);
-        called.push(row);
       }
       row.connectedTo.push(...sources);
       outputs.forEach((t, i) => producers.set(t, `${path}[${call}][${i}]`));
@@ -144,14 +150,9 @@ export function summary(
     for (const [, layer] of wrapped) delete (layer as { forward?: unknown }).forward;
     model.train(wasTraining);
   }
-  const uncalled = layers.filter(([, layer]) => !rowOf.has(layer)).map(([path, layer]) => ({
-    name: path,
-    type: layer.constructor.name,
-    outputShape: null,
-    params: ownCount(layer),
-    connectedTo: [],
-  }));
-  const rows: SummaryRow[] = [...called, ...uncalled];
+  // Rows follow the order the layers were added in (Keras lists a model's layers that way);
+  // a layer the pass never called keeps its place, with no shape.
+  const rows = layers.map(([path, layer]) => rowOf.get(layer) ?? layerRow(path, layer, null));
   if (rows.length === 0) {
     rows.push({
       name,
@@ -161,7 +162,8 @@ export function summary(
       connectedTo: [],
     });
   }
-  const sequential = !(model instanceof Graph) || isChain(called);
+  const sequential = !(model instanceof Graph) ||
+    isChain(layers.flatMap(([, layer]) => rowOf.get(layer) ?? []));
   if (!sequential) {
     rows.unshift({
       name: INPUT,
