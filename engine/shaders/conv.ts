@@ -52,16 +52,22 @@ export interface ConvTile {
 }
 
 /**
- * Tiles per adapter class, picked per pass like the matmul's (least padded work per unit of
- * speed). CPU adapters: one SIMD row of 8 lanes along the columns, register blocks as large as
- * compile in a few seconds. GPUs take the same layout until a GPU measures better (no shared
- * staging yet).
+ * Tiles per adapter class, picked per pass like the matmul's: the least padded work per unit of
+ * speed, so a pass takes the tile whose columns cover its N (Cout, or Cin for dX) most tightly.
+ * Measured on lavapipe (2 cores, the bench's layers, interleaved runs): 16×8 blocks beat 16×16
+ * and 32×16 at 32–64 channels (fewer live registers), 32×32 wins from 256 channels; eight lanes
+ * along the columns is one SIMD row. GPUs take a conventional 16×8 grid of 4×4 blocks until a
+ * GPU measures better (no shared-memory staging yet).
  */
 export const CONV_TILES = tunable<MatmulTileOption[]>("conv", {
   cpu: [
-    { tile: { shared: false, wx: 8, wy: 1, tm: 16, tn: 16, bk: 4 }, speed: 1 },
-    { tile: { shared: false, wx: 8, wy: 1, tm: 16, tn: 4, bk: 4 }, speed: 0.5 },
-    { tile: { shared: false, wx: 4, wy: 1, tm: 16, tn: 4, bk: 4 }, speed: 0.3 },
+    { tile: { shared: false, wx: 8, wy: 1, tm: 32, tn: 32, bk: 4 }, speed: 1, minMacs: 1 << 24 },
+    { tile: { shared: false, wx: 8, wy: 1, tm: 16, tn: 8, bk: 4 }, speed: 0.75 },
+    { tile: { shared: false, wx: 4, wy: 1, tm: 16, tn: 8, bk: 4 }, speed: 0.7 },
+    { tile: { shared: false, wx: 4, wy: 1, tm: 16, tn: 4, bk: 4 }, speed: 0.4 },
+    // Few rows (dW of a first layer: 1–3 input channels) or few columns (its dX).
+    { tile: { shared: false, wx: 8, wy: 1, tm: 4, tn: 8, bk: 4 }, speed: 0.3 },
+    { tile: { shared: false, wx: 1, wy: 8, tm: 8, tn: 4, bk: 4 }, speed: 0.2 },
   ],
   gpu: [
     { tile: { shared: false, wx: 16, wy: 8, tm: 4, tn: 4, bk: 4 }, speed: 1 },
@@ -282,20 +288,28 @@ function tapLoop(v: ConvVariant, emit: Emit, fma: Fma, vecA: boolean, vecB: bool
     // Every phase's rows are laid out on the largest phase grid, ceil(I / s).
     emit("let grid = (inD + st - vec3u(1u)) / st;");
   }
+  // The source tensor's spatial dims: the input for the forward, dY's for dX.
+  const srcDims = forward ? "inD" : "outD";
+  // A position's linear pixel index is affine in its coordinates, so a row's source pixel for
+  // tap t is the row's pixel for tap 0 plus the tap's offset (coordinates may be negative).
+  const linear = (p: string, n: string) =>
+    `((${n} * i32(${srcDims}.x) + ${p}.x) * i32(${srcDims}.y) + ${p}.y) * i32(${srcDims}.z) + ${p}.z`;
   for (const i of range(TM)) {
     const dims = forward ? "outD" : "grid";
     emit(`let r${i} = min(row${i}, M - 1u);`);
     emit(`let w${i} = r${i} % ${dims}.z; let h${i} = (r${i} / ${dims}.z) % ${dims}.y;`);
     emit(`let dd${i} = (r${i} / (${dims}.z * ${dims}.y)) % ${dims}.x;`);
-    emit(`let n${i} = r${i} / (${dims}.z * ${dims}.y * ${dims}.x);`);
+    emit(`let n${i} = i32(r${i} / (${dims}.z * ${dims}.y * ${dims}.x));`);
     emit(`let q${i} = vec3u(dd${i}, h${i}, w${i});`);
-    if (forward) {
-      // Input position of tap 0 (may be negative: padding).
-      emit(`let base${i} = vec3i(q${i} * st) - vec3i(pd);`);
-    } else {
+    // Source position of tap 0 (negative where the padding is).
+    emit(`let base${i} = ${forward ? `vec3i(q${i} * st) - vec3i(pd)` : `vec3i(q${i})`};`);
+    emit(`let pix${i} = ${linear(`base${i}`, `n${i}`)};`);
+    if (!forward) {
       emit(`let pos${i} = phase + q${i} * st;`);
       emit(`let live${i} = row${i} < M && all(pos${i} < inD);`);
-      emit(`let out${i} = ((n${i} * inD.x + pos${i}.x) * inD.y + pos${i}.y) * inD.z + pos${i}.z;`);
+      emit(
+        `let out${i} = ((u32(n${i}) * inD.x + pos${i}.x) * inD.y + pos${i}.y) * inD.z + pos${i}.z;`,
+      );
     }
   }
   // Channels of the gathered operand: Cin for the forward, Cout for dX.
@@ -303,29 +317,24 @@ function tapLoop(v: ConvVariant, emit: Emit, fma: Fma, vecA: boolean, vecB: bool
   emit("for (var t = 0u; t < taps; t++) {");
   emit("let tap = vec3u(t / (kD.y * kD.z), (t / kD.z) % kD.y, t % kD.z);");
   emit("let reach = vec3i(tap * dl);");
-  if (!forward) {
-    // (i + p − t·d) must be a multiple of s: the same for every row of this phase.
+  if (forward) {
+    emit("let shift = reach;");
+  } else {
+    // (i + p − t·d) must be a multiple of s: the same for every row of this phase; the source
+    // output position is then q + (phase + p − t·d) / s, the same shift for every row.
     emit("let shifted = vec3i(phase + pd) - reach;");
     emit("let rem = ((shifted % vec3i(st)) + vec3i(st)) % vec3i(st);");
     emit(`if (${ax.map((a) => `rem.${AXIS[a]} != 0`).join(" || ")}) { continue; }`);
+    emit("let shift = shifted / vec3i(st);");
   }
-  const srcDims = forward ? "inD" : "outD";
+  emit(`let tapPix = ${linear("shift", "0")};`);
+  const swz = ax.map((a) => AXIS[a]).join("");
   for (const i of range(TM)) {
-    if (forward) {
-      emit(`let src${i} = base${i} + reach;`);
-    } else {
-      // Source output position: (phase + q·s + p − t·d) / s = q + (phase + p − t·d) / s.
-      emit(`let src${i} = vec3i(q${i}) + (shifted - rem) / vec3i(st);`);
-    }
-    const inside = ax.map((a) =>
-      `src${i}.${AXIS[a]} >= 0 && src${i}.${AXIS[a]} < i32(${srcDims}.${AXIS[a]})`
-    ).join(" && ");
-    emit(`let ok${i} = ${inside};`);
-    const pos = `vec3u(select(vec3i(0), src${i}, ${inside}))`;
-    emit(`let sp${i} = ${pos};`);
+    // One unsigned compare per axis: a negative coordinate wraps past every size.
+    emit(`let ok${i} = all(vec3u(base${i} + shift).${swz} < ${srcDims}.${swz});`);
     emit(
-      `let pa${i} = select(0u, (((n${i} * ${srcDims}.x + sp${i}.x) * ${srcDims}.y + sp${i}.y) * ` +
-        `${srcDims}.z + sp${i}.z) * depthC${vecA ? " / 4u" : ""}, ok${i});`,
+      `let pa${i} = select(0u, u32(pix${i} + tapPix)${vecA ? " * (depthC / 4u)" : " * depthC"}, ` +
+        `ok${i});`,
     );
   }
   // B row of (tap, channel c): forward W[t, ci, :] = row t·Cin + c of [K, Cout];
