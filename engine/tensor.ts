@@ -44,6 +44,44 @@ function checkShape(shape: Shape, where: string): void {
       );
     }
   }
+  checkAllocation(shape, where);
+}
+
+// ---- allocation limit ---------------------------------------------------------------------
+
+let allocationLimit: { bytes: number; what: string } | null = null;
+
+/**
+ * Runs `fn` allowing it at most `bytes` bytes of new tensors in all: the tensor that would go
+ * over throws (naming `what`) before anything is allocated for it, host arrays included. Loaders
+ * build models from untrusted configs under it, bounded by what the file holds.
+ */
+export function withAllocationLimit<T>(bytes: number, what: string, fn: () => T): T {
+  const outer = allocationLimit;
+  allocationLimit = { bytes, what };
+  try {
+    return fn();
+  } finally {
+    allocationLimit = outer;
+  }
+}
+
+/**
+ * Throws if `count` values of shape `shape` (4 bytes each) do not fit in the allocation limit
+ * (none outside withAllocationLimit); `charge` uses them up. Host-side initialisers that work
+ * before creating their tensor call it first.
+ */
+export function checkAllocation(shape: Shape, where: string, charge = false): void {
+  const limit = allocationLimit;
+  if (limit === null) return;
+  const bytes = 4 * Math.max(sizeOf(shape), charge ? 1 : 0);
+  if (!(bytes <= limit.bytes)) {
+    throw new Error(
+      `${limit.what}: ${where} ${formatShape(shape)} needs ${bytes} bytes; only ` +
+        `${limit.bytes} are left`,
+    );
+  }
+  if (charge) limit.bytes -= bytes;
 }
 
 // ---- scopes -------------------------------------------------------------------------------
@@ -152,6 +190,7 @@ export class Tensor {
   /** An uninitialised tensor whose storage comes from the pool (ops write into it). */
   static empty(shape: Shape, dtype: DType = "f32"): Tensor {
     checkShape(shape, "Tensor.empty");
+    checkAllocation(shape, "Tensor.empty", true);
     return new Tensor([...shape], dtype, runtime().alloc(Math.max(sizeOf(shape), 1) * 4));
   }
 

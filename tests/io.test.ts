@@ -3,12 +3,14 @@ import assert from "node:assert/strict";
 import { setup, testRng } from "./helpers.ts";
 import { Rng } from "../engine/random.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
+import { runtime } from "../engine/runtime.ts";
 import { Module } from "../engine/nn/module.ts";
 import { Sequential } from "../engine/nn/sequential.ts";
 import { Linear } from "../engine/nn/linear.ts";
 import { BatchNorm } from "../engine/nn/batchnorm.ts";
 import { Dropout } from "../engine/nn/dropout.ts";
 import { Flatten } from "../engine/nn/flatten.ts";
+import "../engine/nn/rnn.ts"; // registers GRU for the hostile-config test
 import { ReLU, Softmax } from "../engine/nn/activation.ts";
 import { Adam, SGD } from "../engine/optim/optimizers.ts";
 import { softmaxCrossEntropy } from "../engine/ops/loss.ts";
@@ -390,6 +392,18 @@ Deno.test("safetensors decoding names what is wrong", () => {
       /unknown header field 'x'/,
     ],
     [file('{"__metadata__":{"n":1}}'), /metadata 'n' is not a string/],
+    [
+      file(
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' +
+          '"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+        eight,
+      ),
+      /header names 'a' twice in one object \(a duplicate tensor name/,
+    ],
+    [
+      file('{"__metadata__":{"config":"x","config":"y"}}'),
+      /header names 'config' twice in one object/,
+    ],
     [file('{"a":[1,2]}'), /tensor 'a': header entry is not an object/],
     [
       (() => {
@@ -701,6 +715,95 @@ Deno.test("saveModel / loadModel rebuild the architecture and weights", async ()
     () => loadModel(encodeSafetensors({})),
     /loadModel: the file has no 'config' metadata/,
   );
+});
+
+// ---- hostile model files --------------------------------------------------------------------
+
+/** A saveModel-style file with any config (as JSON text) and tensors. */
+function modelFile(config: unknown, tensors: Record<string, TensorEntryInput> = {}): Uint8Array {
+  return encodeSafetensors(tensors, { format: "denograd.model", config: JSON.stringify(config) });
+}
+
+const linearConfig = (inFeatures: number, outFeatures: number) => ({
+  class: "Linear",
+  config: { inFeatures, outFeatures, bias: true, activation: null },
+});
+
+Deno.test("loadModel: a small file whose config asks for gigabytes fails before allocating them", () => {
+  const rt = runtime();
+  // 10 × Linear(5000, 5000) = 1 GB of weights, described in ~1.3 KB with one 4-byte tensor.
+  const amplifying = modelFile(
+    { class: "Sequential", config: {}, children: Array(10).fill(linearConfig(5000, 5000)) },
+    { "0.bias": { shape: [1], data: new Float32Array(1) } },
+  );
+  assert.ok(amplifying.length < 2000);
+  // A GRU's orthogonal init works on the host before it creates its tensor.
+  const recurrent = modelFile(
+    { class: "GRU", config: { inputSize: 1, units: 600 } },
+    { kernel: { shape: [1], data: new Float32Array(1) } },
+  );
+  const pool = () => rt.poolStats().liveBytes + rt.poolStats().pooledBytes;
+  const gpuBefore = pool();
+  const hostBefore = Deno.memoryUsage().rss;
+  assert.throws(
+    () => loadModel(amplifying),
+    /^Error: buildModel: model\.0 \(Linear\): loadModel: the config asks for more memory than the file's 4 bytes of tensors can fill: Tensor\.uniform \[5000, 5000\] needs 100000000 bytes/,
+  );
+  assert.throws(
+    () => loadModel(recurrent),
+    /loadModel: the config asks for more memory .*orthogonal \[2, 600, 1800\]/,
+  );
+  // Bytes, not time: what the failed loads left behind is bounded by the files, not the configs.
+  assert.ok(pool() - gpuBefore <= 4 << 20, `${pool() - gpuBefore} more bytes in the GPU pool`);
+  const hostGrowth = Deno.memoryUsage().rss - hostBefore;
+  assert.ok(hostGrowth < 200 << 20, `RSS grew by ${hostGrowth} bytes`);
+});
+
+Deno.test("loadModel: malformed and deeply nested configs get clear errors", () => {
+  const tensors = { "0.bias": { shape: [1], data: new Float32Array(1) } };
+  const cases: [unknown, RegExp][] = [
+    [
+      { class: "Sequential", config: {}, children: "ReLU" },
+      /^Error: loadModel: config model\.children is the string "ReLU", expected a list of layers/,
+    ],
+    [
+      { class: "Sequential", config: {}, children: [{ class: "ReLU" }, null] },
+      /^Error: loadModel: config model\.1 is null, expected a layer \{class, config, children\?\}/,
+    ],
+    [{ class: 7 }, /^Error: loadModel: config model\.class is number 7, expected a class name/],
+    [{ class: "Linear", config: [1] }, /config model\.config is a list, expected an object/],
+    [[], /config model is a list, expected a layer/],
+  ];
+  for (const [config, pattern] of cases) {
+    assert.throws(() => loadModel(modelFile(config, tensors)), pattern);
+  }
+  let deep: unknown = { class: "ReLU", config: {} };
+  for (let i = 0; i < 20_000; i++) deep = { class: "Sequential", config: {}, children: [deep] };
+  assert.throws(
+    () => loadModel(modelFile(deep)),
+    /^Error: loadModel: the config nests layers more than 64 deep \(model\.0\.0/,
+  );
+});
+
+Deno.test("loadModel: NaN or Infinity weights are refused, naming the tensor, unless allowed", async () => {
+  const model = new Sequential(new Linear(4, 2, { rng: new Rng(1) }));
+  const state = await modelState(model);
+  const weight = Float32Array.from(state["0.weight"].data as Float32Array);
+  weight[5] = NaN;
+  weight[6] = -Infinity;
+  const broken = encodeSafetensors(
+    { ...state, "0.weight": { shape: [4, 2], data: weight } },
+    { config: JSON.stringify(modelConfig(model)) },
+  );
+  assert.throws(
+    () => loadModel(broken),
+    /^Error: loadModel: tensor '0\.weight' holds 2 non-finite values \(NaN at index 5\).*\{ allowNonFinite: true \}/,
+  );
+  const loaded = loadModel(broken, { allowNonFinite: true }) as Sequential;
+  const back = (await modelState(loaded))["0.weight"].data;
+  assert.ok(Number.isNaN(back[5]) && back[6] === -Infinity);
+  loaded.dispose();
+  model.dispose();
 });
 
 Deno.test("training checkpoint: weights, BatchNorm stats, Adam state, Dropout stream and RNG resume exactly", async () => {

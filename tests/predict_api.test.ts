@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { modelState, saveModel } from "../engine/io/checkpoint.ts";
+import { modelConfig } from "../engine/io/config.ts";
+import { encodeSafetensors } from "../engine/io/safetensors.ts";
 import { ReLU, Softmax } from "../engine/nn/activation.ts";
 import { Linear } from "../engine/nn/linear.ts";
 import { Sequential } from "../engine/nn/sequential.ts";
@@ -589,6 +591,32 @@ Deno.test("predict API: unusable models are refused with the reason", async () =
     () => Predictor.load(bytes, "small.safetensors"),
     /small\.safetensors: the model does not accept \[1, 784\] images: Linear: input \[1, 784\]/,
   );
+});
+
+Deno.test("predict API: NaN or Infinity weights are refused at load, unless --allow-non-finite", async () => {
+  const state = await modelState(model);
+  const weight = Float32Array.from(state["1.weight"].data as Float32Array);
+  weight[17] = Infinity;
+  const bytes = encodeSafetensors(
+    { ...state, "1.weight": { shape: state["1.weight"].shape, data: weight } },
+    { format: "denograd.model", config: JSON.stringify(modelConfig(model)) },
+  );
+  assert.throws(
+    () => Predictor.load(bytes, "diverged.safetensors"),
+    /^Error: diverged\.safetensors is not a model saved by saveModel: loadModel: tensor '1\.weight' holds 1 non-finite value \(Infinity at index 17\)/,
+  );
+  const file = path.join(tmp, "diverged.safetensors");
+  await Deno.writeFile(file, bytes);
+  const refused = await serve(["--model", file]);
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    /tensor '1\.weight' holds 1 non-finite value[^]*\nTo serve it anyway \(debugging\), pass --allow-non-finite/,
+  );
+  // For debugging it loads (and would answer null probabilities where the math breaks).
+  const predictor = Predictor.load(bytes, "diverged.safetensors", { allowNonFinite: true });
+  predictor.dispose();
+  assert.equal(parseServeArgs(["--allow-non-finite"]).allowNonFinite, true);
 });
 
 async function serve(args: string[]) {

@@ -4,7 +4,7 @@
 // the flags and the socket, so the same handler runs under any fetch-compatible server.
 import { noGrad } from "../engine/autograd.ts";
 import { type JsonValue, modelConfig } from "../engine/io/config.ts";
-import { loadModel } from "../engine/io/checkpoint.ts";
+import { loadModel, type LoadOptions } from "../engine/io/checkpoint.ts";
 // loadModel rebuilds registered classes only: this registers every layer the MNIST MLPs are made of.
 import "../models/mlp.ts";
 import { Softmax } from "../engine/nn/activation.ts";
@@ -239,12 +239,13 @@ export class Predictor {
 
   /**
    * Rebuilds a `saveModel` file and checks that it maps [1, 784] to [1, classes]. Throws an
-   * Error naming `path` and the problem.
+   * Error naming `path` and the problem. Weights holding NaN or Infinity are refused unless
+   * `allowNonFinite` (they would answer `null` probabilities).
    */
-  static load(bytes: Uint8Array, path: string): Predictor {
+  static load(bytes: Uint8Array, path: string, options: LoadOptions = {}): Predictor {
     let model: AnyModule;
     try {
-      model = loadModel(bytes);
+      model = loadModel(bytes, options);
     } catch (e) {
       throw new Error(`${path} is not a model saved by saveModel: ${(e as Error).message}`);
     }

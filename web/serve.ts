@@ -1,5 +1,5 @@
 // `deno task serve [--model PATH] [--port 5000] [--host 127.0.0.1] [--max-batch 64]
-// [--max-wait-ms 2] [server limits]`: the predict API of web/predict.ts on
+// [--max-wait-ms 2] [--allow-non-finite] [server limits]`: the predict API of web/predict.ts on
 // the shared server plumbing of web/server.ts (connection cap, timeouts, shutdown deadline). The
 // model is loaded (and run once on a blank image, which also compiles its kernels) before the
 // socket opens; a missing or unusable model file exits with status 1 and says why. Exit 2: bad
@@ -24,7 +24,7 @@ const LIMIT_FLAGS = {
 type LimitFlag = keyof typeof LIMIT_FLAGS;
 
 const USAGE = `usage: deno task serve [--model PATH] [--port N] [--host ADDR] [--max-batch N]
-                        [--max-wait-ms N] [--max-connections N]
+                        [--max-wait-ms N] [--allow-non-finite] [--max-connections N]
                         [--idle-timeout-ms N] [--header-timeout-ms N] [--body-timeout-ms N]
                         [--write-timeout-ms N] [--shutdown-timeout-ms N]
   --model        a model saved by saveModel (default ${DEFAULT_MODEL},
@@ -33,6 +33,7 @@ const USAGE = `usage: deno task serve [--model PATH] [--port N] [--host ADDR] [-
   --host         address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
   --max-batch    most requests per forward pass (default 64)
   --max-wait-ms  how long a lone request waits for others to batch with (default 2)
+  --allow-non-finite     serve weights that hold NaN or Infinity (debugging; refused otherwise)
   --max-connections      open connections; more get 503 (default ${DEFAULT_LIMITS.maxConnections})
   --idle-timeout-ms      wait for a request to start (default ${DEFAULT_LIMITS.idleTimeoutMs})
   --header-timeout-ms    request line + headers, from their first byte (default ${DEFAULT_LIMITS.headersTimeoutMs})
@@ -46,6 +47,8 @@ export interface ServeOptions {
   host: string;
   maxBatch: number;
   maxWaitMs: number;
+  /** Serve weights holding NaN or Infinity instead of refusing the model (debugging). */
+  allowNonFinite?: boolean;
   /** Server limits; absent ones take web/server.ts's defaults. */
   limits?: Partial<ServerLimits>;
 }
@@ -73,6 +76,7 @@ export function parseServeArgs(argv: string[]): ServeOptions & { help: boolean }
       host: { type: "string", default: "127.0.0.1" },
       "max-batch": { type: "string" },
       "max-wait-ms": { type: "string" },
+      "allow-non-finite": { type: "boolean", default: false },
       ...limitOptions,
       help: { type: "boolean", short: "h", default: false },
     },
@@ -94,6 +98,7 @@ export function parseServeArgs(argv: string[]): ServeOptions & { help: boolean }
     host: values.host,
     maxBatch,
     maxWaitMs: integerFlag("max-wait-ms", values["max-wait-ms"], 2, 1000),
+    allowNonFinite: values["allow-non-finite"],
     limits,
     help: values.help,
   };
@@ -130,7 +135,16 @@ export async function startServer(
     );
   }
   const rt = await init(engineOptionsFromEnv());
-  const predictor = Predictor.load(bytes, options.modelPath);
+  let predictor: Predictor;
+  try {
+    predictor = Predictor.load(bytes, options.modelPath, {
+      allowNonFinite: options.allowNonFinite,
+    });
+  } catch (e) {
+    const message = (e as Error).message;
+    if (!/ non-finite value/.test(message)) throw e;
+    throw new Error(`${message}\nTo serve it anyway (debugging), pass --allow-non-finite.`);
+  }
   const batcher = new MicroBatcher(
     (pixels, rows) => predictor.predict(pixels, rows),
     predictor.info.input_shape[0],

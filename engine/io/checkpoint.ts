@@ -2,7 +2,7 @@
 // bytes. Tensor names are PyTorch-style dotted paths (`0.weight`, `layers.2.running_mean`);
 // everything that is not a tensor (config, counters, RNG state) travels as JSON strings in the
 // header's `__metadata__`.
-import { type DType, formatShape, Tensor, tidy } from "../tensor.ts";
+import { type DType, formatShape, Tensor, tidy, withAllocationLimit } from "../tensor.ts";
 import { runtime } from "../runtime.ts";
 import { Rng, type RngState } from "../random.ts";
 import type { AnyModule } from "../nn/module.ts";
@@ -164,11 +164,122 @@ function parseJson(where: string, what: string, text: string | undefined): unkno
   }
 }
 
-/** Rebuilds the module saved by `saveModel` with its weights (in training mode, as any new module). */
-export function loadModel(bytes: Uint8Array): AnyModule {
+export interface LoadOptions {
+  /** Load weights holding NaN or ±Infinity (to debug a diverged model); refused otherwise. */
+  allowNonFinite?: boolean;
+}
+
+/** Throws naming the first tensor that holds NaN or ±Infinity, unless they are allowed. */
+function checkFinite(where: string, state: ModelState, options: LoadOptions): void {
+  if (options.allowNonFinite) return;
+  for (const [name, { data }] of Object.entries(state)) {
+    if (!(data instanceof Float32Array)) continue;
+    let count = 0;
+    let first = -1;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        if (first < 0) first = i;
+        count++;
+      }
+    }
+    if (count > 0) {
+      throw new Error(
+        `${where}: tensor '${name}' holds ${count} non-finite value${count === 1 ? "" : "s"} ` +
+          `(${data[first]} at index ${first}); the weights are broken (a diverged training?). ` +
+          "Load them anyway with { allowNonFinite: true } to debug",
+      );
+    }
+  }
+}
+
+/** Deepest layer nesting a config may have, and most layers in all. */
+const MAX_CONFIG_DEPTH = 64;
+const MAX_CONFIG_LAYERS = 100_000;
+
+function describeJson(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "string") return `the string ${JSON.stringify(value.slice(0, 40))}`;
+  return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Checks the shape of a config tree before anything is built (without recursion: the nesting is
+ * the file's to choose): every layer an object with a string `class`, an object `config` and a
+ * list of `children`, at most MAX_CONFIG_DEPTH deep and MAX_CONFIG_LAYERS in all.
+ */
+function checkConfigTree(where: string, root: unknown): asserts root is LayerConfig {
+  const todo: [unknown, string, number][] = [[root, "model", 1]];
+  let layers = 0;
+  while (todo.length > 0) {
+    const [layer, path, depth] = todo.pop()!;
+    if (depth > MAX_CONFIG_DEPTH) {
+      throw new Error(
+        `${where}: the config nests layers more than ${MAX_CONFIG_DEPTH} deep ` +
+          `(${path.slice(0, 60)}…)`,
+      );
+    }
+    if (++layers > MAX_CONFIG_LAYERS) {
+      throw new Error(`${where}: the config has more than ${MAX_CONFIG_LAYERS} layers`);
+    }
+    if (!isObject(layer)) {
+      throw new Error(
+        `${where}: config ${path} is ${describeJson(layer)}, expected a layer ` +
+          "{class, config, children?}",
+      );
+    }
+    if (typeof layer.class !== "string") {
+      throw new Error(
+        `${where}: config ${path}.class is ${describeJson(layer.class)}, expected a class name`,
+      );
+    }
+    if (layer.config !== undefined && layer.config !== null && !isObject(layer.config)) {
+      throw new Error(
+        `${where}: config ${path}.config is ${describeJson(layer.config)}, expected an object`,
+      );
+    }
+    if (layer.children === undefined) continue;
+    if (!Array.isArray(layer.children)) {
+      throw new Error(
+        `${where}: config ${path}.children is ${describeJson(layer.children)}, expected a ` +
+          "list of layers",
+      );
+    }
+    for (let i = layer.children.length - 1; i >= 0; i--) {
+      todo.push([layer.children[i], `${path}.${i}`, depth + 1]);
+    }
+  }
+}
+
+/** Room for a module's own non-state tensors beyond the file's (constants, scratch). */
+const BUILD_SLACK_BYTES = 1 << 20;
+
+/**
+ * Rebuilds the module saved by `saveModel` with its weights (in training mode, as any new
+ * module). The file is untrusted: the config's shape, the tensors' names (no repeats) and
+ * values (no NaN or Infinity unless `allowNonFinite`) are checked before anything is built, and
+ * the build may allocate no more than the file's tensors hold (every parameter and buffer comes
+ * from the file), so a small file cannot make it allocate gigabytes. Then names and shapes must
+ * match the built model's exactly.
+ */
+export function loadModel(bytes: Uint8Array, options: LoadOptions = {}): AnyModule {
+  const where = "loadModel";
   const { tensors, metadata } = decodeSafetensors(bytes);
-  const config = parseJson("loadModel", "config", metadata.config) as LayerConfig;
-  const module = buildModel(config);
+  const config = parseJson(where, "config", metadata.config);
+  checkConfigTree(where, config);
+  checkFinite(where, tensors, options);
+  let stateBytes = 0;
+  for (const { data } of Object.values(tensors)) stateBytes += 4 * Math.max(data.length, 1);
+  const module = withAllocationLimit(
+    2 * stateBytes + BUILD_SLACK_BYTES,
+    `${where}: the config asks for more memory than the file's ${stateBytes} bytes of tensors ` +
+      "can fill",
+    () => buildModel(config),
+  );
   try {
     loadModelState(module, tensors);
   } catch (e) {
@@ -273,14 +384,16 @@ function nonNegativeInteger(where: string, what: string, value: unknown): number
 /**
  * Restores a `saveTrainingCheckpoint` file into an existing model and optimizer (same
  * architecture, same optimizer kind and options). Everything is validated before anything is
- * written; returns the counters, a generator in the saved state and `extra`.
+ * written (NaN or Infinity in any tensor too, unless `allowNonFinite`); returns the counters, a
+ * generator in the saved state and `extra`.
  */
 export function loadTrainingCheckpoint(
   bytes: Uint8Array,
-  { model, optimizer }: { model: AnyModule; optimizer: Optimizer },
+  { model, optimizer, allowNonFinite }: { model: AnyModule; optimizer: Optimizer } & LoadOptions,
 ): RestoredTraining {
   const where = "loadTrainingCheckpoint";
   const { tensors, metadata } = decodeSafetensors(bytes);
+  checkFinite(where, tensors, { allowNonFinite });
   if (metadata.format !== CHECKPOINT_FORMAT) {
     throw new Error(
       `${where}: metadata format is ${JSON.stringify(metadata.format)}, expected ` +

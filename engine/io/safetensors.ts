@@ -264,8 +264,36 @@ function halfToFloat(h: number): number {
 }
 
 /**
+ * The first key that a JSON object of `text` (valid JSON) repeats, or null. JSON.parse keeps
+ * the last value of a repeated key, so a header could carry two tensors of one name.
+ */
+function repeatedKey(text: string): string | null {
+  // Per open container: its keys so far (null for an array) and whether a key comes next.
+  const open: { keys: Set<string> | null; keyNext: boolean }[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string: skip to its closing quote
+      let end = i + 1;
+      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c ? 2 : 1;
+      const top = open[open.length - 1];
+      if (top?.keys && top.keyNext) {
+        const key: string = JSON.parse(text.slice(i, end + 1));
+        if (top.keys.has(key)) return key;
+        top.keys.add(key);
+        top.keyNext = false;
+      }
+      i = end;
+    } else if (c === 0x7b) open.push({ keys: new Set(), keyNext: true });
+    else if (c === 0x5b) open.push({ keys: null, keyNext: false });
+    else if (c === 0x7d || c === 0x5d) open.pop();
+    else if (c === 0x2c && open[open.length - 1]?.keys) open[open.length - 1].keyNext = true;
+  }
+  return null;
+}
+
+/**
  * Parses and validates a whole file. Every defect — short file, absurd header length, bad UTF-8
- * or JSON, unknown dtype, shape and offsets that disagree, holes, overlaps, trailing bytes,
+ * or JSON, a repeated tensor name or key, unknown dtype, shape and offsets that disagree, holes, overlaps, trailing bytes,
  * non-string metadata — throws an Error whose message starts with "safetensors:"; nothing is
  * allocated beyond the size of the input.
  */
@@ -296,6 +324,13 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
     fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (!isPlainObject(header)) fail("header is not a JSON object");
+  const repeated = repeatedKey(text);
+  if (repeated !== null) {
+    fail(
+      `header names '${repeated.slice(0, 80)}' twice in one object (a duplicate tensor name ` +
+        "or field; JSON would silently keep the last)",
+    );
+  }
 
   const bufferBytes = bytes.length - 8 - headerBytes;
   const metadata: Record<string, string> = {};

@@ -13,7 +13,7 @@
 // Keras's reset_after=True. `toKerasGateOrder` does the reordering.
 //
 // Stacking: a Sequential of layers with returnSequences true (all but possibly the last).
-import { formatShape, Tensor } from "../tensor.ts";
+import { checkAllocation, formatShape, Tensor } from "../tensor.ts";
 import { globalRng, type Rng } from "../random.ts";
 import { add } from "../ops/elementwise.ts";
 import { concat } from "../ops/shape.ts";
@@ -34,6 +34,8 @@ import {
  * Q of the QR decomposition with R's diagonal made positive (Keras' sign correction).
  */
 export function orthogonal(rows: number, cols: number, rng: Rng = globalRng): Tensor {
+  // Its float64 work matrix comes first: within a loader's allocation limit (2 × 4 bytes a value).
+  checkAllocation([2, rows, cols], "orthogonal");
   const tall = rows >= cols;
   const [n, m] = tall ? [rows, cols] : [cols, rows]; // Q is n × m with n ≥ m
   const q = new Float64Array(n * m);
