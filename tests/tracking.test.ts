@@ -799,6 +799,90 @@ await withRun(openStore(), "interrupted", {}, async (run) => {
 // ---------------------------------------------------------------------------------------------
 // Atomic writes, URIs, validation
 
+/**
+ * Runs `count` processes of tests/fixtures/create_experiment.ts on `root` that all create
+ * `name` at one instant (they wait for a file the test creates once all are ready); returns
+ * what each printed.
+ */
+async function raceExperiment(root: string, name: string, mode: "create" | "get-or-create") {
+  const count = 8;
+  const script = fileURLToPath(new URL("./fixtures/create_experiment.ts", import.meta.url));
+  const go = path.join(root, "..", `go-${crypto.randomUUID()}`);
+  const children = Array.from({ length: count }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", "--allow-env", script, root, name, mode, go],
+      stdout: "piped",
+      stderr: "inherit",
+      signal: AbortSignal.timeout(120_000), // a hang bound only
+    }).spawn());
+  const readers = children.map((c) => c.stdout.pipeThrough(new TextDecoderStream()).getReader());
+  const firstLines = await Promise.all(readers.map((r) => r.read()));
+  assert.ok(firstLines.every((l) => l.value?.startsWith("ready")), "every process is ready");
+  await Deno.writeTextFile(go, "");
+  const outputs = await Promise.all(readers.map(async (reader, i) => {
+    let text = firstLines[i].value!.replace(/^ready\n/, "");
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
+    assert.equal((await children[i].status).code, 0);
+    return text.trim();
+  }));
+  await Deno.remove(go);
+  return outputs;
+}
+
+async function experimentsNamed(root: string, name: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const entry of Deno.readDir(root)) {
+    const meta = await Deno.readTextFile(path.join(root, entry.name, "meta.yaml")).catch(() => "");
+    if (meta.includes(`\nname: ${name}\n`)) ids.push(entry.name);
+  }
+  return ids;
+}
+
+Deno.test("experiments: 8 processes creating one name at the same instant leave exactly one", async () => {
+  await withTempDir(async (dir) => {
+    for (let trial = 0; trial < 3; trial++) {
+      const root = path.join(dir, `mlruns-${trial}`);
+      const outputs = await raceExperiment(root, "race", "get-or-create");
+      const ids = await experimentsNamed(root, "race");
+      assert.equal(ids.length, 1, `trial ${trial}: ${ids.length} experiments named 'race'`);
+      assert.deepEqual(new Set(outputs), new Set([`id ${ids[0]}`]), outputs.join("\n"));
+      // No lock left behind; the root holds what MLflow's does, nothing more.
+      assert.deepEqual((await entries(root)).sort(), [".trash", "0", ids[0]].sort());
+    }
+    const root = path.join(dir, "mlruns-create");
+    const outputs = await raceExperiment(root, "only-once", "create");
+    const ids = await experimentsNamed(root, "only-once");
+    assert.equal(ids.length, 1);
+    assert.deepEqual(outputs.filter((o) => o === `id ${ids[0]}`).length, 1, outputs.join("\n"));
+    assert.equal(
+      outputs.filter((o) => o === `error Experiment 'only-once' already exists (id ${ids[0]})`)
+        .length,
+      7,
+      outputs.join("\n"),
+    );
+  });
+});
+
+Deno.test("experiments: a name lock left by a dead process is taken over once stale", async () => {
+  await withTempDir(async (dir) => {
+    const store = new FileStore(dir);
+    await store.getOrCreateExperiment("warm-up");
+    assert.ok(!(await entries(dir)).some((n) => n.endsWith(".lock")), "no lock after creating");
+    // What a process killed inside createExperiment leaves: its lock, named by the name's hash.
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", new TextEncoder().encode("after-crash")),
+    );
+    const hex = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+    const stale = path.join(dir, `.experiment-${hex}.lock`);
+    await Deno.writeTextFile(stale, '12345 0 "after-crash"\n');
+    const old = new Date(Date.now() - 60_000);
+    await Deno.utime(stale, old, old);
+    const id = await store.getOrCreateExperiment("after-crash");
+    assert.deepEqual(await experimentsNamed(dir, "after-crash"), [id]);
+    assert.ok(!(await entries(dir)).some((n) => n.endsWith(".lock") || n.endsWith(".stale")));
+  });
+});
+
 Deno.test("writeFileAtomic: a failure midway leaves the previous file intact and no temp file", async () => {
   await withTempDir(async (dir) => {
     const target = path.join(dir, "sub", "checkpoint.bin");

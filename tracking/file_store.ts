@@ -40,6 +40,27 @@ const DEFAULT_EXPERIMENT_NAME = "Default";
 // Legacy SourceType enum of run meta.yaml: LOCAL.
 const SOURCE_TYPE_LOCAL = 4;
 
+/** A leftover name lock older than this belongs to a process that died while creating. */
+const STALE_LOCK_MS = 30_000;
+/** Longest wait for another process's name lock (creating an experiment takes milliseconds). */
+const LOCK_WAIT_MS = 60_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The lock file that makes creating the experiment `name` exclusive across processes: a file
+ * in the root (MLflow lists only folders there, so it never shows), named by a hash of the name.
+ */
+async function nameLockFile(root: string, name: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name));
+  const hex = Array.from(
+    new Uint8Array(digest).subarray(0, 8),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+  return path.join(root, `.experiment-${hex}.lock`);
+}
+
 function randomExperimentId(): string {
   // MLflow uses 18-digit random integers without a leading zero.
   const digits = crypto.getRandomValues(new Uint8Array(18));
@@ -96,34 +117,108 @@ export class FileStore extends FileStoreReader implements TrackingStore {
     return result;
   }
 
-  /** Creates an experiment ("Default" gets id 0 when it is free); the name must be unused. */
-  async createExperiment(name: string): Promise<string> {
-    validateExperimentName(name);
-    await this.#ensureRoot();
-    const existing = (await this.listExperiments({ includeDeleted: true }))
-      .find((e) => e.name === name);
-    if (existing) {
-      throw new Error(
-        existing.lifecycleStage === "active"
-          ? `Experiment '${name}' already exists (id ${existing.experimentId})`
-          : `Experiment '${name}' already exists in deleted state (id ` +
-            `${existing.experimentId}). Restore it, or permanently delete it from ` +
-            `'${path.join(this.root, TRASH_FOLDER)}' to create a new one with this name.`,
-      );
+  /**
+   * Runs `task` holding the name lock of experiment `name`: listing the names and creating the
+   * experiment are one step for every process sharing the store. A lock left by a process that
+   * died mid-creation is taken over once it is STALE_LOCK_MS old.
+   */
+  async #withNameLock<T>(name: string, task: () => Promise<T>): Promise<T> {
+    const lock = await nameLockFile(this.root, name);
+    const giveUp = Date.now() + LOCK_WAIT_MS;
+    for (let attempt = 0;; attempt++) {
+      try {
+        const file = await Deno.open(lock, { write: true, createNew: true });
+        try {
+          const owner = `${Deno.pid} ${Date.now()} ${JSON.stringify(name)}\n`;
+          await file.write(new TextEncoder().encode(owner));
+        } finally {
+          file.close();
+        }
+        break;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
+      const held = await statOrNull(lock);
+      if (held?.mtime && Date.now() - held.mtime.getTime() > STALE_LOCK_MS) {
+        // Only one of the processes that found it stale gets to move it away.
+        const moved = `${lock}.${crypto.randomUUID()}.stale`;
+        if (await Deno.rename(lock, moved).then(() => true, () => false)) {
+          const info = await statOrNull(moved);
+          if (info?.mtime && Date.now() - info.mtime.getTime() <= STALE_LOCK_MS) {
+            // Another process took the stale lock over just before: give its lock back.
+            await Deno.link(moved, lock).catch(() => {});
+          }
+          await Deno.remove(moved).catch(() => {});
+        }
+        continue;
+      }
+      if (Date.now() > giveUp) {
+        throw new Error(
+          `Could not create experiment '${name}': '${lock}' has been locked for over ` +
+            `${LOCK_WAIT_MS / 1000} s by another process`,
+        );
+      }
+      await sleep(Math.min(50, 2 + attempt) * (0.5 + Math.random()));
     }
+    try {
+      return await task();
+    } finally {
+      await Deno.remove(lock).catch(() => {});
+    }
+  }
+
+  /** The experiment named `name`, active or deleted, or undefined. */
+  async #findByName(name: string) {
+    return (await this.listExperiments({ includeDeleted: true })).find((e) => e.name === name);
+  }
+
+  /** Creates the experiment under the name lock, once no experiment has the name. */
+  async #createExclusive(name: string): Promise<string> {
     let id = name === DEFAULT_EXPERIMENT_NAME ? DEFAULT_EXPERIMENT_ID : randomExperimentId();
     while (await this.experimentLocation(id)) id = randomExperimentId();
     await this.#writeExperiment(name, id);
     return id;
   }
 
-  /** Id of the experiment named `name`, created (like `mlflow.set_experiment`) if absent. */
+  /**
+   * Creates an experiment ("Default" gets id 0 when it is free); the name must be unused. One
+   * experiment per name, whatever number of processes try at once.
+   */
+  async createExperiment(name: string): Promise<string> {
+    validateExperimentName(name);
+    await this.#ensureRoot();
+    return await this.#withNameLock(name, async () => {
+      const existing = await this.#findByName(name);
+      if (existing) {
+        throw new Error(
+          existing.lifecycleStage === "active"
+            ? `Experiment '${name}' already exists (id ${existing.experimentId})`
+            : `Experiment '${name}' already exists in deleted state (id ` +
+              `${existing.experimentId}). Restore it, or permanently delete it from ` +
+              `'${path.join(this.root, TRASH_FOLDER)}' to create a new one with this name.`,
+        );
+      }
+      return await this.#createExclusive(name);
+    });
+  }
+
+  /**
+   * Id of the experiment named `name`, created (like `mlflow.set_experiment`) if absent: every
+   * process that asks at once gets the same one.
+   */
   async getOrCreateExperiment(name: string): Promise<string> {
     validateExperimentName(name);
     await this.#ensureRoot();
-    const existing = (await this.listExperiments({ includeDeleted: true }))
-      .find((e) => e.name === name);
-    if (!existing) return await this.createExperiment(name);
+    // Most calls find it: no lock needed for that.
+    let existing = await this.#findByName(name);
+    if (!existing) {
+      const found = await this.#withNameLock(
+        name,
+        async () => await this.#findByName(name) ?? await this.#createExclusive(name),
+      );
+      if (typeof found === "string") return found;
+      existing = found;
+    }
     if (existing.lifecycleStage !== "active") {
       throw new Error(
         `Cannot use the deleted experiment '${name}' (id ${existing.experimentId}). Restore ` +
