@@ -12,8 +12,12 @@ import {
   convFlops,
   convGeometry,
 } from "../engine/ops/conv.ts";
+import { binaryCrossEntropy, softmaxCrossEntropy } from "../engine/ops/loss.ts";
 import { matmul } from "../engine/ops/matmul.ts";
+import { Adam } from "../engine/optim/optimizers.ts";
 import { sizeOf, Tensor, tidy } from "../engine/tensor.ts";
+import { classicCnn } from "../models/cnn.ts";
+import { UNet } from "../models/unet.ts";
 import { benchKernel } from "./lib/kernel.ts";
 import { matmulWork } from "./lib/work.ts";
 
@@ -142,3 +146,44 @@ benchKernel({
     return () => noGrad(() => conv2dTranspose(x, k, { strides: 2, padding: "same" })).dispose();
   },
 });
+
+// Whole training steps of the labs' conv models (forward, loss, backward, Adam), one sync each
+// region like every bench here: their time against the conv rows above says how much of a
+// step is convolution.
+const STEPS: { name: string; shape: string; build: () => () => void }[] = [
+  {
+    name: "CIFAR CNN train step (Adam)",
+    shape: "batch 64, 32×32×3",
+    build: () => {
+      const model = classicCnn({ inputShape: [32, 32, 3], classes: 10 });
+      const optimizer = new Adam(model.parameters());
+      const x = Tensor.uniform([64, 32, 32, 3], 0, 1).keep();
+      const y = Tensor.from(Array.from({ length: 64 }, (_, i) => i % 10), [64], "i32").keep();
+      return () => trainStep(() => softmaxCrossEntropy(model.forward(x), y), optimizer);
+    },
+  },
+  {
+    name: "U-Net train step (Adam, BCE)",
+    shape: "batch 4, 128×128×1",
+    build: () => {
+      const model = new UNet({ inChannels: 1 });
+      const optimizer = new Adam(model.parameters());
+      const x = Tensor.uniform([4, 128, 128, 1], 0, 1).keep();
+      const mask = Tensor.uniform([4, 128, 128, 1], 0, 1).keep();
+      return () => trainStep(() => binaryCrossEntropy(model.forward(x), mask), optimizer);
+    },
+  },
+];
+
+function trainStep(loss: () => Tensor, optimizer: Adam): void {
+  tidy(() => {
+    const l = loss();
+    optimizer.zeroGrad();
+    l.backward();
+    optimizer.step();
+  });
+}
+
+for (const step of STEPS) {
+  benchKernel({ kernel: step.name, shape: step.shape, work: {}, setup: step.build });
+}
