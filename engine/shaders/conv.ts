@@ -66,7 +66,7 @@ export const CONV_TILES = tunable<MatmulTileOption[]>("conv", {
     { tile: { shared: false, wx: 4, wy: 1, tm: 16, tn: 8, bk: 4 }, speed: 0.7 },
     { tile: { shared: false, wx: 4, wy: 1, tm: 16, tn: 4, bk: 4 }, speed: 0.4 },
     // Few rows (dW of a first layer: 1–3 input channels) or few columns (its dX).
-    { tile: { shared: false, wx: 8, wy: 1, tm: 4, tn: 8, bk: 4 }, speed: 0.3 },
+    { tile: { shared: false, wx: 4, wy: 1, tm: 4, tn: 8, bk: 4 }, speed: 0.3 },
     { tile: { shared: false, wx: 1, wy: 8, tm: 8, tn: 4, bk: 4 }, speed: 0.2 },
   ],
   gpu: [
