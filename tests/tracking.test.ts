@@ -883,6 +883,103 @@ Deno.test("experiments: a name lock left by a dead process is taken over once st
   });
 });
 
+Deno.test("reader: links in the store are never followed, never hang, and spoil only their run", async () => {
+  await withTempDir(async (dir) => {
+    const root = path.join(dir, "mlruns");
+    const outside = path.join(dir, "outside");
+    await Deno.mkdir(outside);
+    await Deno.writeTextFile(path.join(outside, "secret"), "s3cret");
+    const store = new FileStore(root);
+    const exp = await store.getOrCreateExperiment("links");
+    const good = await startRun(store, exp, { runName: "good" });
+    await good.logParam("lr", 0.1);
+    await good.logMetric("loss", 0.5, 0);
+    await good.logArtifact("notes.txt", "fine");
+    await good.end();
+    const bad = await startRun(store, exp, { runName: "bad" });
+    await bad.logParam("kept", "yes");
+    await bad.logMetric("acc", 0.75, 1);
+    await bad.logArtifact("real.txt", "real");
+    await bad.end();
+    const runDir = await store.runDir(bad.id);
+    // A param linked to a file outside the store, a metric linked to /dev/zero (endless), a
+    // dangling tag, a looping link, a metrics sub-folder linked outside, an oversized param,
+    // a linked artifact, and an experiment folder that is a link.
+    await Deno.symlink(path.join(outside, "secret"), path.join(runDir, "params", "leak"));
+    if (Deno.build.os === "linux") {
+      await Deno.symlink("/dev/zero", path.join(runDir, "metrics", "zero"));
+    }
+    await Deno.symlink(path.join(dir, "nowhere"), path.join(runDir, "tags", "dangling"));
+    await Deno.symlink(path.join(runDir, "params", "loop"), path.join(runDir, "params", "loop"));
+    await Deno.symlink(outside, path.join(runDir, "metrics", "sub"));
+    await Deno.writeTextFile(path.join(runDir, "params", "huge"), "x".repeat(100_000));
+    await Deno.symlink(path.join(outside, "secret"), path.join(runDir, "artifacts", "link.txt"));
+    await Deno.symlink(path.join(root, exp), path.join(root, "123456789"));
+
+    const runs = await store.searchRuns({ experimentIds: [exp] });
+    assert.deepEqual(runs.map((r) => r.info.runName).sort(), ["bad", "good"]);
+    const goodRun = runs.find((r) => r.info.runName === "good")!;
+    assert.deepEqual(goodRun.params, { lr: "0.1" });
+    assert.deepEqual(goodRun.warnings, []);
+    const badRun = runs.find((r) => r.info.runName === "bad")!;
+    assert.deepEqual(badRun.params, { kept: "yes" });
+    assert.deepEqual(Object.keys(badRun.metrics), ["acc"]);
+    assert.ok(!Object.hasOwn(badRun.tags, "dangling"));
+    const expected = [
+      "params/leak is a symbolic link (not followed)",
+      "params/loop is a symbolic link (not followed)",
+      "tags/dangling is a symbolic link (not followed)",
+      "metrics/sub is a symbolic link (not followed)",
+      ...(Deno.build.os === "linux" ? ["metrics/zero is a symbolic link (not followed)"] : []),
+    ];
+    for (const warning of expected) assert.ok(badRun.warnings.includes(warning), warning);
+    assert.ok(
+      badRun.warnings.some((w) =>
+        /^params\/huge not read: .* is 100000 bytes, over the 65536-byte limit$/.test(w)
+      ),
+      badRun.warnings.join("\n"),
+    );
+    assert.ok(!JSON.stringify(runs).includes("s3cret"));
+
+    // Direct reads refuse rather than follow.
+    if (Deno.build.os === "linux") {
+      await assert.rejects(store.getMetricHistory(bad.id, "zero"), /is a symbolic link/);
+    }
+    await assert.rejects(store.getMetricHistory(bad.id, "sub/secret"), /is a symbolic link/);
+    await assert.rejects(store.readArtifact(bad.id, "link.txt"), /is a symbolic link/);
+    assert.deepEqual((await store.listArtifacts(bad.id)).map((a) => a.path), ["real.txt"]);
+    assert.equal(new TextDecoder().decode(await store.readArtifact(bad.id, "real.txt")), "real");
+    // The linked experiment folder is not an experiment.
+    assert.deepEqual(
+      (await store.listExperiments()).map((e) => e.experimentId).sort(),
+      [
+        "0",
+        exp,
+      ].sort(),
+    );
+  });
+});
+
+Deno.test("reader: an artifact_uri outside the store is not read", async () => {
+  await withTempDir(async (dir) => {
+    const store = new FileStore(path.join(dir, "mlruns"));
+    const exp = await store.getOrCreateExperiment("elsewhere");
+    const run = await startRun(store, exp, { runName: "r" });
+    await run.end();
+    const meta = path.join(await store.runDir(run.id), "meta.yaml");
+    const text = await Deno.readTextFile(meta);
+    await Deno.writeTextFile(
+      meta,
+      text.replace(/^artifact_uri: .*$/m, `artifact_uri: ${pathToFileUri("/etc")}`),
+    );
+    await assert.rejects(
+      store.readArtifact(run.id, "passwd"),
+      /keeps its artifacts outside the store/,
+    );
+    await assert.rejects(store.listArtifacts(run.id), /outside the store/);
+  });
+});
+
 Deno.test("writeFileAtomic: a failure midway leaves the previous file intact and no temp file", async () => {
   await withTempDir(async (dir) => {
     const target = path.join(dir, "sub", "checkpoint.bin");

@@ -3,7 +3,7 @@
 // newline, `.trash/`, experiment 0 "Default"); reading is tracking/file_store_reader.ts. Every
 // file is written atomically (tracking/files.ts), so a reader never sees a torn file.
 import * as path from "node:path";
-import { readTextOrNull, statOrNull, writeFileAtomic } from "./files.ts";
+import { lstatOrNull, READ_LIMITS, readTextBounded, statOrNull, writeFileAtomic } from "./files.ts";
 import {
   asString,
   FileStoreReader,
@@ -138,12 +138,12 @@ export class FileStore extends FileStoreReader implements TrackingStore {
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       }
-      const held = await statOrNull(lock);
+      const held = await lstatOrNull(lock);
       if (held?.mtime && Date.now() - held.mtime.getTime() > STALE_LOCK_MS) {
         // Only one of the processes that found it stale gets to move it away.
         const moved = `${lock}.${crypto.randomUUID()}.stale`;
         if (await Deno.rename(lock, moved).then(() => true, () => false)) {
-          const info = await statOrNull(moved);
+          const info = await lstatOrNull(moved);
           if (info?.mtime && Date.now() - info.mtime.getTime() <= STALE_LOCK_MS) {
             // Another process took the stale lock over just before: give its lock back.
             await Deno.link(moved, lock).catch(() => {});
@@ -341,8 +341,8 @@ export class FileStore extends FileStoreReader implements TrackingStore {
   async #appendMetricLines(file: string, lines: string): Promise<void> {
     let known = this.#metricText.get(file);
     // Re-read unless the file is still what this store wrote (another writer may have appended).
-    if (known === undefined || (await statOrNull(file))?.size !== known.bytes) {
-      let text = (await readTextOrNull(file)) ?? "";
+    if (known === undefined || (await lstatOrNull(file))?.size !== known.bytes) {
+      let text = (await readTextBounded(file, READ_LIMITS.metric)) ?? "";
       if (text !== "" && !text.endsWith("\n")) text += "\n";
       known = { text, bytes: new TextEncoder().encode(text).length };
     }
@@ -362,7 +362,7 @@ export class FileStore extends FileStoreReader implements TrackingStore {
       const { runDir, meta } = await this.#activeRun(runId);
       const newParams: { key: string; value: string }[] = [];
       for (const { key, value } of batch.params ?? []) {
-        const previous = await readTextOrNull(keyFile(runDir, "params", key));
+        const previous = await readTextBounded(keyFile(runDir, "params", key), READ_LIMITS.value);
         if (previous === null) newParams.push({ key, value });
         else if (previous !== value) throw paramChangedError(runId, key, previous, value);
       }

@@ -8,10 +8,14 @@
 // (`problems`) or found malformed in a run (`warnings`). The write side is tracking/file_store.ts.
 import * as path from "node:path";
 import {
+  isRealDirectory,
   listDir,
   listFilesRecursive,
-  readTextOrNull,
-  statOrNull,
+  lstatOrNull,
+  pathInside,
+  READ_LIMITS,
+  readFileBounded,
+  readTextBounded,
   TEMP_FILE_PATTERN,
 } from "./files.ts";
 import { fileUriToPath, pathToFileUri, resolveTrackingRoot } from "./file_uri.ts";
@@ -57,14 +61,51 @@ const RESERVED_EXPERIMENT_FOLDERS = new Set(["tags", "datasets", "traces", "mode
 
 export type YamlMapping = { [key: string]: YamlValue };
 
-/** Reads a flat key → file-content folder (params/, tags/); null when the folder is absent. */
-export async function readKeyValueDir(dir: string): Promise<Record<string, string> | null> {
-  if (!(await statOrNull(dir))?.isDirectory) return null;
-  const out: Record<string, string> = {};
-  for (const key of await listFilesRecursive(dir)) {
-    out[key] = await Deno.readTextFile(path.join(dir, ...key.split("/")));
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The files of a folder (`label`/: metrics/, params/, tags/) that can be read safely, by key;
+ * null when the folder is absent. A link (to the folder or in it), a special file or an
+ * oversized file is skipped with a warning, never read.
+ */
+async function readKeyFiles(
+  dir: string,
+  label: string,
+  maxBytes: number,
+  warnings: string[],
+): Promise<Map<string, string> | null> {
+  const info = await lstatOrNull(dir);
+  if (info === null) return null;
+  const out = new Map<string, string>();
+  if (!info.isDirectory) {
+    warnings.push(
+      `${label}/ is ${info.isSymlink ? "a symbolic link (not followed)" : "not a folder"}`,
+    );
+    return out;
   }
+  const skipped: string[] = [];
+  for (const key of await listFilesRecursive(dir, "", skipped)) {
+    try {
+      const text = await readTextBounded(path.join(dir, ...key.split("/")), maxBytes);
+      if (text !== null) out.set(key, text);
+    } catch (error) {
+      warnings.push(`${label}/${key} not read: ${messageOf(error)}`);
+    }
+  }
+  for (const why of skipped) warnings.push(`${label}/${why}`);
   return out;
+}
+
+/** Reads a flat key → file-content folder (params/, tags/); null when the folder is absent. */
+export async function readKeyValueDir(
+  dir: string,
+  label: string,
+  warnings: string[],
+): Promise<Record<string, string> | null> {
+  const files = await readKeyFiles(dir, label, READ_LIMITS.value, warnings);
+  return files && Object.fromEntries(files);
 }
 
 export function asString(value: YamlValue | undefined): string | null {
@@ -81,7 +122,7 @@ function asNumber(value: YamlValue | undefined): number | null {
 }
 
 export async function readYamlMapping(file: string): Promise<YamlMapping | null> {
-  const text = await readTextOrNull(file);
+  const text = await readTextBounded(file, READ_LIMITS.meta);
   if (text === null) return null;
   const doc = parseYaml(text, file);
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
@@ -165,10 +206,10 @@ async function readMetricsDir(
   allowRunId: boolean,
   warnings: string[],
 ): Promise<Record<string, (MetricPoint & { runId?: string })[]> | null> {
-  if (!(await statOrNull(dir))?.isDirectory) return null;
+  const files = await readKeyFiles(dir, "metrics", READ_LIMITS.metric, warnings);
+  if (files === null) return null;
   const out: Record<string, (MetricPoint & { runId?: string })[]> = {};
-  for (const key of await listFilesRecursive(dir)) {
-    const text = await Deno.readTextFile(path.join(dir, ...key.split("/")));
+  for (const [key, text] of files) {
     const points = parseMetricFile(text, key, allowRunId, warnings);
     if (points.length > 0) out[key] = points;
   }
@@ -217,7 +258,7 @@ export class FileStoreReader {
       const dir = deleted
         ? path.join(this.root, TRASH_FOLDER, experimentId)
         : path.join(this.root, experimentId);
-      if ((await statOrNull(dir))?.isDirectory) return { dir, deleted };
+      if (await isRealDirectory(dir)) return { dir, deleted };
     }
     return null;
   }
@@ -254,6 +295,9 @@ export class FileStoreReader {
       );
       return null;
     }
+    const warnings: string[] = [];
+    const tags = (await readKeyValueDir(path.join(dir, "tags"), "tags", warnings)) ?? {};
+    for (const warning of warnings) this.problem(`Experiment '${experimentId}': ${warning}`);
     return {
       experimentId,
       name: asString(meta.name)!,
@@ -261,7 +305,7 @@ export class FileStoreReader {
       lifecycleStage: asString(meta.lifecycle_stage) ?? "active",
       creationTime: asNumber(meta.creation_time),
       lastUpdateTime: asNumber(meta.last_update_time),
-      tags: (await readKeyValueDir(path.join(dir, "tags"))) ?? {},
+      tags,
     };
   }
 
@@ -305,7 +349,7 @@ export class FileStoreReader {
   protected async locateRun(runId: string): Promise<RunLocation | null> {
     validateRunId(runId);
     const known = this.#runLocations.get(runId);
-    if (known && (await statOrNull(known.runDir))?.isDirectory) return known;
+    if (known && await isRealDirectory(known.runDir)) return known;
     const parents: [string, boolean][] = [
       [this.root, false],
       [path.join(this.root, TRASH_FOLDER), true],
@@ -314,7 +358,7 @@ export class FileStoreReader {
       for (const entry of await listDir(parent)) {
         if (!entry.isDirectory || entry.name.startsWith(".")) continue;
         const runDir = path.join(parent, entry.name, runId);
-        if ((await statOrNull(runDir))?.isDirectory) {
+        if (await isRealDirectory(runDir)) {
           const location = { experimentId: entry.name, runDir, deleted };
           this.#runLocations.set(runId, location);
           return location;
@@ -376,9 +420,9 @@ export class FileStoreReader {
     const artifactUri = asString(meta.artifact_uri);
     if (artifactUri === null) warnings.push("meta.yaml lacks artifact_uri");
 
-    const params = await readKeyValueDir(path.join(runDir, "params"));
+    const params = await readKeyValueDir(path.join(runDir, "params"), "params", warnings);
     if (params === null) warnings.push("params/ folder is missing");
-    const tags = await readKeyValueDir(path.join(runDir, "tags"));
+    const tags = await readKeyValueDir(path.join(runDir, "tags"), "tags", warnings);
     if (tags === null) warnings.push("tags/ folder is missing");
     const metrics = await readMetricsDir(path.join(runDir, "metrics"), false, warnings);
     if (metrics === null) warnings.push("metrics/ folder is missing");
@@ -432,8 +476,14 @@ export class FileStoreReader {
       for (const entry of await listDir(location.dir)) {
         if (!entry.isDirectory || RESERVED_EXPERIMENT_FOLDERS.has(entry.name)) continue;
         if (!isRunId(entry.name)) continue;
-        const run = await this.readRun(experimentId, path.join(location.dir, entry.name));
-        if (run) runs.push(run);
+        // One unreadable run is reported and skipped; it does not hide the others.
+        const runDir = path.join(location.dir, entry.name);
+        try {
+          const run = await this.readRun(experimentId, runDir);
+          if (run) runs.push(run);
+        } catch (error) {
+          this.problem(`Run folder '${runDir}' could not be read (skipped): ${messageOf(error)}`);
+        }
       }
     }
     return selectRuns(runs, query);
@@ -455,13 +505,15 @@ export class FileStoreReader {
     validateKey("metric", key);
     const found = await this.locateRun(runId);
     if (!found) throw this.notFound(runId);
-    const text = await readTextOrNull(keyFile(found.runDir, "metrics", key));
+    const file = await pathInside(found.runDir, ["metrics", ...key.split("/")]);
+    const text = file === null ? null : await readTextBounded(file, READ_LIMITS.metric);
     return text === null ? [] : parseMetricFile(text, key, false, []);
   }
 
   /**
    * The folder holding a run's artifacts. The store-relative `<run>/artifacts` wins when the run
-   * uses the standard layout, so stores copied from another machine still resolve.
+   * uses the standard layout, so stores copied from another machine still resolve; an
+   * `artifact_uri` elsewhere is used only inside the store (the reader's files are the store's).
    */
   protected async artifactRoot(runId: string): Promise<string> {
     const found = await this.locateRun(runId);
@@ -470,30 +522,59 @@ export class FileStoreReader {
     const meta = await readYamlMapping(path.join(found.runDir, "meta.yaml")).catch(() => null);
     const uri = asString(meta?.artifact_uri);
     if (uri === null || uri.endsWith(`/${runId}/artifacts`) || !/^file:/i.test(uri)) return local;
-    return fileUriToPath(uri);
+    const elsewhere = fileUriToPath(uri);
+    const rel = path.relative(this.root, elsewhere);
+    if (rel.startsWith("..") || path.isAbsolute(rel)) {
+      throw new Error(
+        `Run '${runId}' keeps its artifacts outside the store ('${uri}'); they are not read`,
+      );
+    }
+    return elsewhere;
   }
 
-  /** Direct children of `relPath` in the run's artifacts (like MlflowClient.list_artifacts). */
+  /** A folder or file under the run's artifact root, refusing links on the way; null if absent. */
+  async #artifactPath(runId: string, relPath: string): Promise<string | null> {
+    const root = await this.artifactRoot(runId);
+    const info = await lstatOrNull(root);
+    if (info?.isSymlink) {
+      throw new Error(`Run '${runId}': its artifacts folder is a symbolic link (not followed)`);
+    }
+    if (info === null) return null;
+    return relPath === "" ? root : await pathInside(root, relPath.split("/"));
+  }
+
+  /**
+   * Direct children of `relPath` in the run's artifacts (like MlflowClient.list_artifacts);
+   * links and special files are left out (reported in `problems`).
+   */
   async listArtifacts(runId: string, relPath = ""): Promise<ArtifactInfo[]> {
     if (relPath !== "") validateArtifactPath(relPath, "listArtifacts");
-    const root = await this.artifactRoot(runId);
-    const dir = relPath === "" ? root : path.join(root, ...relPath.split("/"));
-    if (!(await statOrNull(dir))?.isDirectory) return [];
+    const dir = await this.#artifactPath(runId, relPath);
+    if (dir === null || !(await isRealDirectory(dir))) return [];
     const out: ArtifactInfo[] = [];
     for (const entry of await listDir(dir)) {
       if (TEMP_FILE_PATTERN.test(entry.name)) continue;
       const rel = relPath === "" ? entry.name : `${relPath}/${entry.name}`;
-      const isDir = entry.isDirectory;
-      const size = isDir ? null : (await Deno.stat(path.join(dir, entry.name))).size;
-      out.push({ path: rel, isDir, fileSize: size });
+      const info = await lstatOrNull(path.join(dir, entry.name));
+      if (info === null) continue;
+      if (!info.isDirectory && !info.isFile) {
+        this.problem(`Run '${runId}': artifact '${rel}' is a link or special file (not listed)`);
+        continue;
+      }
+      out.push({ path: rel, isDir: info.isDirectory, fileSize: info.isFile ? info.size : null });
     }
     return out;
   }
 
-  /** The bytes of one artifact file. */
+  /** The bytes of one artifact file (a regular file: links are not followed). */
   async readArtifact(runId: string, relPath: string): Promise<Uint8Array> {
     validateArtifactPath(relPath, "readArtifact");
-    return await Deno.readFile(path.join(await this.artifactRoot(runId), ...relPath.split("/")));
+    const file = await this.#artifactPath(runId, relPath);
+    const bytes = file === null ? null : await readFileBounded(file, READ_LIMITS.artifact);
+    if (bytes === null) {
+      throw new Deno.errors.NotFound(`Run '${runId}' has no artifact '${relPath}'`);
+    }
+    return bytes;
   }
 
   /** MLflow 3 logged models of an experiment (`<experiment>/models/m-…/`). */
@@ -537,8 +618,8 @@ export class FileStoreReader {
         lastUpdatedTimestamp: asNumber(meta.last_updated_timestamp),
         artifactLocation: asString(meta.artifact_location) ??
           pathToFileUri(path.join(dir, "artifacts")),
-        params: (await readKeyValueDir(path.join(dir, "params"))) ?? {},
-        tags: (await readKeyValueDir(path.join(dir, "tags"))) ?? {},
+        params: (await readKeyValueDir(path.join(dir, "params"), "params", warnings)) ?? {},
+        tags: (await readKeyValueDir(path.join(dir, "tags"), "tags", warnings)) ?? {},
         metrics,
         warnings,
       });

@@ -65,20 +65,127 @@ async function syncDirectory(dir: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reads that tolerate absent paths and skip the temporary files of interrupted writes
+// Reads that tolerate absent paths and skip the temporary files of interrupted writes. What the
+// store reader reads (the web UI serves it) never goes through a symbolic link: a param linked
+// to a system file, a metric linked to /dev/zero or a dangling link must not be read, hang or
+// break the listing; and every file is read with a size bound.
 
-export async function statOrNull(p: string): Promise<Deno.FileInfo | null> {
+/** The most the reader reads of each kind of file; a larger one is refused, not read. */
+export const READ_LIMITS = {
+  /** meta.yaml files. */
+  meta: 1 << 20,
+  /** One param or tag value (MLflow caps values at 6,000 and 8,000 characters). */
+  value: 1 << 16,
+  /** One metric history (about 40 bytes a point). */
+  metric: 256 << 20,
+  /** One artifact. */
+  artifact: 1 << 30,
+} as const;
+
+/** A file or folder the reader will not read: a symbolic link, not a regular file, too large. */
+export class RefusedPathError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RefusedPathError";
+  }
+}
+
+/** Like Deno.lstat (a link is reported as itself, never followed); null if absent. */
+export async function lstatOrNull(p: string): Promise<Deno.FileInfo | null> {
   try {
-    return await Deno.stat(p);
+    return await Deno.lstat(p);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
 }
 
-export async function readTextOrNull(p: string): Promise<string | null> {
+/** Whether `p` is a folder itself (not a link to one); false if absent. */
+export async function isRealDirectory(p: string): Promise<boolean> {
+  return (await lstatOrNull(p))?.isDirectory ?? false;
+}
+
+function refusal(p: string, info: Deno.FileInfo): RefusedPathError | null {
+  if (info.isSymlink) return new RefusedPathError(`${p} is a symbolic link (not followed)`);
+  if (!info.isFile && !info.isDirectory) {
+    return new RefusedPathError(`${p} is not a regular file (a device, FIFO or socket)`);
+  }
+  return null;
+}
+
+/**
+ * `base` joined with `parts`, once every folder on the way is checked to be a real folder: a
+ * link among them throws RefusedPathError; null if one is missing. `base` itself is trusted.
+ */
+export async function pathInside(base: string, parts: readonly string[]): Promise<string | null> {
+  let at = base;
+  for (const part of parts.slice(0, -1)) {
+    at = path.join(at, part);
+    const info = await lstatOrNull(at);
+    if (info === null) return null;
+    const refused = refusal(at, info);
+    if (refused) throw refused;
+    if (!info.isDirectory) return null;
+  }
+  return path.join(at, ...parts.slice(-1));
+}
+
+/**
+ * The bytes of the regular file `file`, or null if it does not exist. A symbolic link, a
+ * device or FIFO, a folder, or a file over `maxBytes` throws RefusedPathError instead of being
+ * read (the file is also checked to be the one examined when it is opened).
+ */
+export async function readFileBounded(file: string, maxBytes: number): Promise<Uint8Array | null> {
+  const info = await lstatOrNull(file);
+  if (info === null) return null;
+  const refused = refusal(file, info);
+  if (refused) throw refused;
+  if (!info.isFile) throw new RefusedPathError(`${file} is a folder, not a file`);
+  if (info.size > maxBytes) {
+    throw new RefusedPathError(`${file} is ${info.size} bytes, over the ${maxBytes}-byte limit`);
+  }
+  const handle = await Deno.open(file, { read: true });
   try {
-    return await Deno.readTextFile(p);
+    const opened = await handle.stat();
+    if (!opened.isFile || opened.ino !== info.ino || opened.dev !== info.dev) {
+      throw new RefusedPathError(`${file} was replaced while being opened`);
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const chunk = new Uint8Array(
+        Math.min(Math.max(info.size, 4096), maxBytes + 1 - size, 1 << 24),
+      );
+      const n = await handle.read(chunk);
+      if (n === null) break;
+      size += n;
+      if (size > maxBytes) {
+        throw new RefusedPathError(`${file} grew over the ${maxBytes}-byte limit while being read`);
+      }
+      chunks.push(chunk.subarray(0, n));
+    }
+    if (chunks.length === 1) return chunks[0];
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
+  } finally {
+    handle.close();
+  }
+}
+
+/** readFileBounded as UTF-8 text (invalid bytes replaced, as Deno.readTextFile does). */
+export async function readTextBounded(file: string, maxBytes: number): Promise<string | null> {
+  const bytes = await readFileBounded(file, maxBytes);
+  return bytes === null ? null : new TextDecoder().decode(bytes);
+}
+
+export async function statOrNull(p: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(p);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
@@ -97,15 +204,24 @@ export async function listDir(dir: string): Promise<Deno.DirEntry[]> {
   return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** Files under `dir`, as sorted `/`-separated relative paths, without temporary files. */
-export async function listFilesRecursive(dir: string, prefix = ""): Promise<string[]> {
+/**
+ * Files under `dir`, as sorted `/`-separated relative paths, without temporary files. Links and
+ * special files are not listed (nor followed): each is described in `skipped`.
+ */
+export async function listFilesRecursive(
+  dir: string,
+  prefix = "",
+  skipped: string[] = [],
+): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await listDir(dir)) {
     if (TEMP_FILE_PATTERN.test(entry.name)) continue;
     const rel = prefix + entry.name;
-    if (entry.isDirectory) {
-      out.push(...await listFilesRecursive(path.join(dir, entry.name), rel + "/"));
-    } else out.push(rel);
+    if (entry.isSymlink) skipped.push(`${rel} is a symbolic link (not followed)`);
+    else if (entry.isDirectory) {
+      out.push(...await listFilesRecursive(path.join(dir, entry.name), rel + "/", skipped));
+    } else if (entry.isFile) out.push(rel);
+    else skipped.push(`${rel} is not a regular file (a device, FIFO or socket)`);
   }
   return out;
 }
