@@ -308,25 +308,44 @@ function convN(rank: 2 | 3, x: Tensor, kernel: Tensor, options: ConvOptions): Te
   );
   const geometry = forwardGeometry(op, rank, x.shape, kernel.shape, options);
   checkBias(op, options.bias, geometry.cout);
+  return recordedPass("conv", "forward", op, rank, geometry, x, kernel, options);
+}
+
+/**
+ * Runs the pass that is an op's forward (the data pass for a transposed conv) with its bias and
+ * activation, and records the node: x and the kernel saved, plus what the activation's gradient
+ * reads (the output, or the pre-activation for gelu).
+ */
+function recordedPass(
+  name: keyof ConvAttrs,
+  pass: ConvPass,
+  op: string,
+  rank: 2 | 3,
+  geometry: ConvGeometry,
+  x: Tensor,
+  kernel: Tensor,
+  options: ConvOptions,
+): Tensor {
   const [activation, alpha] = activationOf(op, options);
   const inputs = options.bias ? [x, kernel, options.bias] : [x, kernel];
-  const wantsGrad = inputs.some((t) => t.requiresGrad);
   const { out, pre } = runPass({
-    pass: "forward",
+    pass,
     rank,
     geometry,
     a: x,
     b: kernel,
-    outShape: outputShape(geometry, rank),
+    outShape: pass === "forward"
+      ? outputShape(geometry, rank)
+      : [geometry.batch, ...geometry.inDims.slice(3 - rank), geometry.cin],
     bias: options.bias,
     activation,
     alpha,
-    savePre: wantsGrad && activation === "gelu",
+    savePre: activation === "gelu" && inputs.some((t) => t.requiresGrad),
     op,
   });
   const saved = [x, kernel];
   if (activation) saved.push(pre ?? out);
-  record("conv", out, inputs, saved, { geometry, rank, activation, alpha });
+  record(name, out, inputs, saved, { geometry, rank, activation, alpha });
   pre?.dispose();
   return out;
 }
@@ -440,7 +459,6 @@ export function conv2dTranspose(
   const extra = options.outputPadding === undefined
     ? [null, null]
     : perDimAllowZero(op, options.outputPadding);
-  const [activation, alpha] = activationOf(op, options);
   const ks = kernel.shape.slice(0, 2);
   const axesOut = [0, 1].map((a) =>
     transposeAxis(op, x.shape[a + 1], ks[a], strides[a], padding, extra[a])
@@ -457,26 +475,7 @@ export function conv2dTranspose(
     cin: filters,
     cout: cin,
   };
-  const inputs = options.bias ? [x, kernel, options.bias] : [x, kernel];
-  const wantsGrad = inputs.some((t) => t.requiresGrad);
-  const { out, pre } = runPass({
-    pass: "data",
-    rank: 2,
-    geometry,
-    a: x,
-    b: kernel,
-    outShape: [x.shape[0], axesOut[0][0], axesOut[1][0], filters],
-    bias: options.bias,
-    activation,
-    alpha,
-    savePre: wantsGrad && activation === "gelu",
-    op,
-  });
-  const saved = [x, kernel];
-  if (activation) saved.push(pre ?? out);
-  record("conv_transpose", out, inputs, saved, { geometry, rank: 2, activation, alpha });
-  pre?.dispose();
-  return out;
+  return recordedPass("conv_transpose", "data", op, 2, geometry, x, kernel, options);
 }
 
 function perDimAllowZero(op: string, value: number | readonly number[]): [number, number] {

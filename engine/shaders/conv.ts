@@ -16,7 +16,12 @@
 import type { KernelSpec } from "../runtime.ts";
 import { tunable } from "../tuning.ts";
 import { uniformBlock } from "../uniforms.ts";
-import { ACTIVATIONS, type MatmulActivation, type MatmulTileOption } from "./matmul.ts";
+import {
+  ACTIVATIONS,
+  emitRowStores,
+  type MatmulActivation,
+  type MatmulTileOption,
+} from "./matmul.ts";
 
 export type ConvPass = "forward" | "data" | "weight";
 
@@ -236,20 +241,7 @@ function convSource(v: ConvVariant): string {
       emit(`if (row${i} < M) {`);
       emit(`  let rowC = (${v.pass === "weight" ? "wid.z * M + " : ""}row${i}) * N;`);
     }
-    for (const j4 of range(N4)) {
-      emit(`  {`);
-      emit(`    var val = c${i}_${j4}${v.bias ? ` + bias${j4}` : ""};`);
-      const store = (target: string) =>
-        vecC
-          ? `    if (cg${j4} < N / 4u) { ${target}[rowC / 4u + cg${j4}] = val; }`
-          : range(4).map((e) =>
-            `    if (${col(j4 * 4 + e)} < N) { ${target}[rowC + ${col(j4 * 4 + e)}] = val[${e}]; }`
-          ).join("\n");
-      if (v.savePre) emit(store("P"));
-      if (v.activation) emit(`    val = act_${v.activation}(val);`);
-      emit(store("C"));
-      emit(`  }`);
-    }
+    emitRowStores(emit, i, { ...v, tn: TN, vecC, n4: "(N / 4u)" }, col);
     emit(`}`);
   }
 

@@ -305,20 +305,7 @@ function matmulSource(v: MatmulVariant): string {
   for (const i of range(TM)) {
     emit(`if (${row(i)} < M) {`);
     emit(`  let rowC = offC + ${row(i)} * N;`);
-    for (const j4 of range(N4)) {
-      emit(`  {`);
-      emit(`    var val = c${i}_${j4}${v.bias ? ` + bias${j4}` : ""};`);
-      const store = (target: string) =>
-        v.vecC
-          ? `    if (cg${j4} < N4) { ${target}[rowC / 4u + cg${j4}] = val; }`
-          : range(4).map((e) =>
-            `    if (${col(j4 * 4 + e)} < N) { ${target}[rowC + ${col(j4 * 4 + e)}] = val[${e}]; }`
-          ).join("\n");
-      if (v.savePre) emit(store("P"));
-      if (v.activation) emit(`    val = act_${v.activation}(val);`);
-      emit(store("C"));
-      emit(`  }`);
-    }
+    emitRowStores(emit, i, { ...v, tn: TN, n4: "N4" }, col);
     emit(`}`);
   }
 
@@ -336,6 +323,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 type Emit = (s: string) => void;
 type Fma = (a: string, i: number, b: string, j4: number) => string;
 type Index = (i: number) => string;
+
+export interface StoreOptions {
+  tn: number;
+  vecC: boolean;
+  bias: boolean;
+  activation: MatmulActivation | null;
+  savePre: boolean;
+  /** WGSL expression for N / 4. */
+  n4: string;
+}
+
+/**
+ * The epilogue of accumulator row i (`c{i}_{j4}`), whose first output element is `rowC`: bias,
+ * pre-activation, activation and stores guarded by the column bound (matmul and conv share it).
+ */
+export function emitRowStores(emit: Emit, i: number, o: StoreOptions, col: Index): void {
+  for (const j4 of range(o.tn / 4)) {
+    emit(`  {`);
+    emit(`    var val = c${i}_${j4}${o.bias ? ` + bias${j4}` : ""};`);
+    const store = (target: string) =>
+      o.vecC
+        ? `    if (cg${j4} < ${o.n4}) { ${target}[rowC / 4u + cg${j4}] = val; }`
+        : range(4).map((e) =>
+          `    if (${col(j4 * 4 + e)} < N) { ${target}[rowC + ${col(j4 * 4 + e)}] = val[${e}]; }`
+        ).join("\n");
+    if (o.savePre) emit(store("P"));
+    if (o.activation) emit(`    val = act_${o.activation}(val);`);
+    emit(store("C"));
+    emit(`  }`);
+  }
+}
 
 /** Offsets inside the summed batch loop: oA/oB in elements, oA4/oB4 in vec4s. */
 function reduceLoopHead(emit: Emit): void {
