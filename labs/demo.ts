@@ -11,8 +11,8 @@ import { Rng } from "../engine/random.ts";
 import { Tensor } from "../engine/tensor.ts";
 import { withRun } from "../tracking/run.ts";
 import { openStore } from "../tracking/store.ts";
-import { type LabArgs, registerLab } from "./registry.ts";
-import { logModel, readResumePoint, trainRun } from "./train_run.ts";
+import { type LabArgs, registerLab, UsageError } from "./registry.ts";
+import { logModel, readResumePoint, resumedSettings, trainRun } from "./train_run.ts";
 
 /** Two interleaved spirals, `n` points per class, in a seeded random order. */
 export function spirals(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
@@ -78,7 +78,24 @@ async function run(args: LabArgs): Promise<void> {
   if (resume && !saved) {
     throw new Error(`--resume: ${checkpointFile} is not a demo training checkpoint`);
   }
-  const config = saved ? { ...saved, epochs: args.epochs ?? saved.epochs } : configOf(args);
+  const asked = configOf(args);
+  if (saved) {
+    // Sizes follow --quick: a full-size checkpoint cannot continue as a quick one.
+    const savedQuick = saved.pointsPerClass === configOf({ ...args, quick: true }).pointsPerClass;
+    if (args.quick && !savedQuick) {
+      throw new UsageError(
+        `--resume: ${checkpointFile} was written without --quick; resume it without --quick`,
+      );
+    }
+    if (savedQuick && !args.quick) {
+      args.out.write("--resume: continuing with the checkpoint's --quick\n");
+    }
+    resumedSettings(args, checkpointFile, { seed: saved.seed, batchSize: saved.batchSize }, {
+      seed: asked.seed,
+      batchSize: asked.batchSize,
+    }, { seed: "seed", batchSize: "batch-size" });
+  }
+  const config = saved ? { ...saved, epochs: args.epochs ?? saved.epochs } : asked;
 
   const data = spirals(config.pointsPerClass, new Rng(config.seed));
   const test = spirals(Math.max(50, config.pointsPerClass / 4), new Rng(config.seed + 1000));

@@ -3,7 +3,14 @@
 import { parseArgs } from "node:util";
 import { init } from "../engine/tensor.ts";
 import { engineOptionsFromEnv } from "../host/env.ts";
-import { findLab, type LabArgs, type LabFlag, listLabs, stdoutWriter } from "./registry.ts";
+import {
+  findLab,
+  type LabArgs,
+  type LabFlag,
+  listLabs,
+  stdoutWriter,
+  UsageError,
+} from "./registry.ts";
 import "./demo.ts";
 import "./tp1.ts";
 import "./tp2.ts";
@@ -13,6 +20,9 @@ const USAGE =
   `usage: deno task train <lab> [--epochs N] [--batch-size N] [--seed N] [--quick] [--resume]
                      [--checkpoint-dir DIR] [--exercise N] [--part N] [--seeds N]
        deno task train --list`;
+
+/** Seeds are 32-bit: the generators (engine/random.ts) use the seed modulo 2³². */
+const MAX_SEED = 2 ** 32 - 1;
 
 function labList(): string {
   const labs = listLabs();
@@ -35,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
+      tokens: true,
       options: {
         epochs: { type: "string" },
         "batch-size": { type: "string" },
@@ -53,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  const { values, positionals } = parsed;
+  const { values, positionals, tokens } = parsed;
   if (values.help) {
     console.log(`${USAGE}\n\nlabs:\n${labList()}`);
     return 0;
@@ -73,9 +84,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   let args: LabArgs;
   try {
+    // Generators take 32-bit seeds: a larger one would silently repeat a smaller one's run.
     const seed = values.seed === undefined ? 0 : Number(values.seed);
-    if (!/^\d+$/.test(values.seed ?? "0") || !Number.isSafeInteger(seed)) {
-      throw new Error(`--seed ${values.seed}: expected an integer ≥ 0`);
+    if (!/^\d+$/.test(values.seed ?? "0") || !(seed <= MAX_SEED)) {
+      throw new Error(`--seed ${values.seed}: expected an integer from 0 to ${MAX_SEED}`);
     }
     args = {
       epochs: positiveInt("epochs", values.epochs),
@@ -86,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
       seed,
       quick: values.quick,
       resume: values.resume,
+      given: new Set(tokens.flatMap((t) => t.kind === "option" ? [t.name] : [])),
       checkpointDir: values["checkpoint-dir"],
       out: stdoutWriter(),
     };
@@ -106,10 +119,25 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  for (
+    const [flag, value, count] of [
+      ["exercise", args.exercise, lab.exercises],
+      ["part", args.part, lab.parts],
+    ] as const
+  ) {
+    if (value !== undefined && count !== undefined && value > count) {
+      console.error(`--${flag} ${value}: lab '${lab.name}' has ${flag}s 1 to ${count}\n${USAGE}`);
+      return 2;
+    }
+  }
   try {
     await init(engineOptionsFromEnv());
     return (await lab.run(args)) ?? 0;
   } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n${USAGE}`);
+      return 2;
+    }
     console.error(`lab '${lab.name}' failed: ${(e as Error).stack ?? e}`);
     return 1;
   }

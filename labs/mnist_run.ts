@@ -14,8 +14,8 @@ import { type Run, withRun } from "../tracking/run.ts";
 import { openStore } from "../tracking/store.ts";
 import { loadMnist } from "./data/mnist.ts";
 import { learningCurvesSpec } from "./figures.ts";
-import type { LabArgs } from "./registry.ts";
-import { readResumePoint, type Timing, trainRun } from "./train_run.ts";
+import { type LabArgs, UsageError } from "./registry.ts";
+import { readResumePoint, resumedSettings, type Timing, trainRun } from "./train_run.ts";
 
 /** `--quick`: the first QUICK_TRAIN training images (the last 10 % validate) and QUICK_TEST tests. */
 export const QUICK_TRAIN = 2000;
@@ -116,13 +116,24 @@ export async function trainMnistRun(
   const resume = args.resume ? await readResumePoint(checkpointFile) : null;
   if (resume && resume.settings.quick !== args.quick) {
     const how = resume.settings.quick ? "with" : "without";
-    throw new Error(
+    throw new UsageError(
       `--resume: ${checkpointFile} was written ${how} --quick; resume it ${how} --quick`,
     );
   }
   // A resumed run keeps the batches and seed it started with.
-  const batchSize = (resume?.settings.batchSize as number | undefined) ?? spec.batchSize;
-  const seed = (resume?.settings.seed as number | undefined) ?? spec.seed;
+  const asked = { batchSize: spec.batchSize, seed: spec.seed };
+  const { batchSize, seed } = resume
+    ? resumedSettings(
+      args,
+      checkpointFile,
+      {
+        batchSize: resume.settings.batchSize as number,
+        seed: resume.settings.seed as number,
+      },
+      asked,
+      { batchSize: "batch-size", seed: "seed" },
+    )
+    : asked;
 
   const model = mnistMlp({ ...spec.model, seed: seed + 1 });
   const optimizer = spec.optimizer(model.parameters());

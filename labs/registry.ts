@@ -17,6 +17,11 @@ export interface LabArgs {
   quick: boolean;
   /** Continue from the lab's last training checkpoint. */
   resume: boolean;
+  /**
+   * The flags given on the command line (long names: "seed", "batch-size"…), so that --resume
+   * can tell a changed hyperparameter from a default; absent: none.
+   */
+  given?: ReadonlySet<string>;
   /** Where training checkpoints live (one sub-folder per lab). */
   checkpointDir: string;
   /** Progress and report output. */
@@ -26,11 +31,23 @@ export interface LabArgs {
 /** Options only some labs understand; main.ts refuses them for the others. */
 export type LabFlag = "batch-size" | "exercise" | "part" | "seeds" | "resume";
 
+/** A command line a lab cannot run (a changed setting under --resume…): exit status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
 export interface Lab {
   name: string;
   description: string;
   /** Which of the optional flags this lab accepts (default none). */
   flags?: readonly LabFlag[];
+  /** How many exercises `--exercise N` may name (1 to N), when the lab has that flag. */
+  exercises?: number;
+  /** How many parts `--part N` may name (1 to N), when the lab has that flag. */
+  parts?: number;
   /** Resolves to the exit status (default 0): a lab whose criteria fail returns non-zero. */
   run(args: LabArgs): Promise<void | number>;
 }

@@ -27,8 +27,9 @@ import {
 import type { MetricSpec } from "../engine/train/metrics.ts";
 import { ProgressBar, type ProgressWriter } from "../engine/train/progress.ts";
 import { writeFileAtomic } from "../tracking/files.ts";
-import type { Run } from "../tracking/run.ts";
+import { markResumed, type Run } from "../tracking/run.ts";
 import { renderPng, type VegaLiteSpec } from "./figures.ts";
+import { type LabArgs, UsageError } from "./registry.ts";
 
 /**
  * Logs one epoch's metrics at step = epoch index. With `names` (history key → metric name) only
@@ -60,6 +61,38 @@ export interface ResumePoint {
   runId: string;
   /** What the lab saved with it (`checkpoint.settings`) to train on the same way. */
   settings: Record<string, unknown>;
+}
+
+/**
+ * The settings a --resume continues with: the checkpoint's. A setting the command line gives
+ * (`flags` names each one's flag) with another value is refused with a UsageError naming both;
+ * one it leaves out is kept from the checkpoint, and `out` says so when this command would have
+ * used another value.
+ */
+export function resumedSettings<T extends Record<string, number>>(
+  args: Pick<LabArgs, "given" | "out">,
+  file: string,
+  saved: T,
+  asked: T,
+  flags: { readonly [K in keyof T]: string },
+): T {
+  const kept: string[] = [];
+  for (const key of Object.keys(asked) as (keyof T & string)[]) {
+    if (saved[key] === asked[key]) continue;
+    const flag = flags[key];
+    if (args.given?.has(flag)) {
+      throw new UsageError(
+        `--resume: ${file} was trained with --${flag} ${saved[key]}, this command asks for ` +
+          `--${flag} ${asked[key]}: resume with --${flag} ${saved[key]} (or without --${flag}), ` +
+          "or train from scratch without --resume",
+      );
+    }
+    kept.push(`--${flag} ${saved[key]}`);
+  }
+  if (kept.length > 0) {
+    args.out.write(`--resume: continuing with the checkpoint's ${kept.join(" ")}\n`);
+  }
+  return saved;
 }
 
 /** The checkpoint at `file`, or null when there is none. */
@@ -195,6 +228,12 @@ export async function trainRun(run: Run, spec: TrainRunSpec): Promise<TrainRunRe
     Object.assign(history, resume.history);
     await run.setTag("denograd.resumed_from_run", resume.runId);
     await run.setTag("denograd.resumed_from_epoch", String(initialEpoch));
+    // The run that wrote the checkpoint is over: a killed one would stay RUNNING forever.
+    const known = await run.store.getRun(resume.runId).then(() => true, () => false);
+    if (known) await markResumed(run.store, resume.runId, run);
+    else {out.write(
+        `--resume: run ${resume.runId}, which wrote the checkpoint, is not in this store\n`,
+      );}
   }
 
   let summaryText = "";

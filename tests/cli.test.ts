@@ -55,9 +55,16 @@ Deno.test("cli: an unknown lab exits 2 and lists the known ones; bad flags exit 
   const noBatch = await train(["tp5", "--batch-size", "8"]);
   assert.equal(noBatch.code, 2);
   assert.match(noBatch.stderr, /lab 'tp5' has no --batch-size option/);
-  const badPart = await train(["tp5", "--part", "4", "--quick"]);
-  assert.equal(badPart.code, 1);
-  assert.match(badPart.stderr, /--part 4: tp5 has parts 1, 2 and 3/);
+  // Out-of-range exercises and parts, and seeds past 32 bits, are command-line errors too.
+  const badPart = await train(["tp5", "--part", "9", "--quick"]);
+  assert.equal(badPart.code, 2);
+  assert.match(badPart.stderr, /^--part 9: lab 'tp5' has parts 1 to 3\nusage: /);
+  const badExercise = await train(["tp2", "--exercise", "99", "--quick"]);
+  assert.equal(badExercise.code, 2);
+  assert.match(badExercise.stderr, /^--exercise 99: lab 'tp2' has exercises 1 to 5\nusage: /);
+  const bigSeed = await train(["demo", "--quick", "--seed", String(2 ** 32)]);
+  assert.equal(bigSeed.code, 2);
+  assert.match(bigSeed.stderr, /^--seed 4294967296: expected an integer from 0 to 4294967295\n/);
 });
 
 Deno.test("cli: demo --quick writes a FINISHED MLflow run with metrics and the model", async () => {
@@ -130,5 +137,77 @@ Deno.test("cli: 2 epochs + --resume to 4 equals 4 epochs straight, bit for bit",
   const missing = await train([...quick, "--resume", ...ckpt(path.join(tmp, "none"))]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /--resume: no checkpoint at/);
+  await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("cli: a SIGKILLed run is stale until --resume marks it KILLED; --resume refuses a changed --seed", async () => {
+  const tmp = await Deno.makeTempDir();
+  const mlruns = path.join(tmp, "mlruns");
+  const ckpt = ["--checkpoint-dir", path.join(tmp, "ckpt")];
+  const checkpoint = path.join(tmp, "ckpt", "demo", "last.safetensors");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "labs/main.ts",
+      "demo",
+      "--quick",
+      "--seed",
+      "7",
+      "--epochs",
+      "500",
+      ...ckpt,
+    ],
+    cwd: path.resolve(import.meta.dirname!, ".."),
+    env: {
+      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "",
+      MLFLOW_TRACKING_URI: `file:${mlruns}`,
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  // Killed once its first epoch checkpoint is written (bounded: 500 epochs take far longer).
+  const until = Date.now() + 120_000;
+  while (Date.now() < until) {
+    if (await Deno.stat(checkpoint).then(() => true, () => false)) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  child.kill("SIGKILL");
+  await child.status;
+
+  const [killed] = await demoRuns(mlruns);
+  assert.equal(killed.info.status, "RUNNING");
+  assert.equal(killed.stale, true, "its process is gone");
+
+  const changed = await train([
+    "demo",
+    "--quick",
+    "--seed",
+    "8",
+    "--epochs",
+    "2",
+    "--resume",
+    ...ckpt,
+  ], mlruns);
+  assert.equal(changed.code, 2, changed.stderr);
+  assert.match(
+    changed.stderr,
+    /^--resume: .*last\.safetensors was trained with --seed 7, this command asks for --seed 8: resume with --seed 7 \(or without --seed\)/,
+  );
+  const resumed = await train(["demo", "--epochs", "2", "--resume", ...ckpt], mlruns);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stdout, /--resume: continuing with the checkpoint's --quick\n/);
+  assert.match(resumed.stdout, /--resume: continuing with the checkpoint's --seed 7\n/);
+
+  const runs = await demoRuns(mlruns);
+  const before = runs.find((r) => r.info.runId === killed.info.runId)!;
+  const after = runs.find((r) => r.info.runId !== killed.info.runId)!;
+  assert.equal(before.info.status, "KILLED");
+  assert.equal(before.stale, undefined);
+  assert.equal(before.tags["denograd.resumed_by_run"], after.info.runId);
+  const lastPoint = Math.max(...Object.values(killed.metrics).flat().map((p) => p.timestamp));
+  assert.equal(before.info.endTime, lastPoint, "ended at its last logged point");
+  assert.equal(after.info.status, "FINISHED");
+  assert.equal(after.params.seed, "7");
   await Deno.remove(tmp, { recursive: true });
 });

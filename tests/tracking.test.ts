@@ -7,7 +7,7 @@ import { TEMP_FILE_PATTERN, writeFileAtomic } from "../tracking/files.ts";
 import { FileStore } from "../tracking/file_store.ts";
 import { formatMetricLine, parsePythonFloat } from "../tracking/file_store_reader.ts";
 import { fileUriToPath, pathToFileUri, resolveTrackingRoot } from "../tracking/file_uri.ts";
-import { resumeRun, startRun, withRun } from "../tracking/run.ts";
+import { markStaleRun, resumeRun, startRun, withRun } from "../tracking/run.ts";
 import { latestMetrics } from "../tracking/search.ts";
 import { openStore } from "../tracking/store.ts";
 import {
@@ -642,11 +642,22 @@ Deno.test("writer: layout and meta.yaml fields match MLflow's stores", async () 
       ourExperiment.startsWith(`artifact_location: ${pathToFileUri(path.join(root, "0"))}\n`),
     );
 
-    // The same standard tags as the MLflow 3.6 run (git commit only inside a work tree).
+    // The same standard tags as the MLflow 3.6 run (git commit only inside a work tree), plus
+    // the process that writes the run (to tell a killed run from a running one).
     const expectedTags = await entries(path.join(fixtureRun, "tags"));
     const head = await gitHead(path.dirname(fileURLToPath(import.meta.url)));
     const ourTags = await entries(path.join(runDir, "tags"));
-    assert.deepEqual(ourTags, head ? expectedTags : expectedTags.filter((t) => !t.includes("git")));
+    assert.deepEqual(
+      ourTags,
+      [
+        "denograd.process",
+        ...(head ? expectedTags : expectedTags.filter((t) => !t.includes("git"))),
+      ],
+    );
+    assert.match(
+      await Deno.readTextFile(path.join(runDir, "tags", "denograd.process")),
+      new RegExp(`^\\S+ ${Deno.pid} \\d+$`),
+    );
     const read = await store.getRun(run.id);
     if (head) assert.equal(read.tags["mlflow.source.git.commit"], head);
     assert.equal(read.tags["mlflow.source.type"], "LOCAL");
@@ -977,6 +988,68 @@ Deno.test("reader: an artifact_uri outside the store is not read", async () => {
       /keeps its artifacts outside the store/,
     );
     await assert.rejects(store.listArtifacts(run.id), /outside the store/);
+  });
+});
+
+Deno.test("a run whose process was killed is reported stale; markStaleRun ends it; its temp file goes", async () => {
+  await withTempDir(async (dir) => {
+    const script = fileURLToPath(new URL("./fixtures/killed_run.ts", import.meta.url));
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script, dir],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let printed = "";
+    while (!printed.includes("\n")) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      printed += value;
+    }
+    const runId = printed.trim();
+    const store = new FileStore(dir);
+    const alive = await store.getRun(runId);
+    assert.equal(alive.info.status, "RUNNING");
+    assert.equal(alive.stale, undefined, "its process is alive");
+    assert.equal(await markStaleRun(store, runId), false);
+    const artifacts = path.join(await store.runDir(runId), "artifacts");
+    const temps = async () => (await entries(artifacts)).filter((n) => TEMP_FILE_PATTERN.test(n));
+    assert.equal((await temps()).length, 1, "the unfinished write's temp file");
+
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel();
+    const killed = await store.getRun(runId);
+    assert.equal(killed.info.status, "RUNNING");
+    assert.equal(killed.stale, true);
+    assert.match(killed.warnings.join("\n"), /RUNNING, but its process \(pid \d+ on .*\) is gone/);
+    const [listed] = await store.searchRuns({ experimentIds: [killed.info.experimentId] });
+    assert.equal(listed.stale, true);
+
+    assert.equal(await markStaleRun(store, runId), true);
+    const ended = await store.getRun(runId);
+    assert.equal(ended.info.status, "KILLED");
+    const lastPoint = Math.max(
+      killed.info.startTime!,
+      ...killed.metrics.loss.map((p) => p.timestamp),
+    );
+    assert.equal(ended.info.endTime, lastPoint, "ended at its last logged point");
+    assert.equal(ended.stale, undefined);
+
+    // The killed writer's temp file (aged past the pid-reuse guard) goes with the next write
+    // to its folder; a live writer's stays until it is ORPHAN_TEMP_MS old.
+    const [orphan] = await temps();
+    const aged = new Date(Date.now() - 5_000);
+    await Deno.utime(path.join(artifacts, orphan), aged, aged);
+    const mine = `.x.${Deno.pid.toString(16).padStart(8, "0")}abcd.tmp`;
+    await Deno.writeTextFile(path.join(artifacts, mine), "in progress");
+    await Deno.utime(path.join(artifacts, mine), aged, aged);
+    const ancient = ".y.00000001abcd.tmp"; // any writer, untouched for an hour
+    await Deno.writeTextFile(path.join(artifacts, ancient), "");
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await Deno.utime(path.join(artifacts, ancient), hourAgo, hourAgo);
+    await store.writeArtifact(runId, "after.txt", "next write");
+    assert.deepEqual(await temps(), [mine]);
   });
 });
 

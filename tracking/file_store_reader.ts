@@ -19,6 +19,7 @@ import {
   TEMP_FILE_PATTERN,
 } from "./files.ts";
 import { fileUriToPath, pathToFileUri, resolveTrackingRoot } from "./file_uri.ts";
+import { parseProcess, PROCESS_TAG, processAlive } from "./process.ts";
 import { selectRuns } from "./search.ts";
 import type {
   ArtifactInfo,
@@ -445,6 +446,15 @@ export class FileStoreReader {
     }
 
     const runName = asString(meta.run_name) || tags?.["mlflow.runName"] || "";
+    const writer = tags?.[PROCESS_TAG];
+    const stale = status === "RUNNING" && writer !== undefined && processAlive(writer) === false;
+    if (stale) {
+      const id = parseProcess(writer!)!;
+      warnings.push(
+        `RUNNING, but its process (pid ${id.pid} on ${id.host}) is gone: killed or crashed, ` +
+          "it will not end on its own",
+      );
+    }
     return {
       info: {
         runId,
@@ -462,6 +472,7 @@ export class FileStoreReader {
       tags: tags ?? {},
       outputs,
       warnings,
+      ...(stale ? { stale } : {}),
     };
   }
 

@@ -1,6 +1,7 @@
 // The file store's file IO. Writes are crash-safe: readers (mlflow ui, the web UI, --resume)
 // must only ever see the old or the new content of a file, never a truncated one.
 import * as path from "node:path";
+import { localProcessAlive } from "./process.ts";
 
 /** What writeFileAtomic accepts: bytes, text, or a (possibly async) producer of byte chunks. */
 export type AtomicData =
@@ -9,8 +10,15 @@ export type AtomicData =
   | Iterable<Uint8Array>
   | AsyncIterable<Uint8Array>;
 
-/** Temporary files are `.<name>.<12 hex>.tmp`; readers skip leftovers of a killed process. */
+/**
+ * Temporary files are `.<name>.<12 hex>.tmp`: the writer's pid (8 hex) and 4 random hex.
+ * Readers skip them; the next write to their folder removes those of a dead writer.
+ */
 export const TEMP_FILE_PATTERN = /^\..+\.[0-9a-f]{12}\.tmp$/;
+/** A temp file untouched this long is an orphan whoever wrote it (writes touch it as they go). */
+const ORPHAN_TEMP_MS = 10 * 60_000;
+/** A dead writer's temp file is removed once this old (its pid may be reused meanwhile). */
+const DEAD_WRITER_TEMP_MS = 2_000;
 
 function randomHex(bytes: number): string {
   const buf = crypto.getRandomValues(new Uint8Array(bytes));
@@ -31,8 +39,19 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 export async function writeFileAtomic(target: string, data: AtomicData): Promise<void> {
   const dir = path.dirname(target);
   await Deno.mkdir(dir, { recursive: true });
-  const temp = path.join(dir, `.${path.basename(target)}.${randomHex(6)}.tmp`);
-  const file = await Deno.open(temp, { write: true, createNew: true });
+  await sweepOrphanTemps(dir);
+  const owner = (Deno.pid >>> 0).toString(16).padStart(8, "0").slice(-8);
+  let temp: string;
+  let file: Deno.FsFile;
+  for (;;) {
+    temp = path.join(dir, `.${path.basename(target)}.${owner}${randomHex(2)}.tmp`);
+    try {
+      file = await Deno.open(temp, { write: true, createNew: true });
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+  }
   try {
     try {
       if (typeof data === "string") await writeAll(file, new TextEncoder().encode(data));
@@ -48,6 +67,26 @@ export async function writeFileAtomic(target: string, data: AtomicData): Promise
     throw error;
   }
   await syncDirectory(dir);
+}
+
+/** Folders this process has swept already: once per folder is enough to clear a crash's debris. */
+const swept = new Set<string>();
+
+/**
+ * Removes the temp files a killed writer left in `dir` (the first time this process writes
+ * there): those of a writer on this host that is gone, and any untouched for ORPHAN_TEMP_MS.
+ */
+async function sweepOrphanTemps(dir: string): Promise<void> {
+  if (swept.has(dir)) return;
+  swept.add(dir);
+  for (const entry of await listDir(dir)) {
+    if (!entry.isFile || !TEMP_FILE_PATTERN.test(entry.name)) continue;
+    const file = path.join(dir, entry.name);
+    const age = Date.now() - ((await lstatOrNull(file))?.mtime?.getTime() ?? Date.now());
+    const pid = parseInt(entry.name.slice(-16, -8), 16);
+    const dead = age > DEAD_WRITER_TEMP_MS && localProcessAlive(pid) === false;
+    if (dead || age > ORPHAN_TEMP_MS) await Deno.remove(file).catch(() => {});
+  }
 }
 
 /** Makes a completed rename durable; directories cannot be opened for syncing on Windows. */

@@ -2,11 +2,13 @@
 // metrics, tags, artifacts, end), startRun/resumeRun, and withRun, which ends the run FINISHED,
 // FAILED or — on SIGINT/SIGTERM — KILLED.
 import { contextTags } from "./context.ts";
+import { currentProcess, parseProcess, PROCESS_TAG, processAlive } from "./process.ts";
 import type {
   ArtifactData,
   LogBatch,
   MetricPoint,
   RunInfo,
+  RunRecord,
   RunStatus,
   TerminalStatus,
   TrackingStore,
@@ -214,7 +216,7 @@ export async function startRun(
     userId: context["mlflow.user"],
     startTime: options.startTime ?? Date.now(),
     runName: options.runName,
-    tags: { ...context, ...userTags },
+    tags: { ...context, [PROCESS_TAG]: currentProcess(), ...userTags },
   });
   return new Run(store, info);
 }
@@ -222,7 +224,57 @@ export async function startRun(
 /** Reopens an existing run for logging (status back to RUNNING), e.g. for `--resume`. */
 export async function resumeRun(store: TrackingStore, runId: string): Promise<Run> {
   const record = await store.reopenRun(runId);
-  return new Run(store, record.info, record.params);
+  const run = new Run(store, record.info, record.params);
+  await run.setTag(PROCESS_TAG, currentProcess());
+  return run;
+}
+
+/** The last time a run is known to have been alive: its latest metric point, else its start. */
+function lastSeen(run: RunRecord): number {
+  let last = run.info.startTime ?? 0;
+  for (const points of Object.values(run.metrics)) {
+    for (const p of points) last = Math.max(last, p.timestamp);
+  }
+  return last;
+}
+
+/**
+ * Ends a stale run (RUNNING, its process gone: see RunRecord.stale) as KILLED, at the time of
+ * its last logged point. Resolves with whether it did.
+ */
+export async function markStaleRun(store: TrackingStore, runId: string): Promise<boolean> {
+  const run = await store.getRun(runId);
+  if (!run.stale) return false;
+  await store.setTerminated(runId, "KILLED", lastSeen(run));
+  return true;
+}
+
+/**
+ * Marks the run that `--resume` continues from: tagged `denograd.resumed_by_run` with the new
+ * run, and KILLED (at its last logged point) if it was left RUNNING by a killed process. Refuses
+ * when that process is still alive: two trainings would share one checkpoint.
+ */
+export async function markResumed(
+  store: TrackingStore,
+  predecessorId: string,
+  successor: Run,
+): Promise<void> {
+  const run = await store.getRun(predecessorId);
+  if (run.info.lifecycleStage !== "active") return;
+  if (run.info.status === "RUNNING") {
+    const writer = run.tags[PROCESS_TAG];
+    if (writer !== undefined && processAlive(writer) === true) {
+      throw new Error(
+        `--resume: run ${predecessorId} is still running (pid ${parseProcess(writer)!.pid}); ` +
+          "stop it before resuming its checkpoint",
+      );
+    }
+    // Its process is gone, or cannot be checked from here: the checkpoint moves on without it.
+    await store.setTerminated(predecessorId, "KILLED", lastSeen(run));
+  }
+  await store.logBatch(predecessorId, {
+    tags: [{ key: "denograd.resumed_by_run", value: successor.id }],
+  });
 }
 
 /**

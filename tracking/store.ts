@@ -53,6 +53,12 @@ export interface RunRecord {
   outputs: RunOutput[];
   /** What was missing or malformed (the run is still returned as far as it could be read). */
   warnings: string[];
+  /**
+   * RUNNING, but the process that writes it (tag `denograd.process`) is gone: killed with
+   * SIGKILL or crashed, it will never end on its own (markStaleRun in tracking/run.ts ends it).
+   * Absent when the run is not RUNNING or its process cannot be checked from here.
+   */
+  stale?: boolean;
 }
 
 export interface ArtifactInfo {
