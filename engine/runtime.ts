@@ -28,6 +28,17 @@ export interface Written {
   size: number;
 }
 
+/**
+ * An index buffer a kernel reads (i32 or u32, its first `size` values), each of which must lie
+ * in [0, bound): checked under `checkIndices`, reported as `what` (default "an index").
+ */
+export interface IndexRange {
+  storage: Storage;
+  size: number;
+  bound: number;
+  what?: string;
+}
+
 export interface LaunchArgs<F extends UniformFields> {
   buffers: Storage[];
   /** Values of the kernel's uniform block, packed into a slot of their own. */
@@ -37,7 +48,9 @@ export interface LaunchArgs<F extends UniformFields> {
   flops?: number;
   /** Outputs to check for NaN/Inf when checking is on, reported under `op`. */
   outputs?: Written[];
-  /** The op named by the NaN check (default: the kernel's name). */
+  /** Index inputs to check for out-of-range values when index checking is on. */
+  indices?: IndexRange[];
+  /** The op named by the NaN and index checks (default: the kernel's name). */
   op?: string;
 }
 
@@ -79,6 +92,12 @@ export interface RuntimeOptions {
   debug?: boolean | "keys";
   /** Check every op's output and name the first op that produced a NaN or Inf. */
   checkNaN?: boolean;
+  /**
+   * Check the indices every op reads (gather, scatter-add, class labels) and name the first op
+   * that got one out of range. Unchecked, such an index reads zeros (gather), is dropped
+   * (scatter-add) or gives a NaN loss (softmaxCrossEntropy): nothing is read out of bounds.
+   */
+  checkIndices?: boolean;
 }
 
 /** Rounds a byte size up to its pool class: ≤ 12.5 % waste, at least 256 bytes. */
@@ -94,6 +113,7 @@ export class Runtime {
   /** Counters per specialisation (name|key) instead of per family. */
   readonly debugKeys: boolean;
   checkNaN: boolean;
+  checkIndices: boolean;
   /** Submit after this many dispatches even if nobody reads a result. */
   maxPendingDispatches = 256;
   /** Upper bound on bytes kept in the pool for reuse; beyond it released buffers are destroyed. */
@@ -131,14 +151,17 @@ export class Runtime {
     names: string[];
   } | null = null;
 
-  private nanFlag: Storage | null = null;
-  private nanOps: string[] = [];
+  /** The first failed check (an index into `checks`), 0xffffffff while all pass. */
+  private checkFlag: Storage | null = null;
+  /** What each check encoded since the last failure reports if it fails (by flag index). */
+  private checks: string[] = [];
 
   constructor(readonly ctx: GpuContext, options: RuntimeOptions = {}) {
     this.device = ctx.device;
     this.debug = Boolean(options.debug);
     this.debugKeys = options.debug === "keys";
     this.checkNaN = options.checkNaN ?? false;
+    this.checkIndices = options.checkIndices ?? false;
     this.slotAlign = Math.max(ctx.device.limits.minUniformBufferOffsetAlignment, 16);
     this.arena = this.device.createBuffer({
       size: ARENA_BYTES,
@@ -254,7 +277,7 @@ export class Runtime {
 
   /** Reads `bytes` bytes back to the host; submits pending work first. */
   async read(storage: Storage, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
-    await this.throwIfNaN();
+    await this.throwIfCheckFailed();
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.stagingBuffer(size);
     const encoder = this.currentEncoder();
@@ -372,6 +395,9 @@ export class Runtime {
         this.checkFinite(out.storage, out.size, args.op ?? kernel.name);
       }
     }
+    if (this.checkIndices) {
+      for (const range of args.indices ?? []) this.checkRange(range, args.op ?? kernel.name);
+    }
   }
 
   private encode<F extends UniformFields>(
@@ -484,7 +510,7 @@ export class Runtime {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
-    await this.throwIfNaN();
+    await this.throwIfCheckFailed();
   }
 
   /** Per-kernel counts, and GPU time / GFLOP/s where timestamps exist (DENOGRAD_DEBUG=1). */
@@ -503,36 +529,59 @@ export class Runtime {
     return lines.join("\n");
   }
 
-  // ---- NaN / Inf checking (DENOGRAD_CHECK_NAN=1) --------------------------------------------
+  // ---- checks on the GPU: NaN / Inf (DENOGRAD_CHECK_NAN=1), indices (DENOGRAD_CHECK_INDICES=1)
+
+  /** Registers a check that reports `message` if it fails; returns its index for the flag. */
+  private addCheck(message: string): { flag: Storage; index: number } {
+    if (!this.checkFlag) {
+      this.checkFlag = this.alloc(4);
+      this.upload(this.checkFlag, new Uint32Array([0xffffffff]));
+    }
+    this.checks.push(message);
+    return { flag: this.checkFlag, index: this.checks.length - 1 };
+  }
 
   /** Encodes a check that records `opName` if `storage` holds a NaN or Inf in its first `n` floats. */
   private checkFinite(storage: Storage, n: number, opName: string): void {
-    if (!this.nanFlag) {
-      this.nanFlag = this.alloc(4);
-      this.upload(this.nanFlag, new Uint32Array([0xffffffff]));
-    }
-    this.nanOps.push(opName);
-    const index = this.nanOps.length - 1;
+    const { flag, index } = this.addCheck(
+      `op '${opName}' produced NaN or Inf (DENOGRAD_CHECK_NAN)`,
+    );
     const groups = Math.ceil(n / 256);
     const gx = Math.min(groups, 65535);
     this.launch(CHECK_FINITE, {
-      buffers: [storage, this.nanFlag],
+      buffers: [storage, flag],
       params: { n, index, gx },
       groups: [gx, Math.ceil(groups / gx)],
     });
   }
 
-  private async throwIfNaN(): Promise<void> {
-    const flag = this.nanFlag;
+  /** Encodes a check that records `opName` if an index of `range` is outside [0, bound). */
+  private checkRange(range: IndexRange, opName: string): void {
+    if (range.size === 0) return;
+    const { flag, index } = this.addCheck(
+      `op '${opName}' got ${range.what ?? "an index"} outside [0, ${range.bound}) ` +
+        "(DENOGRAD_CHECK_INDICES)",
+    );
+    const groups = Math.ceil(range.size / 256);
+    const gx = Math.min(groups, 65535);
+    this.launch(CHECK_RANGE, {
+      buffers: [range.storage, flag],
+      params: { n: range.size, bound: range.bound, index, gx },
+      groups: [gx, Math.ceil(groups / gx)],
+    });
+  }
+
+  private async throwIfCheckFailed(): Promise<void> {
+    const flag = this.checkFlag;
     if (!flag) return;
-    this.nanFlag = null; // reading it below must not recurse into this check
+    this.checkFlag = null; // reading it below must not recurse into this check
     const first = new Uint32Array(await this.read(flag, 4))[0];
-    this.nanFlag = flag;
+    this.checkFlag = flag;
     if (first !== 0xffffffff) {
-      const name = this.nanOps[first];
+      const failed = this.checks[first];
       this.upload(flag, new Uint32Array([0xffffffff]));
-      this.nanOps = [];
-      throw new Error(`denograd: op '${name}' produced NaN or Inf (DENOGRAD_CHECK_NAN)`);
+      this.checks = [];
+      throw new Error(`denograd: ${failed}`);
     }
   }
 }
@@ -553,6 +602,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let i = (wg.y * u.gx + wg.x) * 256u + li;
   if (i >= u.n) { return; }
   if ((x[i] & 0x7f800000u) == 0x7f800000u) { atomicMin(&flag[0], u.index); }
+}`,
+};
+
+// i32 indices are read as u32: a negative one becomes huge and fails the same test.
+const CHECK_RANGE_UNIFORMS = uniformBlock({ n: "u32", bound: "u32", index: "u32", gx: "u32" });
+const CHECK_RANGE: KernelSpec<typeof CHECK_RANGE_UNIFORMS.fields> = {
+  name: "check_range",
+  key: "",
+  bindings: ["read", "write"],
+  uniforms: CHECK_RANGE_UNIFORMS,
+  code: () => `
+${CHECK_RANGE_UNIFORMS.struct()}
+@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read_write> flag: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wg.y * u.gx + wg.x) * 256u + li;
+  if (i >= u.n) { return; }
+  if (x[i] >= u.bound) { atomicMin(&flag[0], u.index); }
 }`,
 };
 

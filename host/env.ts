@@ -14,8 +14,9 @@ function readEnv(name: string): string | undefined {
 
 /**
  * `init()` options from DENOGRAD_DEBUG (`1`: per-kernel counters and GPU time, `keys`: per
- * kernel specialisation) and DENOGRAD_CHECK_NAN (`1`: name the first op that produced a NaN or
- * Inf). Unset, empty or `0` leaves a switch off.
+ * kernel specialisation), DENOGRAD_CHECK_NAN (`1`: name the first op that produced a NaN or
+ * Inf) and DENOGRAD_CHECK_INDICES (`1`: name the first op that got an out-of-range index or
+ * class id). Unset, empty or `0` leaves a switch off.
  */
 export function engineOptionsFromEnv(
   env: (name: string) => string | undefined = readEnv,
@@ -25,5 +26,6 @@ export function engineOptionsFromEnv(
   return {
     debug: debug === "keys" ? "keys" : on(debug),
     checkNaN: on(env("DENOGRAD_CHECK_NAN")),
+    checkIndices: on(env("DENOGRAD_CHECK_INDICES")),
   };
 }

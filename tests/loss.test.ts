@@ -159,6 +159,24 @@ Deno.test("softmaxCrossEntropy: DENOGRAD_CHECK_NAN names the op for an out-of-ra
   }
 });
 
+Deno.test("softmaxCrossEntropy: DENOGRAD_CHECK_INDICES reports an out-of-range class id and its bound", async () => {
+  const rt = await setup();
+  rt.checkIndices = true;
+  try {
+    const ok = softmaxCrossEntropy(Tensor.zeros([2, 3]), Tensor.from([0, 2], [2], "i32"));
+    assert.ok(Math.abs((await ok.item()) - Math.log(3)) < 1e-6);
+    for (const labels of [Tensor.from([1, 3], [2], "i32"), Tensor.from([-1, 0], [2], "i32")]) {
+      const loss = softmaxCrossEntropy(Tensor.zeros([2, 3]), labels, { reduction: "none" });
+      await assert.rejects(
+        () => loss.data(),
+        /^Error: denograd: op 'softmax_cross_entropy' got a class id outside \[0, 3\) \(DENOGRAD_CHECK_INDICES\)$/,
+      );
+    }
+  } finally {
+    rt.checkIndices = false;
+  }
+});
+
 Deno.test("softmaxCrossEntropy: clear errors for bad shapes, dtypes and reductions", () => {
   const logits = Tensor.zeros([4, 3]);
   assert.throws(

@@ -145,20 +145,21 @@ Deno.test("runtime: DENOGRAD_DEBUG=1 reports per-kernel counts (and GPU time wit
 
 Deno.test("runtime: debug switches are init() options; the Deno side maps DENOGRAD_* to them", () => {
   const from = (vars: Record<string, string>) => engineOptionsFromEnv((name) => vars[name]);
-  assert.deepEqual(from({}), { debug: false, checkNaN: false });
-  assert.deepEqual(from({ DENOGRAD_DEBUG: "0", DENOGRAD_CHECK_NAN: "" }), {
-    debug: false,
-    checkNaN: false,
-  });
-  assert.deepEqual(from({ DENOGRAD_DEBUG: "1", DENOGRAD_CHECK_NAN: "1" }), {
-    debug: true,
-    checkNaN: true,
-  });
-  assert.deepEqual(from({ DENOGRAD_DEBUG: "keys" }), { debug: "keys", checkNaN: false });
-  const checking = new Runtime(rt.ctx, { checkNaN: true });
-  assert.ok(checking.checkNaN && !checking.debug && !checking.debugKeys);
+  const off = { debug: false, checkNaN: false, checkIndices: false };
+  assert.deepEqual(from({}), off);
+  assert.deepEqual(
+    from({ DENOGRAD_DEBUG: "0", DENOGRAD_CHECK_NAN: "", DENOGRAD_CHECK_INDICES: "0" }),
+    off,
+  );
+  assert.deepEqual(
+    from({ DENOGRAD_DEBUG: "1", DENOGRAD_CHECK_NAN: "1", DENOGRAD_CHECK_INDICES: "1" }),
+    { debug: true, checkNaN: true, checkIndices: true },
+  );
+  assert.deepEqual(from({ DENOGRAD_DEBUG: "keys" }), { ...off, debug: "keys" });
+  const checking = new Runtime(rt.ctx, { checkNaN: true, checkIndices: true });
+  assert.ok(checking.checkNaN && checking.checkIndices && !checking.debug && !checking.debugKeys);
   const plain = new Runtime(rt.ctx);
-  assert.ok(!plain.checkNaN && !plain.debug);
+  assert.ok(!plain.checkNaN && !plain.checkIndices && !plain.debug);
 });
 
 Deno.test("tensor: method shortcuts call the op families", async () => {

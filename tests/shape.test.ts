@@ -417,6 +417,29 @@ Deno.test("shape gather: out-of-range indices read nothing, give zeros and no gr
   ]);
 });
 
+Deno.test("shape gather/scatterAdd: checkIndices reports an out-of-range index, naming the op and bound", async () => {
+  const rt = runtime();
+  rt.checkIndices = true;
+  try {
+    const x = Tensor.from([1, 2, 3], [3]);
+    assert.deepEqual(Array.from(await gather(x, Tensor.from([2, 0], [2], "i32")).data()), [3, 1]);
+    const past = gather(x, Tensor.from([0, 3], [2], "i32"));
+    await assert.rejects(
+      () => past.data(),
+      /^Error: denograd: op 'gather' got an index outside \[0, 3\) \(DENOGRAD_CHECK_INDICES\)$/,
+    );
+    const negative = gather(x, Tensor.from([1, -1], [2], "i32"));
+    await assert.rejects(() => negative.data(), /op 'gather' got an index outside \[0, 3\)/);
+    const scattered = scatterAdd(Tensor.ones([2, 4]), Tensor.from([1, 6], [2], "u32"), 0, 5);
+    await assert.rejects(() => scattered.data(), /op 'scatterAdd' got an index outside \[0, 5\)/);
+    // A report clears: checking goes on.
+    const fine = scatterAdd(Tensor.ones([2, 1]), Tensor.from([4, 4], [2], "i32"), 0, 5);
+    assert.deepEqual(Array.from(await fine.data()), [0, 0, 0, 0, 2]);
+  } finally {
+    rt.checkIndices = false;
+  }
+});
+
 Deno.test("shape scatterAdd: forward and gradient (which is gather)", async () => {
   await checkOp({
     name: "scatterAdd axis 1",

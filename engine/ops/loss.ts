@@ -42,9 +42,10 @@ function checkReduction(op: string, reduction: string): Reduction {
  * Cross-entropy of softmax(logits) against `labels`, fused and stable for any logit magnitude.
  * `logits` is f32 [N, C]; `labels` are class ids (i32 or u32, [N]) or probabilities (f32
  * [N, C], e.g. one-hot or smoothed). "mean" divides by N. A class id outside [0, C) cannot be
- * caught without reading the labels back: that row's loss and gradient come out NaN, so
- * DENOGRAD_CHECK_NAN names this op. Gradients flow to the logits, and to probability labels
- * that require one.
+ * caught without reading the labels back: that row's loss and gradient come out NaN; with
+ * `init({ checkIndices: true })` (DENOGRAD_CHECK_INDICES=1) the next readback throws naming the
+ * class id bound, and DENOGRAD_CHECK_NAN names this op. Gradients flow to the logits, and to
+ * probability labels that require one.
  */
 export function softmaxCrossEntropy(
   logits: Tensor,
@@ -98,6 +99,9 @@ export function softmaxCrossEntropy(
       flops: 4 * rows * classes,
       // Checked before any reduction, so DENOGRAD_CHECK_NAN names this op rather than the mean.
       outputs: [rowLoss],
+      indices: kind === "ids"
+        ? [{ storage: labels.storage, size: rows, bound: classes, what: "a class id" }]
+        : [],
       op: "softmax_cross_entropy",
     });
   }

@@ -485,6 +485,8 @@ function checkIndices(op: string, indices: Tensor): void {
  * index_select: out = x.shape[:axis] + indices.shape + x.shape[axis+1:], taking the slices of
  * `axis` named by `indices` (an embedding lookup when x is [V, D] and axis is 0). An index
  * outside [0, x.shape[axis]) gives zeros there (and no gradient); nothing is read out of bounds.
+ * The indices live on the GPU, so that is not an error unless `init({ checkIndices: true })`
+ * (DENOGRAD_CHECK_INDICES=1): then the next readback throws, naming gather and the bound.
  */
 export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   alive("gather", x, indices);
@@ -503,6 +505,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
       buffers: [x.storage, indices.storage, y.storage],
       params: { n: threads, gx: groups[0], count: indices.size, rows: x.shape[a], inner: len },
       groups,
+      indices: [{ storage: indices.storage, size: indices.size, bound: x.shape[a] }],
+      op: "gather",
     });
   }
   return record("gather", y, [x, indices], [indices], { axis: a });
@@ -511,7 +515,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
 /**
  * The adjoint of gather: zeros of shape values.shape[:axis] + [size] + the rest, with each slice
  * of `values` added at the row its index names (repeated indices accumulate; out-of-range ones
- * are dropped). `axis` counts in the output's axes, as in gather. Deterministic: a CSR plan
+ * are dropped, or reported under `checkIndices` as in gather). `axis` counts in the output's
+ * axes, as in gather. Deterministic: a CSR plan
  * (rows → positions in increasing order) is built in one workgroup, then each thread sums a
  * chunk of one output row in that order; float atomics would make the rounding depend on
  * thread timing.
@@ -543,6 +548,8 @@ export function scatterAdd(values: Tensor, indices: Tensor, axis: number, size: 
       buffers: [indices.storage, plan.storage],
       params: { count: indices.size, rows: size },
       groups: [1],
+      indices: [{ storage: indices.storage, size: indices.size, bound: size }],
+      op: "scatterAdd",
     });
     const vec4 = inner % 4 === 0;
     const len = vec4 ? inner / 4 : inner;
