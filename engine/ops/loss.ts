@@ -1,6 +1,7 @@
 // Losses: fused softmax cross-entropy from logits (class ids or probabilities), and the
 // pointwise losses MSE, MAE, binary cross-entropy on probabilities (Keras semantics) and on
-// logits. Each loss is one node on the tape with a one-dispatch backward.
+// logits. Each of those is one node on the tape with a one-dispatch backward. The overlap
+// losses of segmentation (soft Dice, Dice loss, BCE + Dice) are composites of primitives.
 import { type BackwardRule, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
@@ -13,7 +14,9 @@ import {
   pointwiseLossKernel,
 } from "../shaders/loss.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { add, div, mul, sub } from "./elementwise.ts";
 import { laneLayout, mean, sum } from "./reduce.ts";
+import { reshape } from "./shape.ts";
 
 interface LossAttrs {
   softmax_cross_entropy: { kind: LabelKind; scale: number; perRowGrad: boolean };
@@ -256,6 +259,66 @@ export function binaryCrossEntropyWithLogits(
   { reduction = "mean" }: LossOptions = {},
 ): Tensor {
   return pointwise("binaryCrossEntropyWithLogits", "bce_logits", logits, target, reduction);
+}
+
+// ---- overlap coefficients and losses (segmentation, composites) -------------------------------
+
+export interface OverlapOptions {
+  /** Added to numerator and denominator (default 1.0, the handout's; BJ and UD use 1e-6). */
+  smooth?: number;
+}
+
+/** Σ p·t, Σ p and Σ t over every element: the whole batch flattened, as the students' Keras code. */
+function overlapSums(op: string, pred: Tensor, target: Tensor) {
+  pred.assertAlive(op);
+  target.assertAlive(op);
+  if (pred.size !== target.size || pred.dtype !== "f32" || target.dtype !== "f32") {
+    throw new Error(
+      `${op}: pred ${formatShape(pred.shape)} (${pred.dtype}) and target ` +
+        `${formatShape(target.shape)} (${target.dtype}): expected f32 tensors with the same ` +
+        "number of elements",
+    );
+  }
+  const t = reshape(target, pred.shape);
+  return { intersection: sum(mul(pred, t)), predicted: sum(pred), actual: sum(t) };
+}
+
+/**
+ * Soft Dice coefficient 2|A∩B|/(|A|+|B|) over the whole batch flattened:
+ * (2·Σ p·t + smooth) / (Σ p + Σ t + smooth), a 0-d tensor. Probabilities in, no threshold;
+ * differentiable in `pred`.
+ */
+export function diceCoefficient(
+  pred: Tensor,
+  target: Tensor,
+  { smooth = 1 }: OverlapOptions = {},
+): Tensor {
+  const { intersection, predicted, actual } = overlapSums("diceCoefficient", pred, target);
+  return div(add(mul(intersection, 2), smooth), add(add(predicted, actual), smooth));
+}
+
+/**
+ * Soft IoU (Jaccard) over the whole batch flattened: I = Σ p·t, U = Σ p + Σ t − I,
+ * (I + smooth) / (U + smooth), a 0-d tensor.
+ */
+export function jaccardIndex(
+  pred: Tensor,
+  target: Tensor,
+  { smooth = 1 }: OverlapOptions = {},
+): Tensor {
+  const { intersection, predicted, actual } = overlapSums("jaccardIndex", pred, target);
+  const union = sub(add(predicted, actual), intersection);
+  return div(add(intersection, smooth), add(union, smooth));
+}
+
+/** Dice loss = 1 − soft Dice over the batch (BJ, TP0). */
+export function diceLoss(pred: Tensor, target: Tensor, options: OverlapOptions = {}): Tensor {
+  return sub(1, diceCoefficient(pred, target, options));
+}
+
+/** TP0's `bce_dice`: Keras binary cross-entropy (mean over pixels) + (1 − soft Dice). */
+export function bceDiceLoss(pred: Tensor, target: Tensor, options: OverlapOptions = {}): Tensor {
+  return add(binaryCrossEntropy(pred, target), diceLoss(pred, target, options));
 }
 
 const lossRules: Rules<LossAttrs> = {
