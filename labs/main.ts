@@ -1,4 +1,4 @@
-// `deno task train <lab> [--epochs N --batch-size N --seed N --quick --resume]`,
+// `deno task train <lab> [--epochs N --batch-size N --seed N --quick --resume …]`,
 // `deno task train --list`. Exit codes: 0 done, 1 the lab failed, 2 bad command line.
 import { parseArgs } from "node:util";
 import { init } from "../engine/tensor.ts";
@@ -14,11 +14,13 @@ import {
 import "./demo.ts";
 import "./tp1.ts";
 import "./tp2.ts";
+import "./tp4.ts";
 import "./tp5.ts";
 
 const USAGE =
   `usage: deno task train <lab> [--epochs N] [--batch-size N] [--seed N] [--quick] [--resume]
                      [--checkpoint-dir DIR] [--exercise N] [--part N] [--seeds N]
+                     [--loss NAME] [--compare-losses] [--base-filters N]
        deno task train --list`;
 
 /** Seeds are 32-bit: the generators (engine/random.ts) use the seed modulo 2³². */
@@ -56,6 +58,9 @@ export async function main(argv: string[]): Promise<number> {
         exercise: { type: "string" },
         part: { type: "string" },
         seeds: { type: "string" },
+        loss: { type: "string" },
+        "compare-losses": { type: "boolean", default: false },
+        "base-filters": { type: "string" },
         list: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -95,6 +100,9 @@ export async function main(argv: string[]): Promise<number> {
       exercise: positiveInt("exercise", values.exercise),
       part: positiveInt("part", values.part),
       seeds: positiveInt("seeds", values.seeds),
+      loss: values.loss,
+      compareLosses: values["compare-losses"],
+      baseFilters: positiveInt("base-filters", values["base-filters"]),
       seed,
       quick: values.quick,
       resume: values.resume,
@@ -112,6 +120,9 @@ export async function main(argv: string[]): Promise<number> {
     ["part", args.part !== undefined],
     ["seeds", args.seeds !== undefined],
     ["resume", args.resume],
+    ["loss", args.loss !== undefined],
+    ["compare-losses", args.compareLosses],
+    ["base-filters", args.baseFilters !== undefined],
   ];
   for (const [flag, used] of given) {
     if (used && !lab.flags?.includes(flag)) {

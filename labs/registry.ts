@@ -13,6 +13,12 @@ export interface LabArgs {
   part?: number;
   /** How many seeds a lab repeats its main comparison over (`--seeds N`). */
   seeds?: number;
+  /** The training loss, by name (`--loss NAME`; the lab checks the name). */
+  loss?: string;
+  /** Train each of the lab's losses and compare them (`--compare-losses`). */
+  compareLosses: boolean;
+  /** Filters of a model's first level (`--base-filters N`). */
+  baseFilters?: number;
   /** Tiny sizes: the whole lab runs in seconds (CI, smoke tests). */
   quick: boolean;
   /** Continue from the lab's last training checkpoint. */
@@ -29,7 +35,15 @@ export interface LabArgs {
 }
 
 /** Options only some labs understand; main.ts refuses them for the others. */
-export type LabFlag = "batch-size" | "exercise" | "part" | "seeds" | "resume";
+export type LabFlag =
+  | "batch-size"
+  | "exercise"
+  | "part"
+  | "seeds"
+  | "resume"
+  | "loss"
+  | "compare-losses"
+  | "base-filters";
 
 /** A command line a lab cannot run (a changed setting under --resume…): exit status 2. */
 export class UsageError extends Error {
