@@ -23,6 +23,9 @@ COPY --chown=deno:deno deno.json deno.lock ./
 RUN deno install --frozen
 
 COPY --chown=deno:deno engine/ engine/
+COPY --chown=deno:deno host/ host/
+# The one model definition the server imports (it registers the MLP's layers).
+COPY --chown=deno:deno models/mlp.ts models/
 COPY --chown=deno:deno web/ web/
 RUN deno cache web/serve.ts
 # Produced by `deno task train tp1` (not committed).
