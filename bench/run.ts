@@ -53,7 +53,7 @@ const child = new Deno.Command(Deno.execPath(), {
 const records: BenchRecord[] = [];
 // `deno bench --json` prints nothing until the end: show each case as it declares its work.
 const progress = setInterval(() => readRecords(false), 500);
-const { code, stdout } = await child.output();
+const { code, signal, stdout } = await child.output();
 clearInterval(progress);
 readRecords(true);
 await Deno.remove(recordsPath);
@@ -111,4 +111,11 @@ console.log(
   `\nms: mean over the timed regions ÷ ops per region (device sync inside every region).`,
 );
 console.log(`Wrote ${relative(Deno.cwd(), path)}`);
-if (code !== 0 || result.results.some((r) => r.error)) Deno.exit(1);
+// Mesa's drivers occasionally abort in their own teardown after `deno bench` has printed its whole
+// report (glibc: "malloc_consolidate(): unaligned fastbin chunk detected"): every result above was
+// parsed from that report, so they stand, and the crash is reported rather than hidden. A crash
+// before the report leaves no JSON to parse and fails above; a failed bench fails here.
+if (code !== 0 && signal !== null) {
+  console.error(`bench: deno bench was killed by ${signal} after reporting every result`);
+}
+if ((code !== 0 && signal === null) || result.results.some((r) => r.error)) Deno.exit(1);
