@@ -586,14 +586,22 @@ export class Runtime {
   }
 }
 
-const CHECK_FINITE_UNIFORMS = uniformBlock({ n: "u32", index: "u32", gx: "u32" });
-const CHECK_FINITE: KernelSpec<typeof CHECK_FINITE_UNIFORMS.fields> = {
-  name: "check_finite",
-  key: "",
-  bindings: ["read", "write"],
-  uniforms: CHECK_FINITE_UNIFORMS,
-  code: () => `
-${CHECK_FINITE_UNIFORMS.struct()}
+/**
+ * A kernel that records `u.index` in `flag` (the smallest wins) when element i of x, read as
+ * u32, fails `test` — the NaN/Inf check and the index-range check.
+ */
+function flagKernel<F extends UniformFields>(
+  name: string,
+  uniforms: UniformBlock<F>,
+  test: string,
+): KernelSpec<F> {
+  return {
+    name,
+    key: "",
+    bindings: ["read", "write"],
+    uniforms,
+    code: () => `
+${uniforms.struct()}
 @group(0) @binding(0) var<storage, read> x: array<u32>;
 @group(0) @binding(1) var<storage, read_write> flag: array<atomic<u32>>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -601,29 +609,23 @@ ${CHECK_FINITE_UNIFORMS.struct()}
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wg.y * u.gx + wg.x) * 256u + li;
   if (i >= u.n) { return; }
-  if ((x[i] & 0x7f800000u) == 0x7f800000u) { atomicMin(&flag[0], u.index); }
+  if (${test}) { atomicMin(&flag[0], u.index); }
 }`,
-};
+  };
+}
+
+const CHECK_FINITE = flagKernel(
+  "check_finite",
+  uniformBlock({ n: "u32", index: "u32", gx: "u32" }),
+  "(x[i] & 0x7f800000u) == 0x7f800000u",
+);
 
 // i32 indices are read as u32: a negative one becomes huge and fails the same test.
-const CHECK_RANGE_UNIFORMS = uniformBlock({ n: "u32", bound: "u32", index: "u32", gx: "u32" });
-const CHECK_RANGE: KernelSpec<typeof CHECK_RANGE_UNIFORMS.fields> = {
-  name: "check_range",
-  key: "",
-  bindings: ["read", "write"],
-  uniforms: CHECK_RANGE_UNIFORMS,
-  code: () => `
-${CHECK_RANGE_UNIFORMS.struct()}
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> flag: array<atomic<u32>>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wg.y * u.gx + wg.x) * 256u + li;
-  if (i >= u.n) { return; }
-  if (x[i] >= u.bound) { atomicMin(&flag[0], u.index); }
-}`,
-};
+const CHECK_RANGE = flagKernel(
+  "check_range",
+  uniformBlock({ n: "u32", bound: "u32", index: "u32", gx: "u32" }),
+  "x[i] >= u.bound",
+);
 
 const POISON_UNIFORMS = uniformBlock({ n: "u32", gx: "u32" });
 const POISON: KernelSpec<typeof POISON_UNIFORMS.fields> = {
