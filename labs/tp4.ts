@@ -10,7 +10,8 @@
 // target; the exit status is 1 when an enforced target is missed.
 import { formatDuration } from "../engine/train/progress.ts";
 import { type LabArgs, registerLab } from "./registry.ts";
-import { checksTable, type ExerciseResult, type Tp4Options } from "./tp4/common.ts";
+import { checksTable, type ExerciseResult } from "./checks.ts";
+import type { Tp4Options } from "./tp4/common.ts";
 import { runMetricsExercise } from "./tp4/metrics_table.ts";
 import { isLossName, LOSS_NAMES, runUnetExercise } from "./tp4/unet.ts";
 import { runVolumeExercise } from "./tp4/volumetric.ts";

@@ -26,7 +26,7 @@ import {
 } from "../engine/train/metrics.ts";
 import { discImages, discRanges } from "../labs/data/discs.ts";
 import { insideShape, shapeVolumes } from "../labs/data/volumes.ts";
-import { encodePng, errorTile } from "../labs/tp4/images.ts";
+import { encodePng, errorTile } from "../labs/images.ts";
 import { kerasModelJson, pythonJson } from "../labs/tp4/keras_json.ts";
 import { discMask, kerasVersusDataset, sensitivityRows } from "../labs/tp4/metrics_table.ts";
 import { defaultBaseFilters, unetRunName } from "../labs/tp4/unet.ts";

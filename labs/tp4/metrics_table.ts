@@ -9,7 +9,8 @@ import { diceCoefficient, jaccardIndex } from "../../engine/ops/loss.ts";
 import { diceFromCounts, overlapCounts, pixelwiseIou } from "../../engine/train/metrics.ts";
 import { withRun } from "../../tracking/run.ts";
 import { openStore } from "../../tracking/store.ts";
-import { type Check, columns, type ExerciseResult, f4, type Tp4Options } from "./common.ts";
+import { type Check, columns, type ExerciseResult, f4 } from "../checks.ts";
+import type { Tp4Options } from "./common.ts";
 
 export const METRICS_EXPERIMENT = "TP4_Segmentation_Metrics";
 export const METRICS_RUN = "dice_vs_iou_sensitivity";

@@ -36,10 +36,10 @@ import {
   type ExerciseResult,
   f4,
   onSoftwareAdapter,
-  type Tp4Options,
   tupleText,
-} from "./common.ts";
-import { errorTile, greyTile, gridPng } from "./images.ts";
+} from "../checks.ts";
+import type { Tp4Options } from "./common.ts";
+import { errorTile, greyTile, gridPng } from "../images.ts";
 
 export const UNET_EXPERIMENT = "TP4_Segmentation_Unet";
 export const LOSS_NAMES = ["dice", "bce", "bce_dice"] as const;

@@ -17,8 +17,9 @@ import { openStore } from "../../tracking/store.ts";
 import { SHAPE_NAMES, shapeVolumes, type Volumes } from "../data/volumes.ts";
 import { learningCurvesSpec } from "../figures.ts";
 import { logModel, readResumePoint, trainRun } from "../train_run.ts";
-import { type Check, type ExerciseResult, f4, type Tp4Options, tupleText } from "./common.ts";
-import { greyTile, gridPng } from "./images.ts";
+import { type Check, type ExerciseResult, f4, tupleText } from "../checks.ts";
+import type { Tp4Options } from "./common.ts";
+import { greyTile, gridPng } from "../images.ts";
 import { kerasModelJson } from "./keras_json.ts";
 
 export const VOLUME_EXPERIMENT = "3D_Volumetric_Analysis";

@@ -1,7 +1,7 @@
-// Image figures for TP4: tiles of pixels (grey maps, masks, error maps) laid out in a labelled
+// Image figures for the vision labs: tiles of pixels (grey maps, masks, error maps) laid out in a labelled
 // grid. Each tile is encoded as a PNG (zlib through CompressionStream, so no dependency), embedded
 // in an SVG with the titles, and the SVG is rasterised by resvg like every other lab figure.
-import { svgToPng } from "../figures.ts";
+import { svgToPng } from "./figures.ts";
 
 /** An RGB image, 3 bytes per pixel, row-major. */
 export interface Tile {
