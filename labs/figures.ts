@@ -28,13 +28,20 @@ const FONT = "DejaVu Sans";
 const PANEL_WIDTH = 360;
 const PANEL_HEIGHT = 240;
 
-/** One line chart per panel, side by side; epochs on x counted from 1, as Keras prints them. */
-export function curvesSpec(title: string, panels: readonly PanelOptions[]): VegaLiteSpec {
+/** The top level every lab figure shares: schema, title, white background, the font. */
+export function figureFrame(title: string): VegaLiteSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: { text: title, fontSize: 15, offset: 12 },
     background: "white",
     config: { font: FONT, view: { stroke: "#ddd" } },
+  };
+}
+
+/** One line chart per panel, side by side; epochs on x counted from 1, as Keras prints them. */
+export function curvesSpec(title: string, panels: readonly PanelOptions[]): VegaLiteSpec {
+  return {
+    ...figureFrame(title),
     hconcat: panels.map((panel) => ({
       title: panel.title,
       width: PANEL_WIDTH,

@@ -82,6 +82,31 @@ export function greyTile(
   return { width, height, rgb };
 }
 
+/**
+ * Image `index` of a channels-last batch ([N, height, width, channels], 1 or 3 channels) as a
+ * tile, values in [low, high] (default [0, 1]) scaled to 0–255 and clipped.
+ */
+export function imageTile(
+  batch: ArrayLike<number>,
+  index: number,
+  [height, width, channels]: readonly number[],
+  { low = 0, high = 1 } = {},
+): Tile {
+  if (channels !== 1 && channels !== 3) {
+    throw new Error(`imageTile: ${channels} channels, expected 1 (grey) or 3 (RGB)`);
+  }
+  const pixels = height * width;
+  const offset = index * pixels * channels;
+  const rgb = new Uint8Array(pixels * 3);
+  for (let p = 0; p < pixels; p++) {
+    for (let c = 0; c < 3; c++) {
+      const v = batch[offset + p * channels + (channels === 3 ? c : 0)];
+      rgb[3 * p + c] = Math.min(255, Math.max(0, Math.round((255 * (v - low)) / (high - low))));
+    }
+  }
+  return { width, height, rgb };
+}
+
 export const ERROR_COLOURS = {
   truePositive: [235, 235, 235],
   falsePositive: [220, 50, 47],

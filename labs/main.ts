@@ -14,6 +14,7 @@ import {
 import "./demo.ts";
 import "./tp1.ts";
 import "./tp2.ts";
+import "./tp3.ts";
 import "./tp4.ts";
 import "./tp5.ts";
 
@@ -21,6 +22,8 @@ const USAGE =
   `usage: deno task train <lab> [--epochs N] [--batch-size N] [--seed N] [--quick] [--resume]
                      [--checkpoint-dir DIR] [--exercise N] [--part N] [--seeds N]
                      [--loss NAME] [--compare-losses] [--base-filters N]
+                     [--dataset NAME] [--data DIR] [--weights FILE] [--content FILE]
+                     [--style FILE] [--steps N] [--image-size N] [--unit NAME]
        deno task train --list`;
 
 /** Seeds are 32-bit: the generators (engine/random.ts) use the seed modulo 2³². */
@@ -61,6 +64,14 @@ export async function main(argv: string[]): Promise<number> {
         loss: { type: "string" },
         "compare-losses": { type: "boolean", default: false },
         "base-filters": { type: "string" },
+        dataset: { type: "string" },
+        data: { type: "string" },
+        weights: { type: "string" },
+        content: { type: "string" },
+        style: { type: "string" },
+        steps: { type: "string" },
+        "image-size": { type: "string" },
+        unit: { type: "string" },
         list: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -103,6 +114,14 @@ export async function main(argv: string[]): Promise<number> {
       loss: values.loss,
       compareLosses: values["compare-losses"],
       baseFilters: positiveInt("base-filters", values["base-filters"]),
+      dataset: values.dataset,
+      dataDir: values.data,
+      weights: values.weights,
+      contentImage: values.content,
+      styleImage: values.style,
+      steps: positiveInt("steps", values.steps),
+      imageSize: positiveInt("image-size", values["image-size"]),
+      unit: values.unit,
       seed,
       quick: values.quick,
       resume: values.resume,
@@ -123,6 +142,14 @@ export async function main(argv: string[]): Promise<number> {
     ["loss", args.loss !== undefined],
     ["compare-losses", args.compareLosses],
     ["base-filters", args.baseFilters !== undefined],
+    ["dataset", args.dataset !== undefined],
+    ["data", args.dataDir !== undefined],
+    ["weights", args.weights !== undefined],
+    ["content", args.contentImage !== undefined],
+    ["style", args.styleImage !== undefined],
+    ["steps", args.steps !== undefined],
+    ["image-size", args.imageSize !== undefined],
+    ["unit", args.unit !== undefined],
   ];
   for (const [flag, used] of given) {
     if (used && !lab.flags?.includes(flag)) {

@@ -19,6 +19,21 @@ export interface LabArgs {
   compareLosses: boolean;
   /** Filters of a model's first level (`--base-filters N`). */
   baseFilters?: number;
+  /** Which dataset a lab trains on, by name (`--dataset NAME`; the lab checks the name). */
+  dataset?: string;
+  /** A folder holding the dataset's files (`--data DIR`) instead of the lab's default place. */
+  dataDir?: string;
+  /** A weights file (safetensors) a lab loads into a pretrained model (`--weights FILE`). */
+  weights?: string;
+  /** Images a lab reads (`--content FILE`, `--style FILE`: style transfer). */
+  contentImage?: string;
+  styleImage?: string;
+  /** Optimisation steps of a lab that is not an epoch loop (`--steps N`). */
+  steps?: number;
+  /** Edge of the square images a lab works on (`--image-size N`). */
+  imageSize?: number;
+  /** Run only this one of the lab's independent trainings, by name (`--unit NAME`). */
+  unit?: string;
   /** Tiny sizes: the whole lab runs in seconds (CI, smoke tests). */
   quick: boolean;
   /** Continue from the lab's last training checkpoint. */
@@ -43,7 +58,15 @@ export type LabFlag =
   | "resume"
   | "loss"
   | "compare-losses"
-  | "base-filters";
+  | "base-filters"
+  | "dataset"
+  | "data"
+  | "weights"
+  | "content"
+  | "style"
+  | "steps"
+  | "image-size"
+  | "unit";
 
 /** A command line a lab cannot run (a changed setting under --resume…): exit status 2. */
 export class UsageError extends Error {

@@ -1,19 +1,7 @@
 // Vega-Lite specs for TP5's figures (lines with shaded spans, heatmaps, bar panels) and the one
 // way a figure reaches MLflow: the PNG plus the raw arrays behind it as JSON (tests read those).
 import type { Run } from "../../tracking/run.ts";
-import { renderPng, type VegaLiteSpec } from "../figures.ts";
-
-const FONT = "DejaVu Sans";
-
-/** What every TP5 figure shares: schema, title, white background, font. */
-function frame(title: string): VegaLiteSpec {
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: title, fontSize: 15, offset: 12 },
-    background: "white",
-    config: { font: FONT, view: { stroke: "#ddd" } },
-  };
-}
+import { figureFrame, renderPng, type VegaLiteSpec } from "../figures.ts";
 
 export interface Line {
   name: string;
@@ -118,7 +106,7 @@ export function linePanelsSpec(
   sharedY = false,
 ): VegaLiteSpec {
   return {
-    ...frame(title),
+    ...figureFrame(title),
     columns,
     concat: panels.map(linePanel),
     resolve: {
@@ -189,7 +177,7 @@ function ticks(n: number): number[] {
 /** One or more heatmaps (viridis, colour bar) side by side. */
 export function heatmapSpec(title: string, maps: readonly Heatmap[]): VegaLiteSpec {
   return {
-    ...frame(title),
+    ...figureFrame(title),
     hconcat: maps.map(heatmapPanel),
     resolve: { scale: { color: "independent" } },
   };
@@ -205,7 +193,7 @@ export interface BarPanel {
 /** Bar panels side by side, with ± std error bars where given. */
 export function barPanelsSpec(title: string, panels: readonly BarPanel[]): VegaLiteSpec {
   return {
-    ...frame(title),
+    ...figureFrame(title),
     hconcat: panels.map(barPanel),
   };
 }

@@ -1,0 +1,156 @@
+// The `tp3` lab (spec labs/TP1-TP4.md §4), "Convolutional Neural Networks and Computer Vision":
+//   1  the classic CNN (2,122,186 parameters on CIFAR-10's 32×32×3)
+//   2  the mini-ResNet: the handout block with the stem conv, and BJ's BatchNorm variant,
+//      evaluated on the test set, with a conclusion on which overfits less
+//   3  concepts only in the handout (segmentation maps, bounding-box heads): nothing to run
+//   4  neural style transfer (labs/tp3/style.ts), which needs the VGG16 weights (--weights)
+// on `--dataset fashion-mnist` (default: Debian's package, works offline) or `cifar10` (the
+// official binary release, downloaded once into the data cache, or `--data DIR`). MLflow
+// experiment TP3_CNN, one run per model. The closing table puts each result beside the
+// students' and the target; the exit status is 1 when an enforced target is missed.
+import { formatDuration } from "../engine/train/progress.ts";
+import { checksTable, type ExerciseResult } from "./checks.ts";
+import { loadCifar10 } from "./data/cifar10.ts";
+import { loadFashionMnist } from "./data/fashion_mnist.ts";
+import type { ImageClasses } from "./data/image_classes.ts";
+import { type LabArgs, registerLab, UsageError } from "./registry.ts";
+import {
+  type ClassifierOutcome,
+  classifierResult,
+  conclusion,
+  isModelKey,
+  MODEL_KEYS,
+  type ModelKey,
+  MODELS,
+  trainClassifier,
+} from "./tp3/classify.ts";
+import { DATASET_NAMES, type DatasetName, type Tp3Options } from "./tp3/common.ts";
+
+export function summaryText(results: readonly ExerciseResult[], seconds: number): string {
+  const lines = [`\n== TP3 summary (${formatDuration(seconds)} in all) ==`];
+  for (const r of results) {
+    lines.push(
+      `\nExercise ${r.exercise} — ${r.title} (${formatDuration(r.seconds)}; MLflow runs ` +
+        `${r.runs.join(", ")})`,
+      checksTable(r.checks),
+    );
+  }
+  const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass && !c.informational));
+  const enforced = results.flatMap((r) => r.checks.filter((c) => !c.informational)).length;
+  lines.push(
+    failed.length
+      ? `\n${failed.length} target(s) missed: ${failed.map((c) => c.name).join("; ")}`
+      : `\nall ${enforced} enforced targets reached`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+const isDatasetName = (name: string): name is DatasetName =>
+  (DATASET_NAMES as readonly string[]).includes(name);
+
+function loadDataset(options: Tp3Options): Promise<ImageClasses> {
+  return options.dataset === "cifar10"
+    ? loadCifar10({ dataDir: options.dataDir, log: (line) => options.out.write(line) })
+    : loadFashionMnist(options.dataDir);
+}
+
+async function runClassifiers(
+  options: Tp3Options,
+  exercise: 1 | 2,
+  data: ImageClasses,
+  earlier: readonly ClassifierOutcome[],
+  unit: ModelKey | undefined,
+): Promise<{ result: ExerciseResult; outcomes: ClassifierOutcome[] }> {
+  const started = performance.now();
+  const keys = MODEL_KEYS.filter((key) =>
+    MODELS[key].exercise === exercise && (unit === undefined || unit === key)
+  );
+  const outcomes: ClassifierOutcome[] = [];
+  for (const key of keys) outcomes.push(await trainClassifier(options, key, data));
+  if (exercise === 2) options.out.write(`\n${conclusion([...earlier, ...outcomes])}\n`);
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    result: classifierResult(exercise, outcomes, data.name, options.quick, seconds),
+    outcomes,
+  };
+}
+
+async function run(args: LabArgs): Promise<number> {
+  const dataset = args.dataset ?? "fashion-mnist";
+  if (!isDatasetName(dataset)) {
+    throw new UsageError(`--dataset ${dataset}: expected one of ${DATASET_NAMES.join(", ")}`);
+  }
+  if (args.exercise === 3) {
+    throw new UsageError(
+      "--exercise 3: TP3's exercise 3 (segmentation maps, bounding-box heads) is questions " +
+        "only; the U-Net it discusses is `deno task train tp4`",
+    );
+  }
+  const options: Tp3Options = {
+    seed: args.seed,
+    epochs: args.epochs,
+    batchSize: args.batchSize,
+    quick: args.quick,
+    resume: args.resume,
+    checkpointDir: args.checkpointDir,
+    out: args.out,
+    dataset,
+    dataDir: args.dataDir,
+    weights: args.weights,
+    contentImage: args.contentImage,
+    styleImage: args.styleImage,
+    steps: args.steps,
+    imageSize: args.imageSize,
+  };
+  const unit = args.unit;
+  if (unit !== undefined && !isModelKey(unit)) {
+    throw new UsageError(`--unit ${unit}: tp3's units are ${MODEL_KEYS.join(", ")}`);
+  }
+  if (
+    unit !== undefined && args.exercise !== undefined && MODELS[unit].exercise !== args.exercise
+  ) {
+    throw new UsageError(
+      `--unit ${unit} belongs to exercise ${
+        MODELS[unit].exercise
+      }, not --exercise ${args.exercise}`,
+    );
+  }
+  const wants = (n: number) =>
+    unit !== undefined
+      ? MODELS[unit].exercise === n
+      : args.exercise === undefined || args.exercise === n;
+  const started = performance.now();
+  const results: ExerciseResult[] = [];
+  if (wants(1) || wants(2)) {
+    const data = await loadDataset(options);
+    const trained: ClassifierOutcome[] = [];
+    for (const exercise of [1, 2] as const) {
+      if (!wants(exercise)) continue;
+      const { result, outcomes } = await runClassifiers(options, exercise, data, trained, unit);
+      trained.push(...outcomes);
+      results.push(result);
+    }
+  }
+  args.out.write(summaryText(results, (performance.now() - started) / 1000));
+  return results.some((r) => r.checks.some((c) => !c.pass && !c.informational)) ? 1 : 0;
+}
+
+registerLab({
+  name: "tp3",
+  description: "TP3: CNN and mini-ResNet on Fashion-MNIST or CIFAR-10, neural style transfer",
+  flags: [
+    "batch-size",
+    "exercise",
+    "resume",
+    "dataset",
+    "data",
+    "weights",
+    "content",
+    "style",
+    "steps",
+    "image-size",
+    "unit",
+  ],
+  exercises: 4,
+  run,
+});
