@@ -1,9 +1,11 @@
 // `deno task train <lab> [--epochs N --batch-size N --seed N --quick --resume …]`,
-// `deno task train --list`. Exit codes: 0 done, 1 the lab failed, 2 bad command line.
+// `deno task train --list`. Exit codes: 0 done, 1 the lab failed, 2 bad command line or missing
+// data.
 import { parseArgs } from "node:util";
 import { init } from "../engine/tensor.ts";
 import { engineOptionsFromEnv } from "../host/env.ts";
 import {
+  DataError,
   findLab,
   type LabArgs,
   type LabFlag,
@@ -174,6 +176,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`${e.message}\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof DataError) {
+      console.error(`lab '${lab.name}': ${e.message}`);
       return 2;
     }
     console.error(`lab '${lab.name}' failed: ${(e as Error).stack ?? e}`);

@@ -76,6 +76,14 @@ export class UsageError extends Error {
   }
 }
 
+/** A dataset or file the lab needs is missing or malformed; the message says what and where (exit 2). */
+export class DataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DataError";
+  }
+}
+
 export interface Lab {
   name: string;
   description: string;

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { parseTarGzip } from "nanotar";
 import { writeFileAtomic } from "../../tracking/files.ts";
+import { DataError } from "../registry.ts";
 import type { ImageClasses, ImageSplit } from "./image_classes.ts";
 
 export const CIFAR10_CLASSES = [
@@ -34,7 +35,7 @@ const RECORD = 1 + 3 * PLANE;
 /** Parses one batch file into channels-last pixels / 255 and labels; `what` names it in errors. */
 export function parseCifarBatch(bytes: Uint8Array, what: string): ImageSplit {
   if (bytes.length === 0 || bytes.length % RECORD !== 0) {
-    throw new Error(
+    throw new DataError(
       `CIFAR-10: ${what} has ${bytes.length} bytes, not a whole number of ${RECORD}-byte ` +
         "records (1 label byte + 3,072 pixel bytes)",
     );
@@ -46,7 +47,7 @@ export function parseCifarBatch(bytes: Uint8Array, what: string): ImageSplit {
     const record = n * RECORD;
     const label = bytes[record];
     if (label > 9) {
-      throw new Error(`CIFAR-10: ${what}, record ${n}: label byte ${label}, expected 0–9`);
+      throw new DataError(`CIFAR-10: ${what}, record ${n}: label byte ${label}, expected 0–9`);
     }
     labels[n] = label;
     const out = n * 3 * PLANE;
@@ -127,11 +128,11 @@ async function download(folder: string, url: string, md5: string, log: (s: strin
     }
     archive = new Uint8Array(await response.arrayBuffer());
   } catch (e) {
-    throw new Error(`CIFAR-10: cannot download ${url} (${(e as Error).message}). ${where}`);
+    throw new DataError(`CIFAR-10: cannot download ${url} (${(e as Error).message}). ${where}`);
   }
   const digest = md5Of(archive);
   if (digest !== md5) {
-    throw new Error(
+    throw new DataError(
       `CIFAR-10: ${url} has MD5 ${digest}, expected ${md5} (a truncated or altered download; ` +
         `nothing was written). ${where}`,
     );
@@ -141,7 +142,7 @@ async function download(folder: string, url: string, md5: string, log: (s: strin
   // Only the known file names are written, by base name: an entry's path never picks the place.
   const found = entries.filter((e) => wanted.has(e.name.split("/").at(-1)!) && e.data);
   if (found.length !== wanted.size) {
-    throw new Error(
+    throw new DataError(
       `CIFAR-10: the archive from ${url} lacks ${
         [...wanted].filter((w) => !found.some((e) => e.name.endsWith(w))).join(", ")
       }. ${where}`,
@@ -163,7 +164,7 @@ export async function loadCifar10(source: CifarSource = {}): Promise<ImageClasse
   if (source.dataDir !== undefined) {
     dir = await batchFolder(source.dataDir);
     if (!dir) {
-      throw new Error(
+      throw new DataError(
         `CIFAR-10: --data ${source.dataDir} holds neither the six batch files ` +
           `(${[...TRAIN_FILES, TEST_FILE].join(", ")}) nor a ${CIFAR10_FOLDER}/ folder with them`,
       );

@@ -2,6 +2,7 @@
 // training and 10,000 test images. Read from `--data DIR`, or from Debian's `dataset-fashion-mnist`
 // package (installed by .ci/run where apt is available), or from $DENOGRAD_DATA/fashion-mnist.
 import { loadMnist } from "./mnist.ts";
+import { DataError } from "../registry.ts";
 import type { ImageClasses } from "./image_classes.ts";
 
 export const FASHION_CLASSES = [
@@ -40,7 +41,7 @@ export async function findFashionMnist(
     ? [dataDir]
     : [DEBIAN_FASHION_DIR, ...(cacheRoot ? [`${cacheRoot}/fashion-mnist`] : [])];
   for (const dir of places) if (await holdsFashion(dir)) return dir;
-  throw new Error(
+  throw new DataError(
     `Fashion-MNIST: no ${FIRST_FILE}[.gz] in ${places.join(" or ")}. Install Debian's ` +
       "dataset-fashion-mnist package (apt-get install dataset-fashion-mnist), or put the four " +
       "IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, " +
