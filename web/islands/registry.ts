@@ -1,0 +1,11 @@
+// Every island by name: the server marks where each is rendered (web/island.tsx) and the
+// browser bundle hydrates it from the same table (web/islands/hydrate.ts).
+import { AttentionExplorer } from "./AttentionExplorer.tsx";
+import { MetricCharts } from "./MetricCharts.tsx";
+import { ParamScatter } from "./ParamScatter.tsx";
+import { RunsTable } from "./RunsTable.tsx";
+import { VegaChart } from "./VegaChart.tsx";
+
+export const ISLANDS = { AttentionExplorer, MetricCharts, ParamScatter, RunsTable, VegaChart };
+
+export type IslandName = keyof typeof ISLANDS;

@@ -1,0 +1,146 @@
+// `/benchmarks?file=<name>&a=<name>&b=<name>`: one result file of `deno task bench` as a table
+// and a roofline plot, and two files side by side with the ratios `deno task bench:compare`
+// prints (the same compareResults).
+import { compareResults, describeRun, fmt, type ResultFile } from "../../bench/lib/report.ts";
+import { listResultFiles, readResultFile, rooflineSpec } from "../bench_results.ts";
+import { Island } from "../island.tsx";
+import { NotFound, type Route } from "../route.ts";
+
+function FilePicker(props: { name: string; files: string[]; value: string }) {
+  return (
+    <select name={props.name}>
+      {props.files.map((f) => <option key={f} value={f} selected={f === props.value}>{f}</option>)}
+    </select>
+  );
+}
+
+function ResultTable({ result }: { result: ResultFile }) {
+  return (
+    <div class="table-scroll">
+      <table class="bench">
+        <thead>
+          <tr>
+            <th>kernel</th>
+            <th>shape</th>
+            <th class="number">ms</th>
+            <th class="number">GFLOP/s</th>
+            <th class="number">GB/s</th>
+            <th class="number">% of roofline</th>
+          </tr>
+        </thead>
+        <tbody>
+          {result.results.map((r) => (
+            <tr key={r.name}>
+              <td>{r.kernel}</td>
+              <td class="mono">{r.shape}</td>
+              <td class="number">{r.error ? "failed" : fmt(r.ms?.avg)}</td>
+              <td class="number">{fmt(r.gflops)}</td>
+              <td class="number">{fmt(r.gbps)}</td>
+              <td class="number">
+                {r.percent === undefined ? "" : `${fmt(r.percent)} (${r.bound})`}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function Comparison({ a, b }: { a: ResultFile; b: ResultFile }) {
+  const pct = (p?: number) => (p === undefined ? "" : `${fmt(p)}%`);
+  return (
+    <>
+      <p>
+        A: {describeRun(a)}
+        <br />B: {describeRun(b)}
+      </p>
+      <div class="table-scroll">
+        <table class="bench-compare">
+          <thead>
+            <tr>
+              <th>kernel</th>
+              <th>shape</th>
+              <th class="number">A ms</th>
+              <th class="number">B ms</th>
+              <th class="number">B speed-up</th>
+              <th class="number">A % roofline</th>
+              <th class="number">B % roofline</th>
+            </tr>
+          </thead>
+          <tbody>
+            {compareResults(a, b).map((r) => (
+              <tr key={r.name}>
+                <td>{r.kernel}</td>
+                <td class="mono">{r.shape}</td>
+                <td class="number">{r.aMs === undefined ? "-" : fmt(r.aMs)}</td>
+                <td class="number">{r.bMs === undefined ? "-" : fmt(r.bMs)}</td>
+                <td class="number">{r.speedup === undefined ? "" : `${fmt(r.speedup)}×`}</td>
+                <td class="number">{pct(r.aPercent)}</td>
+                <td class="number">{pct(r.bPercent)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <p class="hint">B speed-up: A's time ÷ B's time per op (above 1, B is faster).</p>
+    </>
+  );
+}
+
+export const route: Route = {
+  pattern: "/benchmarks",
+  async handle({ url, ui }) {
+    const files = await listResultFiles(ui.benchDir);
+    const pick = async (key: string, fallback: string | undefined) => {
+      const name = url.searchParams.get(key) ?? fallback;
+      if (name === undefined) return null;
+      const result = await readResultFile(ui.benchDir, name);
+      if (!result) throw new NotFound(`no result file '${name}'`);
+      return { name, result };
+    };
+    const shown = await pick("file", files.at(-1));
+    const a = await pick("a", files.at(0));
+    const b = await pick("b", files.at(1) ?? files.at(0));
+    const roofline = shown && rooflineSpec(shown.result);
+    return {
+      title: "Benchmarks",
+      body: (
+        <section>
+          <h1>Benchmarks</h1>
+          {!shown
+            ? <p class="empty">No result files in {ui.benchDir}: run `deno task bench`.</p>
+            : (
+              <>
+                <form method="get" class="controls">
+                  <label>
+                    result file <FilePicker name="file" files={files} value={shown.name} />
+                  </label>
+                  <button type="submit">show</button>
+                </form>
+                <p>{describeRun(shown.result)}</p>
+                <h2>Roofline</h2>
+                {roofline
+                  ? <Island name="VegaChart" props={{ spec: roofline, label: "roofline" }} />
+                  : <p class="empty">No kernel declared both its FLOPs and its bytes.</p>}
+                <h2>Results</h2>
+                <ResultTable result={shown.result} />
+                <h2>Two result files side by side</h2>
+                <form method="get" class="controls">
+                  <input type="hidden" name="file" value={shown.name} />
+                  <label>
+                    A <FilePicker name="a" files={files} value={a!.name} />
+                  </label>
+                  <label>
+                    B <FilePicker name="b" files={files} value={b!.name} />
+                  </label>
+                  <button type="submit">compare</button>
+                </form>
+                <Comparison a={a!.result} b={b!.result} />
+              </>
+            )}
+        </section>
+      ),
+    };
+  },
+};
