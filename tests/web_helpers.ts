@@ -4,6 +4,7 @@
 import * as path from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { createUiHandler } from "../web/app.tsx";
+import { RunsIndex } from "../web/runs_index.ts";
 import { type HttpServer, listenHttp } from "../web/server.ts";
 import { openStore } from "../tracking/store.ts";
 import { runLab } from "./lab_runner.ts";
@@ -37,10 +38,12 @@ export async function writeLabStore(dir: string): Promise<string> {
   return mlruns;
 }
 
+/** The UI on a free port; its runs tables are read on first visit (no warm-up). */
 export function serveUi(storeUri: string, benchDir = BENCH_DIR): HttpServer {
+  const store = openStore(storeUri);
   return listenHttp(
     { hostname: "127.0.0.1", port: 0, log: () => {} },
-    createUiHandler({ store: openStore(storeUri), benchDir }),
+    createUiHandler({ store, runs: new RunsIndex(store), benchDir }),
   );
 }
 

@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util";
 import { openStore } from "../tracking/store.ts";
 import { createUiHandler } from "./app.tsx";
+import { RunsIndex } from "./runs_index.ts";
 import { listenHttp } from "./server.ts";
 
 const USAGE = `usage: deno task web [--store DIR|URI] [--port N] [--host ADDR] [--bench DIR]
@@ -37,9 +38,11 @@ function main(): void {
     return;
   }
   const store = openStore(values.store);
+  const runs = new RunsIndex(store);
+  runs.warm().catch((error) => console.error("web: reading the store's runs:", error));
   const server = listenHttp(
     { hostname: values.host, port: Number(values.port) },
-    createUiHandler({ store, benchDir: values.bench }),
+    createUiHandler({ store, runs, benchDir: values.bench }),
   );
   console.log(`denograd web UI on http://${server.addr.hostname}:${server.addr.port}/`);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -3,6 +3,7 @@
 // method that writes, so no route can change the store.
 import type { VNode } from "preact";
 import type { TrackingStore } from "../tracking/store.ts";
+import type { RunsIndex } from "./runs_index.ts";
 
 export type ReadOnlyStore = Pick<
   TrackingStore,
@@ -17,6 +18,8 @@ export type ReadOnlyStore = Pick<
 
 export interface UiContext {
   store: ReadOnlyStore;
+  /** The runs tables' rows, served from memory (web/runs_index.ts). */
+  runs: RunsIndex;
   /** Folder of `deno task bench` result files (bench/results). */
   benchDir: string;
 }

@@ -2,7 +2,8 @@
 // for the compare page).
 import { Island } from "../island.tsx";
 import { found, param, type Route } from "../route.ts";
-import { columnKeys, runRow } from "../run_rows.ts";
+import { columnKeys } from "../run_rows.ts";
+import { formatTime } from "../islands/series.ts";
 
 export const route: Route = {
   pattern: "/experiments/:experimentId",
@@ -10,8 +11,7 @@ export const route: Route = {
     const id = param(request, "experimentId");
     const { store } = request.ui;
     const experiment = await found(store.getExperiment(id), "experiment");
-    const runs = await found(store.searchRuns({ experimentIds: [id] }), "experiment");
-    const rows = runs.map(runRow);
+    const { rows, readAt } = await found(request.ui.runs.runs(id), "experiment");
     return {
       title: experiment.name,
       body: (
@@ -20,6 +20,7 @@ export const route: Route = {
             <a href="/">experiments</a> /
           </p>
           <h1>{experiment.name}</h1>
+          <p class="hint">Runs as read at {formatTime(readAt)} UTC (re-read every few seconds).</p>
           <Island name="RunsTable" props={{ rows, ...columnKeys(rows) }} />
         </section>
       ),

@@ -7,9 +7,7 @@ export const route: Route = {
   async handle({ ui }) {
     const experiments = await ui.store.listExperiments();
     const counts = await Promise.all(
-      experiments.map((e) =>
-        ui.store.searchRuns({ experimentIds: [e.experimentId] }).then((runs) => runs.length)
-      ),
+      experiments.map((e) => ui.runs.runs(e.experimentId).then((s) => s.rows.length)),
     );
     return {
       title: "Experiments",
