@@ -45,6 +45,7 @@ import { conv3dModel } from "../models/conv3d.ts";
 import { MiniResNet, ResidualBlock } from "../models/resnet.ts";
 import { Seq2Seq } from "../models/seq2seq.ts";
 import { ConvBlock, UNet } from "../models/unet.ts";
+import { Vgg16 } from "../models/vgg16.ts";
 
 await setup();
 
@@ -168,6 +169,8 @@ const EXAMPLES: Record<string, Example[]> = {
       3,
     ]),
   ],
+  // The whole base (14.7 M weights): 32×32 is the smallest input that reaches block5_pool.
+  Vgg16: [unary((rng) => new Vgg16({ inChannels: 1, rng }), [1, 32, 32, 1])],
   Linear: [unary((rng) => new Linear(5, 4, { activation: "gelu", rng }), [2, 3, 5])],
   Dropout: [unary((rng) => new Dropout(0.4, { rng }), [4, 6])],
   BatchNorm: [
