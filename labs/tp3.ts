@@ -25,6 +25,12 @@ import {
   trainClassifier,
 } from "./tp3/classify.ts";
 import { DATASET_NAMES, type DatasetName, type Tp3Options } from "./tp3/common.ts";
+import { runStyleExercise } from "./tp3/style.ts";
+
+/** The units of `--unit`: the three classifiers and the style transfer. */
+const UNITS = [...MODEL_KEYS, "style"] as const;
+const STYLE_FLAGS = ["weights", "content", "style", "steps", "image-size"] as const;
+const CLASSIFIER_FLAGS = ["epochs", "batch-size", "resume", "dataset", "data"] as const;
 
 export function summaryText(results: readonly ExerciseResult[], seconds: number): string {
   const lines = [`\n== TP3 summary (${formatDuration(seconds)} in all) ==`];
@@ -103,33 +109,54 @@ async function run(args: LabArgs): Promise<number> {
     imageSize: args.imageSize,
   };
   const unit = args.unit;
-  if (unit !== undefined && !isModelKey(unit)) {
-    throw new UsageError(`--unit ${unit}: tp3's units are ${MODEL_KEYS.join(", ")}`);
+  if (unit !== undefined && !(UNITS as readonly string[]).includes(unit)) {
+    throw new UsageError(`--unit ${unit}: tp3's units are ${UNITS.join(", ")}`);
   }
-  if (
-    unit !== undefined && args.exercise !== undefined && MODELS[unit].exercise !== args.exercise
-  ) {
+  const exerciseOf = (u: string) => isModelKey(u) ? MODELS[u].exercise : 4;
+  if (unit !== undefined && args.exercise !== undefined && exerciseOf(unit) !== args.exercise) {
     throw new UsageError(
-      `--unit ${unit} belongs to exercise ${
-        MODELS[unit].exercise
-      }, not --exercise ${args.exercise}`,
+      `--unit ${unit} belongs to exercise ${exerciseOf(unit)}, not --exercise ${args.exercise}`,
     );
   }
+  // Style transfer runs when asked for, or when its weights are given with no exercise named:
+  // without weights it can only stop, and a plain `train tp3` should train the classifiers.
+  const exercise = unit !== undefined ? exerciseOf(unit) : args.exercise;
   const wants = (n: number) =>
-    unit !== undefined
-      ? MODELS[unit].exercise === n
-      : args.exercise === undefined || args.exercise === n;
+    exercise === n || (exercise === undefined && (n < 4 || args.weights !== undefined));
+  const given = (flag: string) => args.given?.has(flag) ?? false;
+  for (
+    const [flags, applies, what] of [
+      [STYLE_FLAGS, wants(4), "exercise 4 (style transfer)"],
+      [CLASSIFIER_FLAGS, wants(1) || wants(2), "exercises 1 and 2 (the classifiers)"],
+    ] as const
+  ) {
+    const stray = flags.find(given);
+    if (stray && !applies) throw new UsageError(`--${stray} applies to ${what} only`);
+  }
   const started = performance.now();
   const results: ExerciseResult[] = [];
   if (wants(1) || wants(2)) {
     const data = await loadDataset(options);
     const trained: ClassifierOutcome[] = [];
-    for (const exercise of [1, 2] as const) {
-      if (!wants(exercise)) continue;
-      const { result, outcomes } = await runClassifiers(options, exercise, data, trained, unit);
+    for (const n of [1, 2] as const) {
+      if (!wants(n)) continue;
+      const { result, outcomes } = await runClassifiers(
+        options,
+        n,
+        data,
+        trained,
+        unit !== undefined && isModelKey(unit) ? unit : undefined,
+      );
       trained.push(...outcomes);
       results.push(result);
     }
+  }
+  if (wants(4)) results.push(await runStyleExercise(options));
+  else {
+    args.out.write(
+      "\nExercise 4 (style transfer) runs with the VGG16 weights: --exercise 4 --weights FILE " +
+        "(models/vgg16.ts says how to convert Keras' or PyTorch's ImageNet weights).\n",
+    );
   }
   args.out.write(summaryText(results, (performance.now() - started) / 1000));
   return results.some((r) => r.checks.some((c) => !c.pass && !c.informational)) ? 1 : 0;

@@ -132,6 +132,9 @@ Deno.test("tp3 command lines that cannot run: exit 2 with a message, no stack tr
     [["--unit", "resnet", "--exercise", "1"], /--unit resnet belongs to exercise 2/],
     [["--data", empty], /Fashion-MNIST: no train-images-idx3-ubyte\[\.gz\] in .*--data DIR/],
     [["--dataset", "cifar10", "--data", empty], /CIFAR-10: --data .* holds neither/],
+    [["--exercise", "4"], /--weights/],
+    [["--unit", "style", "--epochs", "2"], /--epochs applies to exercises 1 and 2/],
+    [["--exercise", "1", "--steps", "5"], /--steps applies to exercise 4/],
   ];
   for (const [args, message] of cases) {
     const out = await runLab(["tp3", "--quick", ...args]);
