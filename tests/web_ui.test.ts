@@ -82,11 +82,14 @@ Deno.test({
         await shoot("runs_table");
         await page.click("#compare-link");
         await page.waitForSelector("html[data-hydrated]");
-        const legend = await legendOf(page, "training_loss");
-        assert.deepEqual(
-          legend.sort(),
-          ["Optimizer_Comparison_Adam", "Optimizer_Comparison_RMSprop"],
-        );
+        // --quick trains one epoch: each metric is one value, shown per run in a table.
+        const columns = await page.locator("table.single-values thead th").allTextContents();
+        assert.deepEqual(columns.slice(1).sort(), [
+          "Optimizer_Comparison_Adam",
+          "Optimizer_Comparison_RMSprop",
+        ]);
+        const lossRow = page.locator("table.single-values tr[data-metric='training_loss'] td");
+        assert.equal(await lossRow.count(), 2);
         const optimizerRow = page.locator("table.diff tbody tr")
           .filter({ has: page.locator("th", { hasText: /^optimizer$/ }) });
         assert.equal(await optimizerRow.getAttribute("class"), "differs");
@@ -178,6 +181,22 @@ Deno.test({
         await page.hover("rect.cell[data-query='3'][data-key='10']");
         assert.match(await readout.textContent() ?? "", /^query t=3 · key s=10 · α=/);
         await shoot("attention_seq2seq");
+      });
+
+      await t.step("every run's page (and attention explorer) renders and hydrates", async () => {
+        const experiments = await store.listExperiments();
+        const runs = await store.searchRuns({
+          experimentIds: experiments.map((e) => e.experimentId),
+        });
+        assert.ok(runs.length >= 20, `${runs.length} runs`);
+        for (const run of runs) {
+          await visit(`/runs/${run.info.runId}`);
+          const attention = page.locator("a", { hasText: "attention explorer" });
+          if (await attention.count()) {
+            await attention.click();
+            await page.waitForSelector("html[data-hydrated] rect.cell");
+          }
+        }
       });
 
       await t.step("benchmarks: table, roofline, two files side by side", async () => {

@@ -106,7 +106,10 @@ async function artifactBody(store: ReadOnlyStore, runId: string, file: ArtifactI
     const spec = name.endsWith(".vl.json") ? parsed : jsonChartSpec(parsed);
     if (spec) return <Island name="VegaChart" props={{ spec, label: file.path }} />;
   }
-  if (/\.(txt|json|yaml|yml|csv|log)$/.test(name) && size <= MAX_TEXT_BYTES) {
+  if (name.endsWith(".json") && size <= MAX_TEXT_BYTES) {
+    return <pre>{JSON.stringify(JSON.parse(await text()), null, 2)}</pre>;
+  }
+  if (/\.(txt|yaml|yml|csv|log)$/.test(name) && size <= MAX_TEXT_BYTES) {
     return <pre>{await text()}</pre>;
   }
   return <a href={artifactUrl(runId, file.path)} download>download ({formatNumber(size)} bytes)</a>;

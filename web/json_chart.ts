@@ -9,7 +9,8 @@ const MAX_HEATMAPS = 2;
 const MAX_CELLS = 20_000;
 
 type Line = { name: string; x: number[] | null; y: number[] };
-type Grid = { name: string; rows: number[][] };
+/** `rowLabels`/`colLabels`: a sibling array as long as the rows or the columns (query steps…). */
+type Grid = { name: string; rows: number[][]; rowLabels?: number[]; colLabels?: number[] };
 
 const isNumbers = (v: unknown): v is number[] =>
   Array.isArray(v) && v.length >= 2 && v.every((x) => typeof x === "number");
@@ -27,10 +28,29 @@ function collect(value: unknown, name: string, lines: Line[], grids: Grid[]): vo
     const entries = Object.entries(value);
     const xKey = X_KEYS.find((k) => isNumbers((value as Record<string, unknown>)[k]));
     const x = xKey ? (value as Record<string, number[]>)[xKey] : null;
+    const siblingGrids = entries.map(([, item]) => item).filter(isGrid);
+    const labels = new Set<string>();
+    for (const grid of siblingGrids) {
+      const rowLabels = entries.find(([, v]) => isNumbers(v) && v.length === grid.length);
+      const colLabels = entries.find(([, v]) => isNumbers(v) && v.length === grid[0].length);
+      if (rowLabels) labels.add(rowLabels[0]);
+      if (colLabels) labels.add(colLabels[0]);
+    }
     for (const [key, item] of entries) {
       const path = name ? `${name}.${key}` : key;
-      if (key === xKey) continue;
-      if (isNumbers(item)) {
+      if (key === xKey || labels.has(key)) continue;
+      if (isGrid(item)) {
+        const label = (n: number) =>
+          entries.find(([k, v]) => labels.has(k) && isNumbers(v) && v.length === n)?.[1] as
+            | number[]
+            | undefined;
+        grids.push({
+          name: path,
+          rows: item,
+          rowLabels: label(item.length),
+          colLabels: label(item[0].length),
+        });
+      } else if (isNumbers(item)) {
         lines.push({ name: path, x: x?.length === item.length ? x : null, y: item });
       } else collect(item, path, lines, grids);
     }
@@ -53,7 +73,9 @@ function lineSpec(lines: Line[]): VegaLiteSpec {
 }
 
 function heatmapSpec(grid: Grid): VegaLiteSpec {
-  const values = grid.rows.flatMap((row, r) => row.map((v, c) => ({ row: r, col: c, v })));
+  const values = grid.rows.flatMap((row, r) =>
+    row.map((v, c) => ({ row: grid.rowLabels?.[r] ?? r, col: grid.colLabels?.[c] ?? c, v }))
+  );
   return {
     title: grid.name,
     width: 520,

@@ -3,7 +3,7 @@
 // metrics API and redraws as points arrive, until the run ends.
 import { useSignal } from "@preact/signals";
 import { useEffect } from "preact/hooks";
-import { formatTime, type Series, smooth } from "./series.ts";
+import { formatNumber, formatTime, type Series, smooth } from "./series.ts";
 import { VegaChart, type VegaLiteSpec } from "./VegaChart.tsx";
 
 export interface ChartRun {
@@ -68,8 +68,8 @@ function chartSpec(
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: key,
-    width: 340,
-    height: 190,
+    width: 300,
+    height: 170,
     data: { values },
     layer: view.smoothing > 0 ? [line("value", 0.25), line("smoothed", 1)] : [line("value", 1)],
   };
@@ -80,6 +80,7 @@ function progressText(status: string, metrics: RunMetrics, epochs: number | null
   const lastStep = Math.max(...all.map((s) => s.step.at(-1) ?? -Infinity));
   const lastTime = Math.max(...all.map((s) => s.time.at(-1) ?? -Infinity));
   if (!Number.isFinite(lastStep)) return `${status}: no metrics yet`;
+  if (status !== "RUNNING") return `${status}: last point ${formatTime(lastTime)} UTC`;
   const epochPart = epochs ? ` (epoch ${Math.min(lastStep + 1, epochs)} of ${epochs})` : "";
   return `${status}: step ${lastStep}${epochPart}, last point ${formatTime(lastTime)} UTC`;
 }
@@ -103,8 +104,13 @@ export function MetricCharts(props: MetricChartsProps) {
 
   const keys = [
     ...new Set(props.runs.flatMap((r) => Object.keys(metrics.value[r.runId]?.series ?? {}))),
-  ]
-    .sort();
+  ].sort();
+  // Values logged once (final scores, summaries) read better in a table than as a lone dot.
+  const seriesOf = (runId: string, key: string) => metrics.value[runId]?.series[key];
+  const single = (key: string) =>
+    props.runs.every((r) => (seriesOf(r.runId, key)?.total ?? 0) <= 1);
+  const curveKeys = keys.filter((k) => !single(k));
+  const valueKeys = keys.filter(single);
   const view = { smoothing: smoothing.value, axis: axis.value, log: log.value };
   const live = props.live ? metrics.value[liveRun] : undefined;
   return (
@@ -114,7 +120,7 @@ export function MetricCharts(props: MetricChartsProps) {
           {progressText(live.status, live, props.live!.epochs)}
         </p>
       )}
-      <div class="controls">
+      <div class="controls" hidden={curveKeys.length === 0}>
         <label>
           smoothing{" "}
           <input
@@ -149,14 +155,37 @@ export function MetricCharts(props: MetricChartsProps) {
           log scale
         </label>
       </div>
-      {keys.length === 0 ? <p class="empty">No metrics logged.</p> : (
-        <div class="chart-grid">
-          {keys.map((key) => (
-            <div class="chart" data-metric={key} key={key}>
-              <VegaChart spec={chartSpec(key, props, metrics.value, view)} label={key} />
-            </div>
-          ))}
-        </div>
+      {keys.length === 0 && <p class="empty">No metrics logged.</p>}
+      <div class="chart-grid">
+        {curveKeys.map((key) => (
+          <div class="chart" data-metric={key} key={key}>
+            <VegaChart spec={chartSpec(key, props, metrics.value, view)} label={key} />
+          </div>
+        ))}
+      </div>
+      {valueKeys.length > 0 && (
+        <table class="single-values">
+          <thead>
+            <tr>
+              <th>logged once</th>
+              {props.runs.length > 1 && props.runs.map((r) => <th key={r.runId}>{r.runName}</th>)}
+              {props.runs.length === 1 && <th class="number">value</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {valueKeys.map((key) => (
+              <tr key={key} data-metric={key}>
+                <th class="mono">{key}</th>
+                {props.runs.map((r) => {
+                  const v = seriesOf(r.runId, key)?.value[0];
+                  return (
+                    <td key={r.runId} class="number">{v === undefined ? "—" : formatNumber(v)}</td>
+                  );
+                })}
+              </tr>
+            ))}
+          </tbody>
+        </table>
       )}
     </div>
   );
