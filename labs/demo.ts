@@ -11,8 +11,9 @@ import { Rng } from "../engine/random.ts";
 import { Tensor } from "../engine/tensor.ts";
 import { withRun } from "../tracking/run.ts";
 import { openStore } from "../tracking/store.ts";
-import { type LabArgs, registerLab, UsageError } from "./registry.ts";
+import { type LabArgs, type LabUnit, registerLab, UsageError } from "./registry.ts";
 import { logModel, readResumePoint, resumedSettings, trainRun } from "./train_run.ts";
+import { findUnitRuns, logUnitResult, planKey, runSeconds, unitTags } from "./unit_runs.ts";
 
 /** Two interleaved spirals, `n` points per class, in a seeded random order. */
 export function spirals(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
@@ -67,11 +68,41 @@ function buildModel(config: DemoConfig): Sequential {
   );
 }
 
+/** The demo's one training, as a unit: what a sweep of it runs (and a requeue resumes). */
+const UNIT = "spirals";
+
+const planOf = (args: LabArgs) =>
+  planKey("demo", {
+    quick: args.quick,
+    seed: args.seed,
+    epochs: args.epochs ?? "default",
+    batch_size: args.batchSize ?? "default",
+  });
+
+function units(args: LabArgs): LabUnit[] {
+  const config = configOf(args);
+  return [{
+    name: UNIT,
+    trains: `MLP ${config.hidden}-${config.hidden} on ${2 * config.pointsPerClass} spiral ` +
+      `points, ${config.epochs} epochs`,
+    seconds: 5 + config.epochs * (args.quick ? 0.1 : 0.3),
+  }];
+}
+
+interface DemoResult {
+  test_accuracy: number;
+  test_loss: number;
+}
+
 async function run(args: LabArgs): Promise<void> {
   const checkpointFile = path.join(args.checkpointDir, "demo", "last.safetensors");
   const resume = args.resume ? await readResumePoint(checkpointFile) : null;
   if (args.resume && !resume) {
-    throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
+    // A unit requeued before its first epoch ended has nothing to resume: it starts over.
+    if (args.unit === undefined) {
+      throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
+    }
+    args.out.write(`--resume: no checkpoint at ${checkpointFile} yet: training from the start\n`);
   }
   // Resuming continues the saved configuration; only --epochs may extend it.
   const saved = resume?.settings.config as DemoConfig | undefined;
@@ -110,7 +141,7 @@ async function run(args: LabArgs): Promise<void> {
   try {
     await withRun(openStore(), "demo", {
       runName: `demo-seed${config.seed}${resume ? `-resumed${resume.epoch}` : ""}`,
-      tags: { "denograd.lab": "demo" },
+      tags: { "denograd.lab": "demo", ...unitTags(planOf(args), UNIT) },
     }, async (run) => {
       await run.logParams({
         points_per_class: config.pointsPerClass,
@@ -124,7 +155,7 @@ async function run(args: LabArgs): Promise<void> {
         seed: config.seed,
         quick: args.quick,
       });
-      await trainRun(run, {
+      const { test } = await trainRun(run, {
         model,
         optimizer,
         loss: softmaxCrossEntropy,
@@ -145,6 +176,7 @@ async function run(args: LabArgs): Promise<void> {
         checkpoint: { file: checkpointFile, settings: { config }, resume },
       });
       await logModel(run, "model", model);
+      await logUnitResult(run, { test_accuracy: test!.accuracy, test_loss: test!.loss });
     });
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
@@ -153,9 +185,28 @@ async function run(args: LabArgs): Promise<void> {
   }
 }
 
+/** The sweep's closing line: the latest finished run of the unit, read back from the store. */
+async function summarize(args: LabArgs) {
+  const { found, missing } = await findUnitRuns<DemoResult>(openStore(), "demo", planOf(args), [
+    UNIT,
+  ]);
+  const unit = found.get(UNIT);
+  if (unit) {
+    const resumed = unit.run.tags["denograd.resumed_from_run"];
+    args.out.write(
+      `demo: test accuracy ${unit.result.test_accuracy.toFixed(4)}, test loss ` +
+        `${unit.result.test_loss.toFixed(4)} (run ${unit.run.info.runId}, ` +
+        `${runSeconds(unit.run).toFixed(1)} s${resumed ? `, resumed from run ${resumed}` : ""})\n`,
+    );
+  }
+  return { status: 0, missing };
+}
+
 registerLab({
   name: "demo",
   description: "MLP on two interleaved spirals (exercises fit, tracking, checkpoints, --resume)",
   flags: ["batch-size", "resume"],
   run,
+  units,
+  summarize,
 });

@@ -32,7 +32,10 @@ export interface LabArgs {
   steps?: number;
   /** Edge of the square images a lab works on (`--image-size N`). */
   imageSize?: number;
-  /** Run only this one of the lab's independent trainings, by name (`--unit NAME`). */
+  /**
+   * Run only this one of the lab's independent trainings, by name (`--unit NAME`; main.ts turns
+   * `--unit K` into the K-th name of the lab's plan).
+   */
   unit?: string;
   /** Tiny sizes: the whole lab runs in seconds (CI, smoke tests). */
   quick: boolean;
@@ -84,6 +87,22 @@ export class DataError extends Error {
   }
 }
 
+/** One of a lab's independent trainings: what `--plan` lists and `--unit` runs. */
+export interface LabUnit {
+  /** Unique within the lab; the name `--unit NAME` takes (usually the run's MLflow name). */
+  name: string;
+  /** What it trains, in a few words. */
+  trains: string;
+  /** Rough wall time on this project's 2-core software adapter, in seconds. */
+  seconds: number;
+}
+
+/** What `--summarize` found: the exit status, and the plan's units with no finished run. */
+export interface SummaryOutcome {
+  status: number;
+  missing: string[];
+}
+
 export interface Lab {
   name: string;
   description: string;
@@ -93,8 +112,22 @@ export interface Lab {
   exercises?: number;
   /** How many parts `--part N` may name (1 to N), when the lab has that flag. */
   parts?: number;
-  /** Resolves to the exit status (default 0): a lab whose criteria fail returns non-zero. */
+  /**
+   * Resolves to the exit status (default 0): a lab whose criteria fail returns non-zero. With
+   * `args.unit` it trains that unit only, logging exactly as the whole lab does.
+   */
   run(args: LabArgs): Promise<void | number>;
+  /**
+   * The lab's independent trainings under `args` (same order on every call and machine): a lab
+   * that has them can be swept (`deno task sweep`), one unit per process.
+   */
+  units?(args: LabArgs): LabUnit[];
+  /**
+   * Builds the lab's summary (figures, report, closing table) from the units' runs already in
+   * the store, training nothing; names the units it found no finished run of. It runs without
+   * the engine initialised (no GPU: the summary job may land on any node).
+   */
+  summarize?(args: LabArgs): Promise<SummaryOutcome>;
 }
 
 const registry = new Map<string, Lab>();

@@ -1,16 +1,26 @@
 // The `tp5` lab (spec labs/TP5.md): Part 1 attention layers on a GRU encoder, Part 2 a Bi-LSTM →
 // LSTM seq2seq with cross-attention (teacher-forced and autoregressive evaluation), Part 3 the
 // LOP-120 long-range memory benchmark (GRU baselines vs H-TAP, ablations, gap sweep, report.md).
-// Each part logs to its own MLflow experiment and returns checks; the summary prints them next
-// to the students' numbers and the criteria, and the exit status is 1 if any check fails.
-import { type Check, type PartResult, type Tp5Options } from "./tp5/common.ts";
-import { runPart1 } from "./tp5/part1.ts";
-import { runPart2 } from "./tp5/part2.ts";
-import { runPart3 } from "./tp5/part3.ts";
+// Every training is a unit (`--plan`, `--unit`) with its own MLflow run in its part's experiment;
+// the summary reads the units' results back from the store — after the whole lab, or alone with
+// `--summarize` after a sweep — and prints each check next to the students' numbers and the
+// criteria; the exit status is 1 if any check fails.
 import { formatDuration } from "../engine/train/progress.ts";
-import { type LabArgs, registerLab } from "./registry.ts";
+import { openStore, type TrackingStore } from "../tracking/store.ts";
+import { type LabArgs, registerLab, type SummaryOutcome } from "./registry.ts";
+import { findUnitRuns, planKey } from "./unit_runs.ts";
+import {
+  type Check,
+  type PartResult,
+  type Tp5Options,
+  type Tp5Part,
+  type Tp5Unit,
+} from "./tp5/common.ts";
+import { PART1 } from "./tp5/part1.ts";
+import { PART2 } from "./tp5/part2.ts";
+import { PART3 } from "./tp5/part3.ts";
 
-const PARTS = [runPart1, runPart2, runPart3];
+const PARTS: readonly Tp5Part[] = [PART1, PART2, PART3];
 
 function verdict(c: Check): string {
   return c.informational ? "INFO" : c.pass ? "PASS" : "FAIL";
@@ -58,30 +68,91 @@ function budget(seconds: number): Check {
   };
 }
 
-async function run(args: LabArgs): Promise<number> {
-  const options: Tp5Options = {
+function optionsOf(args: LabArgs): Tp5Options {
+  const seeds = args.seeds ?? (args.quick ? 1 : 3);
+  return {
     seed: args.seed,
-    seeds: args.seeds ?? (args.quick ? 1 : 3),
+    seeds,
     epochs: args.epochs,
     quick: args.quick,
+    // Everything that changes what the units train; --part only picks among them.
+    plan: planKey("tp5", {
+      quick: args.quick,
+      seed: args.seed,
+      seeds,
+      epochs: args.epochs ?? "default",
+    }),
+    checkpointDir: args.checkpointDir,
+    resume: args.resume,
     out: args.out,
   };
-  const started = performance.now();
+}
+
+/** The parts `--part` selects (all without it). */
+const selectedParts = (args: LabArgs) =>
+  PARTS.filter((p) => args.part === undefined || args.part === p.part);
+
+function units(args: LabArgs): Tp5Unit[] {
+  const options = optionsOf(args);
+  return selectedParts(args).flatMap((p) => p.units(options));
+}
+
+/**
+ * Each selected part's checks from its units' runs in the store, printed as the closing table;
+ * a part with a unit missing is left out and the unit named. `seconds`: the whole lab's wall
+ * time when it just trained (else the units' run times added up).
+ */
+async function summarizeParts(
+  store: TrackingStore,
+  args: LabArgs,
+  seconds?: number,
+): Promise<SummaryOutcome> {
+  const options = optionsOf(args);
   const results: PartResult[] = [];
-  for (const [i, runPart] of PARTS.entries()) {
-    if (args.part === undefined || args.part === i + 1) results.push(await runPart(options));
+  const missing: string[] = [];
+  for (const part of selectedParts(args)) {
+    const names = part.units(options).map((u) => u.name);
+    const runs = await findUnitRuns(store, part.experiment, options.plan, names);
+    if (runs.missing.length > 0) {
+      missing.push(...runs.missing);
+      args.out.write(
+        `\nPart ${part.part}: not summarised, no finished run of ` +
+          `${runs.missing.join(", ")}\n`,
+      );
+      continue;
+    }
+    results.push(await part.summarize(store, options, runs.found));
   }
-  const seconds = (performance.now() - started) / 1000;
-  if (results.length === PARTS.length && !args.quick) results.at(-1)!.checks.push(budget(seconds));
-  args.out.write(summaryText(results, seconds));
-  return results.some((r) => r.checks.some(failing)) ? 1 : 0;
+  const total = seconds ?? results.reduce((t, r) => t + r.seconds, 0);
+  if (results.length === PARTS.length && !args.quick) results.at(-1)!.checks.push(budget(total));
+  args.out.write(summaryText(results, total));
+  return { status: results.some((r) => r.checks.some(failing)) ? 1 : 0, missing };
+}
+
+async function run(args: LabArgs): Promise<number> {
+  const options = optionsOf(args);
+  const store = openStore();
+  const started = performance.now();
+  for (const part of selectedParts(args)) {
+    const partUnits = part.units(options).filter((u) =>
+      args.unit === undefined || u.name === args.unit
+    );
+    if (partUnits.length === 0) continue;
+    args.out.write(part.heading(options));
+    for (const unit of partUnits) await unit.train(store);
+  }
+  if (args.unit !== undefined) return 0;
+  const { status } = await summarizeParts(store, args, (performance.now() - started) / 1000);
+  return status;
 }
 
 registerLab({
   name: "tp5",
   description:
     "TP5: attention layers, seq2seq with cross-attention, LOP-120 memory benchmark (H-TAP)",
-  flags: ["part", "seeds"],
+  flags: ["part", "seeds", "resume"],
   parts: PARTS.length,
   run,
+  units,
+  summarize: (args) => summarizeParts(openStore(), args),
 });

@@ -113,6 +113,24 @@ export async function readResumePoint(file: string): Promise<ResumePoint | null>
   return { bytes, epoch: Number(metadata.epoch), history, runId, settings };
 }
 
+/**
+ * Tags `run` as continuing the checkpoint that run `fromRunId` wrote after `epoch` epochs, and
+ * marks that run resumed (KILLED if its killed process left it RUNNING).
+ */
+export async function tagResumedRun(
+  run: Run,
+  fromRunId: string,
+  epoch: number,
+  out: ProgressWriter,
+): Promise<void> {
+  await run.setTag("denograd.resumed_from_run", fromRunId);
+  await run.setTag("denograd.resumed_from_epoch", String(epoch));
+  // The run that wrote the checkpoint is over: a killed one would stay RUNNING forever.
+  const known = await run.store.getRun(fromRunId).then(() => true, () => false);
+  if (known) await markResumed(run.store, fromRunId, run);
+  else out.write(`--resume: run ${fromRunId}, which wrote the checkpoint, is not in this store\n`);
+}
+
 export interface TrainRunSpec {
   model: Module;
   optimizer: Optimizer;
@@ -226,14 +244,7 @@ export async function trainRun(run: Run, spec: TrainRunSpec): Promise<TrainRunRe
   if (resume) {
     initialEpoch = loadTrainingCheckpoint(resume.bytes, { model, optimizer }).epoch;
     Object.assign(history, resume.history);
-    await run.setTag("denograd.resumed_from_run", resume.runId);
-    await run.setTag("denograd.resumed_from_epoch", String(initialEpoch));
-    // The run that wrote the checkpoint is over: a killed one would stay RUNNING forever.
-    const known = await run.store.getRun(resume.runId).then(() => true, () => false);
-    if (known) await markResumed(run.store, resume.runId, run);
-    else {out.write(
-        `--resume: run ${resume.runId}, which wrote the checkpoint, is not in this store\n`,
-      );}
+    await tagResumedRun(run, resume.runId, initialEpoch, out);
   }
 
   let summaryText = "";

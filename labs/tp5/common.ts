@@ -1,6 +1,10 @@
-// What the three parts of `deno task train tp5` share: options, the result each part hands to the
-// final summary, and the attention-span metrics of spec §2.6 computed from real weights.
+// What the three parts of `deno task train tp5` share: options, the units each part trains and
+// the summary it builds from their results, and the attention-span metrics of spec §2.6 computed
+// from real weights.
 import type { ProgressWriter } from "../../engine/train/progress.ts";
+import type { TrackingStore } from "../../tracking/store.ts";
+import type { LabUnit } from "../registry.ts";
+import type { FoundUnit } from "../unit_runs.ts";
 
 export interface Tp5Options {
   /** Base seed: model and data seeds derive from it (each part logs the ones it used). */
@@ -11,7 +15,33 @@ export interface Tp5Options {
   epochs?: number;
   /** Tiny sizes for CI: shapes, Σα = 1, finite and falling loss, files written. */
   quick: boolean;
+  /** The plan key every unit run is tagged with (labs/unit_runs.ts). */
+  plan: string;
+  /** Where Part-3 models keep their per-epoch training checkpoints (`tp5/<unit>.safetensors`). */
+  checkpointDir: string;
+  /** Continue each Part-3 model from its checkpoint, when it has one. */
+  resume: boolean;
   out: ProgressWriter;
+}
+
+/** One independent training of a part: what `--unit` runs. */
+export interface Tp5Unit extends LabUnit {
+  /** Trains the unit in its own run of the part's experiment, logging its result for the summary. */
+  train(store: TrackingStore): Promise<void>;
+}
+
+export interface Tp5Part {
+  part: 1 | 2 | 3;
+  experiment: string;
+  /** The heading printed before the part's units train. */
+  heading(options: Tp5Options): string;
+  units(options: Tp5Options): Tp5Unit[];
+  /** The part's checks (and its summary run, if it has one) from every unit's logged result. */
+  summarize(
+    store: TrackingStore,
+    options: Tp5Options,
+    found: ReadonlyMap<string, FoundUnit<unknown>>,
+  ): Promise<PartResult>;
 }
 
 /** One line of the final summary: our number next to the students' and the criterion. */

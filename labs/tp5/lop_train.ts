@@ -6,6 +6,8 @@ import { noGrad } from "../../engine/autograd.ts";
 import { add } from "../../engine/ops/elementwise.ts";
 import { mse } from "../../engine/ops/loss.ts";
 import { clipGradNorm } from "../../engine/optim/clip.ts";
+import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../../engine/io/checkpoint.ts";
+import { decodeSafetensors } from "../../engine/io/safetensors.ts";
 import { Adam } from "../../engine/optim/optimizers.ts";
 import { Rng } from "../../engine/random.ts";
 import { Tensor, tidy } from "../../engine/tensor.ts";
@@ -23,6 +25,7 @@ import {
   type Lop120Options,
   STEP_INPUT,
 } from "../data/lop120.ts";
+import { writeFileAtomic } from "../../tracking/files.ts";
 import { evaluateLop, type Evaluation } from "./lop_metrics.ts";
 import type { Tp5Options } from "./common.ts";
 
@@ -194,17 +197,47 @@ export const HEATMAP_QUERIES = Array.from(
   (_, i) => WEIGHT_ROWS_FROM + i,
 );
 
+/** A model's last per-epoch training checkpoint, read back for --resume. */
+export interface TapCheckpoint {
+  bytes: Uint8Array;
+  /** The epochs it completed. */
+  epochs: EpochLog[];
+  /** Training seconds so far. */
+  trainSeconds: number;
+  /** The run that wrote it. */
+  runId: string;
+  /** The plan it was trained under (labs/unit_runs.ts). */
+  plan: string;
+}
+
+/** The checkpoint at `file`, or null when there is none. */
+export async function readTapCheckpoint(file: string): Promise<TapCheckpoint | null> {
+  const bytes = await Deno.readFile(file).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  });
+  if (bytes === null) return null;
+  const extra = JSON.parse(decodeSafetensors(bytes).metadata.extra ?? "null");
+  if (!Array.isArray(extra?.epochs) || typeof extra.runId !== "string") {
+    throw new Error(`--resume: ${file} is not a TP5 Part-3 training checkpoint`);
+  }
+  return { bytes, ...extra };
+}
+
 export async function trainTap(
   spec: TapSpec,
   splits: LopSplits,
   options: Tp5Options,
   hooks: {
+    /** Also called for each epoch of a resumed checkpoint, so the run's curves are whole. */
     onEpoch?: (epoch: number, log: EpochLog) => Promise<void>;
     /** Called with the trained model before its weights are freed (e.g. to log them). */
     onTrained?: (model: TapModel) => Promise<void>;
   } = {},
+  /** Written after every epoch; `resume` continues from one (model, Adam, shuffling, epochs). */
+  checkpoint?: { file: string; runId: string; resume: TapCheckpoint | null },
 ): Promise<TapResult> {
-  const rng = new Rng(spec.seed);
+  let rng = new Rng(spec.seed);
   const model = new TapModel({
     sizes: LOP120_SIZES,
     units: spec.units,
@@ -217,9 +250,19 @@ export async function trainTap(
   const epochs: EpochLog[] = [];
   const steps = splits.train.set.batchCount(LOP.batchSize, true);
   const out = options.out;
-  const started = performance.now();
+  let started = performance.now();
+  const resume = checkpoint?.resume;
+  if (resume) {
+    rng = loadTrainingCheckpoint(resume.bytes, { model, optimizer }).rng;
+    for (const log of resume.epochs) {
+      await hooks.onEpoch?.(epochs.length, log);
+      epochs.push(log);
+    }
+    started -= resume.trainSeconds * 1000;
+    out.write(`  ${spec.name}: resumed after epoch ${epochs.length} of ${spec.epochs}\n`);
+  }
   try {
-    for (let epoch = 0; epoch < spec.epochs; epoch++) {
+    for (let epoch = epochs.length; epoch < spec.epochs; epoch++) {
       const epochStart = performance.now();
       let total = Tensor.zeros([]).keep();
       let step = 0;
@@ -275,6 +318,23 @@ export async function trainTap(
           ` (${log.seconds.toFixed(1)} s)${out.isTTY ? "\x1b[K" : ""}\n`,
       );
       await hooks.onEpoch?.(epoch, log);
+      if (checkpoint) {
+        const extra = {
+          epochs,
+          trainSeconds: (performance.now() - started) / 1000,
+          runId: checkpoint.runId,
+          plan: options.plan,
+        };
+        const bytes = await saveTrainingCheckpoint({
+          model,
+          optimizer,
+          epoch: epoch + 1,
+          step: optimizer.iterations,
+          rng,
+          extra: JSON.parse(JSON.stringify(extra)),
+        });
+        await writeFileAtomic(checkpoint.file, bytes);
+      }
     }
     const trainSeconds = (performance.now() - started) / 1000;
     const test = await rolloutSplit(model, splits.test, 3);
@@ -291,4 +351,35 @@ export async function trainTap(
     for (const p of model.parameters()) p.dispose();
     optimizer.dispose?.();
   }
+}
+
+/** A TapResult as JSON holds it: the samples' Float32Arrays as arrays (exact: f32 ⊂ f64). */
+export interface TapResultJson extends Omit<TapResult, "samples"> {
+  samples: { predictions: number[][]; heatmap?: number[][]; reentry?: number[][] };
+}
+
+export function tapResultToJson(r: TapResult): TapResultJson {
+  const arrays = (xs?: Float32Array[]) => xs?.map((x) => Array.from(x));
+  const { predictions, heatmap, reentry } = r.samples;
+  return {
+    ...r,
+    samples: {
+      predictions: arrays(predictions)!,
+      heatmap: arrays(heatmap),
+      reentry: arrays(reentry),
+    },
+  };
+}
+
+export function tapResultFromJson(r: TapResultJson): TapResult {
+  const arrays = (xs?: number[][]) => xs?.map((x) => Float32Array.from(x));
+  const { predictions, heatmap, reentry } = r.samples;
+  return {
+    ...r,
+    samples: {
+      predictions: arrays(predictions)!,
+      heatmap: arrays(heatmap),
+      reentry: arrays(reentry),
+    },
+  };
 }

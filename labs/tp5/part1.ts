@@ -13,8 +13,8 @@ import { Rng } from "../../engine/random.ts";
 import { Tensor, tidy } from "../../engine/tensor.ts";
 import { evaluate, type LossFn } from "../../engine/train/fit.ts";
 import { formatValue } from "../../engine/train/progress.ts";
-import { type Run, withRun } from "../../tracking/run.ts";
-import { openStore, type TrackingStore } from "../../tracking/store.ts";
+import { withRun } from "../../tracking/run.ts";
+import type { TrackingStore } from "../../tracking/store.ts";
 import { type BurstTask, burstTask, type SumTask, sumTask } from "../data/attention_tasks.ts";
 import { AttentionGru, type Part1Attention } from "../../models/attention_gru.ts";
 import { trainRun } from "../train_run.ts";
@@ -25,8 +25,12 @@ import {
   type PartResult,
   type SpanMetrics,
   type Tp5Options,
+  type Tp5Part,
+  type Tp5Unit,
 } from "./common.ts";
-import { type Band, type Line, type LinePanel, linePanelsSpec, logFigure } from "./plots.ts";
+import { linePanelsSpec, logFigure } from "./plots.ts";
+import { logAttentionFigure, logCurvesFigure } from "./part1_figures.ts";
+import { type FoundUnit, logUnitResult, runSeconds, unitTags } from "../unit_runs.ts";
 
 export const PART1_EXPERIMENT = "TP5_Part1_Attention";
 
@@ -49,7 +53,7 @@ export const P1_CAPTION =
  */
 const SUM_TOLERANCE: Record<Part1Attention, number> = { simple: 1e-6, scaled: 1e-5 };
 
-type TaskName = "sum" | "burst";
+export type TaskName = "sum" | "burst";
 
 interface Part1Config {
   samples: number;
@@ -131,7 +135,7 @@ export function scalingWithinTolerance(rows: readonly ScalingRow[], tolerance = 
 
 // ---- one training run ----------------------------------------------------------------------
 
-interface TaskData {
+export interface TaskData {
   name: TaskName;
   x: Float32Array;
   /** Regression targets [n, 1] or class ids [n]. */
@@ -177,17 +181,6 @@ function validationStart(samples: number): number {
   return samples - Math.floor(samples * VALIDATION_SPLIT);
 }
 
-/** The validation samples to plot: the first three, or for the burst task one per class. */
-function plottedSamples(data: TaskData, start: number): number[] {
-  if (!data.burst) return [start, start + 1, start + 2].filter((i) => i < data.samples);
-  const picks: number[] = [];
-  for (const label of [0, 1, 2]) {
-    const i = data.burst.labels.findIndex((l, n) => n >= start && l === label);
-    if (i >= 0) picks.push(i);
-  }
-  return picks;
-}
-
 async function trainOne(
   store: TrackingStore,
   data: TaskData,
@@ -201,8 +194,10 @@ async function trainOne(
   const shuffleSeed = options.seed;
   const label = `${data.name}/${variant}`;
   const started = performance.now();
+  const name = `${data.name}_${variant}`;
   return await withRun(store, PART1_EXPERIMENT, {
-    runName: `${data.name}_${variant}`,
+    runName: name,
+    tags: unitTags(options.plan, name),
   }, async (run) => {
     const model = new AttentionGru({
       steps,
@@ -346,7 +341,7 @@ async function trainOne(
           `, H/ln T ${fmt(span.attn_entropy_norm, 4)}, max α ${fmt(span.attn_max_weight)} ` +
           `(1/T = ${fmt(1 / steps)}), ${seconds.toFixed(1)} s\n`,
       );
-      return {
+      const outcome: RunOutcome = {
         task: data.name,
         variant,
         runId: run.id,
@@ -362,6 +357,8 @@ async function trainOne(
         seconds,
         artifactsWritten: written.every(Boolean),
       };
+      await logUnitResult(run, outcome);
+      return outcome;
     } finally {
       x.dispose();
       y.dispose();
@@ -419,115 +416,18 @@ async function attendRows(
   return result;
 }
 
-// ---- figures -------------------------------------------------------------------------------
-
-async function logAttentionFigure(
-  run: Run,
-  data: TaskData,
-  variant: Part1Attention,
-  weights: Float32Array,
-  valStart: number,
-  steps: number,
-): Promise<void> {
-  const picks = plottedSamples(data, valStart);
-  const xs = Array.from({ length: steps }, (_, t) => t);
-  const row = (
-    i: number,
-  ) => [...weights.subarray((i - valStart) * steps, (i - valStart + 1) * steps)];
-  const rule = { y: 1 / steps, label: "uniform 1/T" };
-  const panels: LinePanel[] = [];
-  const samples = picks.map((i) => ({
-    sample: i,
-    label: data.burst ? data.burst.labels[i] : null,
-    segment: data.burst ? data.burst.segments[i] : null,
-    alpha: row(i),
-  }));
-  if (data.burst) {
-    for (const s of samples) {
-      const bands: Band[] = [{
-        from: s.segment!.start - 0.5,
-        to: s.segment!.end - 0.5,
-        color: "#f28e2b",
-        label: "burst",
-      }];
-      panels.push({
-        title: `burst task, class ${s.label} (sample ${s.sample})`,
-        xTitle: "time step t",
-        yTitle: "α_t",
-        lines: [{ name: `α (${variant})`, x: xs, y: s.alpha }],
-        bands,
-        rule,
-        width: 300,
-        height: 200,
-      });
-    }
-  } else {
-    const lines: Line[] = samples.map((s) => ({ name: `sample ${s.sample}`, x: xs, y: s.alpha }));
-    panels.push({
-      title: "sum task (uniform is ideal)",
-      xTitle: "time step t",
-      yTitle: "α_t",
-      lines,
-      rule,
-      width: 640,
-      height: 220,
-    });
-  }
-  const title = `P1-a ${data.name} task, ${variant} attention: α over ${steps} steps ` +
-    "(not expected to focus, §1.5)";
-  await logFigure(run, "p1_attention_weights", linePanelsSpec(title, panels, 3), {
-    task: data.name,
-    attention: variant,
-    steps,
-    uniform: 1 / steps,
-    caption: P1_CAPTION,
-    samples,
-  });
-}
-
-async function logCurvesFigure(
-  run: Run,
-  task: TaskName,
-  variant: Part1Attention,
-  history: Record<string, number[]>,
-): Promise<void> {
-  const epochs = history.loss.length;
-  const xs = Array.from({ length: epochs }, (_, e) => e + 1);
-  const panels: LinePanel[] = [{
-    title: task === "sum" ? "loss (standardised MSE)" : "loss (cross-entropy)",
-    xTitle: "epoch",
-    yTitle: "loss",
-    lines: [
-      { name: "train", x: xs, y: history.loss },
-      { name: "validation", x: xs, y: history.val_loss, dashed: true },
-    ],
-  }];
-  if (task === "burst") {
-    panels.push({
-      title: "accuracy",
-      xTitle: "epoch",
-      yTitle: "accuracy",
-      lines: [
-        { name: "train", x: xs, y: history.accuracy },
-        { name: "validation", x: xs, y: history.val_accuracy, dashed: true },
-      ],
-    });
-  }
-  await logFigure(
-    run,
-    "p1_training_curves",
-    linePanelsSpec(`P1-b ${task} task, ${variant} attention: training curves`, panels),
-    { task, attention: variant, epoch: xs, ...history },
-  );
-}
+const SCALING_UNIT = "scaling_variance";
 
 async function scalingRun(
   store: TrackingStore,
   config: Part1Config,
   options: Tp5Options,
-): Promise<{ rows: ScalingRow[]; runId: string }> {
+): Promise<void> {
   const seed = options.seed + 7;
-  return await withRun(store, PART1_EXPERIMENT, { runName: "scaling_variance" }, async (run) => {
+  await withRun(store, PART1_EXPERIMENT, {
+    runName: SCALING_UNIT,
+    tags: unitTags(options.plan, SCALING_UNIT),
+  }, async (run) => {
     await run.logParams({ d_k: SCALING_DKS.join(","), pairs: config.scalingPairs, seed });
     const rows = scalingVariance(SCALING_DKS, config.scalingPairs, seed);
     for (const r of rows) {
@@ -552,7 +452,7 @@ async function scalingRun(
       height: 260,
     }], 1);
     await logFigure(run, "p1_scaling_variance", spec, { pairs: config.scalingPairs, seed, rows });
-    return { rows, runId: run.id };
+    await logUnitResult(run, rows);
   });
 }
 
@@ -575,37 +475,53 @@ function check(
   return { name, value, reference, criterion, pass };
 }
 
-export async function runPart1(options: Tp5Options): Promise<PartResult> {
-  const started = performance.now();
-  const config = configOf(options);
-  const store = openStore();
+/** The task's generated data (seeded from the options). */
+function taskData(task: TaskName, config: Part1Config, options: Tp5Options): TaskData {
   const shape = { samples: config.samples, steps: config.steps, features: config.features };
-  const sumSeed = options.seed + 1;
-  const burstSeed = options.seed + 42; // JB's data seed at the default --seed 0
-  const sum = sumTask(sumSeed, shape);
-  const burst = burstTask(burstSeed, shape);
-  const tasks: TaskData[] = [
-    { name: "sum", x: sum.x, y: sum.y, samples: sum.samples, dataSeed: sumSeed, sum },
-    {
-      name: "burst",
-      x: burst.x,
-      y: burst.labels,
-      samples: burst.samples,
-      dataSeed: burstSeed,
-      burst,
-    },
-  ];
-  options.out.write(
-    `\n== TP5 Part 1: GRU(${config.units}) + attention (${config.samples} × ${config.steps} × ` +
-      `${config.features}; ${config.variants.join(", ")}) ==\n`,
-  );
-
-  const outcomes: RunOutcome[] = [];
-  for (const variant of config.variants) {
-    for (const task of tasks) outcomes.push(await trainOne(store, task, variant, config, options));
+  if (task === "sum") {
+    const dataSeed = options.seed + 1;
+    const sum = sumTask(dataSeed, shape);
+    return { name: "sum", x: sum.x, y: sum.y, samples: sum.samples, dataSeed, sum };
   }
-  const scaling = await scalingRun(store, config, options);
+  const dataSeed = options.seed + 42; // JB's data seed at the default --seed 0
+  const burst = burstTask(dataSeed, shape);
+  return { name: "burst", x: burst.x, y: burst.labels, samples: burst.samples, dataSeed, burst };
+}
 
+const TASKS: readonly TaskName[] = ["sum", "burst"];
+
+function units(options: Tp5Options): Tp5Unit[] {
+  const config = configOf(options);
+  const trainings = config.variants.flatMap((variant) =>
+    TASKS.map((task): Tp5Unit => ({
+      name: `${task}_${variant}`,
+      trains: `GRU(${config.units}) + ${variant} attention on the ${task} task, ` +
+        `${config.epochs[task]} epochs`,
+      seconds: options.quick ? 8 : 5 + config.epochs[task] * 0.6,
+      train: async (store) => {
+        await trainOne(store, taskData(task, config, options), variant, config, options);
+      },
+    }))
+  );
+  return [...trainings, {
+    name: SCALING_UNIT,
+    trains: `Var(q·k) over ${config.scalingPairs} random pairs per d_k (no model)`,
+    seconds: 2,
+    train: (store) => scalingRun(store, config, options),
+  }];
+}
+
+function part1Result(
+  options: Tp5Options,
+  found: ReadonlyMap<string, FoundUnit<unknown>>,
+): PartResult {
+  const config = configOf(options);
+  const outcomes = units(options).filter((u) => u.name !== SCALING_UNIT)
+    .map((u) => found.get(u.name)!.result as RunOutcome);
+  const scaling = {
+    rows: found.get(SCALING_UNIT)!.result as ScalingRow[],
+    runId: found.get(SCALING_UNIT)!.run.info.runId,
+  };
   const checks: Check[] = [];
   for (const o of outcomes) {
     const id = `P1 ${o.task}/${o.variant}`;
@@ -698,6 +614,18 @@ export async function runPart1(options: Tp5Options): Promise<PartResult> {
     title: "basic attention (GRU + SimpleAttention / scaled dot-product)",
     checks,
     runIds: [...outcomes.map((o) => o.runId), scaling.runId],
-    seconds: (performance.now() - started) / 1000,
+    seconds: [...found.values()].reduce((t, f) => t + runSeconds(f.run), 0),
   };
 }
+
+export const PART1: Tp5Part = {
+  part: 1,
+  experiment: PART1_EXPERIMENT,
+  heading: (options) => {
+    const c = configOf(options);
+    return `\n== TP5 Part 1: GRU(${c.units}) + attention (${c.samples} × ${c.steps} × ` +
+      `${c.features}; ${c.variants.join(", ")}) ==\n`;
+  },
+  units,
+  summarize: (_store, options, found) => Promise.resolve(part1Result(options, found)),
+};

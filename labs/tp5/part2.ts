@@ -13,8 +13,8 @@ import { Adam } from "../../engine/optim/optimizers.ts";
 import { Rng } from "../../engine/random.ts";
 import { Tensor, tidy } from "../../engine/tensor.ts";
 import type { Data, History } from "../../engine/train/fit.ts";
-import { type Run, withRun } from "../../tracking/run.ts";
-import { openStore, type TrackingStore } from "../../tracking/store.ts";
+import { withRun } from "../../tracking/run.ts";
+import type { TrackingStore } from "../../tracking/store.ts";
 import { Seq2Seq, type Seq2SeqScore } from "../../models/seq2seq.ts";
 import { decoderInputs, type SeriesData, seriesSplits } from "../data/series.ts";
 import { trainRun } from "../train_run.ts";
@@ -22,11 +22,12 @@ import {
   attentionSpan,
   type Check,
   fmt,
-  type PartResult,
   type SpanMetrics,
   type Tp5Options,
+  type Tp5Part,
 } from "./common.ts";
-import { heatmapSpec, type LinePanel, linePanelsSpec, logFigure } from "./plots.ts";
+import { logUnitResult, runSeconds, unitTags } from "../unit_runs.ts";
+import { logFigures } from "./part2_figures.ts";
 
 export const PART2_EXPERIMENT = "TP5_Part2_Seq2Seq";
 
@@ -247,156 +248,44 @@ export interface Part2RunResult {
   seconds: number;
 }
 
-const seriesRange = (from: number, length: number) => Array.from({ length }, (_, i) => from + i);
-
-async function logFigures(run: Run, config: Part2Config, test: SeriesData, r: Part2RunResult) {
-  const { inputLen, horizon, features } = config;
-  const sample = 0;
-  for (
-    const [name, mode, evaluation] of [
-      ["attention_heatmap", "autoregressive", r.ar],
-      ["attention_heatmap_tf", "teacher-forced", r.tf],
-    ] as const
-  ) {
-    const values = evaluation.weights.slice(
-      sample * horizon * inputLen,
-      (sample + 1) * horizon * inputLen,
-    );
-    const min = Math.min(...values), max = Math.max(...values);
-    await logFigure(
-      run,
-      name,
-      heatmapSpec("Attention Weights Heatmap", [{
-        title: `test sample ${sample}, ${mode} (${config.score}); α ∈ [${fmt(min)}, ${
-          fmt(max)
-        }], uniform ${fmt(1 / inputLen)}`,
-        values,
-        rows: horizon,
-        cols: inputLen,
-        xTitle: "Encoder Steps",
-        yTitle: "Decoder Steps",
-        colorTitle: "α",
-      }]),
-      {
-        sample,
-        mode,
-        score: config.score,
-        rows: horizon,
-        cols: inputLen,
-        min,
-        max,
-        weights: Array.from(
-          { length: horizon },
-          (_, k) => Array.from(values.subarray(k * inputLen, (k + 1) * inputLen)),
-        ),
-      },
-    );
-  }
-
-  const samples = [0, 1, 2, 3];
-  const channel = (arr: Float32Array, i: number, len: number) =>
-    Array.from({ length: len }, (_, t) => arr[(i * len + t) * features]);
-  const panels: LinePanel[] = samples.map((i) => ({
-    title: `test sample ${i}`,
-    xTitle: "time step",
-    yTitle: "x(t)",
-    lines: [
-      { name: "input", x: seriesRange(0, inputLen), y: channel(test.x, i, inputLen) },
-      { name: "true future", x: seriesRange(inputLen, horizon), y: channel(test.y, i, horizon) },
-      {
-        name: "autoregressive",
-        x: seriesRange(inputLen, horizon),
-        y: channel(r.ar.prediction, i, horizon),
-      },
-      {
-        name: "teacher-forced",
-        x: seriesRange(inputLen, horizon),
-        y: channel(r.tf.prediction, i, horizon),
-        dashed: true,
-      },
-    ],
-    width: 320,
-    height: 180,
-  }));
-  await logFigure(
-    run,
-    "p2_prediction",
-    linePanelsSpec(`Seq2Seq forecasts (${config.score}), test samples`, panels),
-    {
-      samples: samples.map((i) => ({
-        sample: i,
-        input: channel(test.x, i, inputLen),
-        true: channel(test.y, i, horizon),
-        autoregressive: channel(r.ar.prediction, i, horizon),
-        teacher_forced: channel(r.tf.prediction, i, horizon),
-      })),
-    },
-  );
-
-  const h = r.history.history;
-  const epochs = r.history.epoch;
-  await logFigure(
-    run,
-    "p2_training_curves",
-    linePanelsSpec(`Seq2Seq training (${config.score}, teacher forcing)`, [
-      {
-        title: "MSE loss",
-        xTitle: "epoch",
-        yTitle: "MSE",
-        lines: [
-          { name: "train_loss", x: epochs, y: h.loss },
-          { name: "val_loss", x: epochs, y: h.val_loss },
-        ],
-      },
-      {
-        title: "MAE",
-        xTitle: "epoch",
-        yTitle: "MAE",
-        lines: [
-          { name: "train_mae", x: epochs, y: h.mae },
-          { name: "val_mae", x: epochs, y: h.val_mae },
-        ],
-      },
-    ]),
-    {
-      epoch: epochs,
-      train_loss: h.loss,
-      val_loss: h.val_loss,
-      train_mae: h.mae,
-      val_mae: h.val_mae,
-    },
-  );
-
-  const steps = seriesRange(1, horizon);
-  await logFigure(
-    run,
-    "p2_horizon_error",
-    linePanelsSpec(`Test MSE per horizon step (${config.score})`, [{
-      title: "autoregressive vs teacher-forced; dashed rule: predicting 0",
-      xTitle: "horizon step",
-      yTitle: "MSE",
-      lines: [
-        { name: "autoregressive", x: steps, y: r.ar.mseByStep },
-        { name: "teacher-forced", x: steps, y: r.tf.mseByStep, dashed: true },
-      ],
-      rule: { y: r.zeroMse, label: "predict 0" },
-      width: 480,
-    }], 1),
-    {
-      step: steps,
-      autoregressive: r.ar.mseByStep,
-      teacher_forced: r.tf.mseByStep,
-      predict_zero: r.zeroMse,
-    },
-  );
+/** What the checks read of a run, as its unit logs it for the summary (no per-sample arrays). */
+export interface Part2Outcome {
+  config: Part2Config;
+  runId: string;
+  /** Training loss per epoch. */
+  losses: number[];
+  tf: Omit<Evaluation, "prediction" | "weights">;
+  ar: Omit<Evaluation, "prediction" | "weights">;
+  /** Largest |Σα − 1| over the AR and TF attention rows. */
+  sumError: number;
+  zeroMse: number;
+  spanAr: SpanMetrics;
+  scale: number | null;
 }
 
-/** Trains one configuration and logs it as one run of `TP5_Part2_Seq2Seq`. */
-export async function trainPart2Run(
+function outcomeOf(r: Part2RunResult): Part2Outcome {
+  const stats = ({ mse, mae, mseByStep, shapes }: Evaluation) => ({ mse, mae, mseByStep, shapes });
+  return {
+    config: r.config,
+    runId: r.runId,
+    losses: r.history.history.loss,
+    tf: stats(r.tf),
+    ar: stats(r.ar),
+    sumError: Math.max(
+      rowSumError(r.ar.weights, r.config.inputLen),
+      rowSumError(r.tf.weights, r.config.inputLen),
+    ),
+    zeroMse: r.zeroMse,
+    spanAr: r.spanAr,
+    scale: r.scale,
+  };
+}
+
+async function trainPart2Run(
   config: Part2Config,
   options: Tp5Options,
-  store: TrackingStore = openStore(),
-): Promise<Part2RunResult> {
+  store: TrackingStore,
+): Promise<void> {
   const started = performance.now();
   const splits = seriesSplits(config.dataSeed, {
     n: config.n,
@@ -407,12 +296,12 @@ export async function trainPart2Run(
   });
   const name = runName(config);
   options.out.write(
-    `\n== TP5 Part 2 — ${name}: ${config.n} series (last 20 % validate), ${config.epochs} ` +
+    `\n-- ${name}: ${config.n} series (last 20 % validate), ${config.epochs} ` +
       `epochs, batch ${config.batchSize}, teacher forcing (start ${config.startToken}) ==\n`,
   );
-  return await withRun(store, PART2_EXPERIMENT, {
+  await withRun(store, PART2_EXPERIMENT, {
     runName: name,
-    tags: { "denograd.lab": "tp5/part2" },
+    tags: { "denograd.lab": "tp5/part2", ...unitTags(options.plan, name) },
   }, async (run) => {
     await run.logParams({
       input_len: config.inputLen,
@@ -533,7 +422,7 @@ export async function trainPart2Run(
             scale === null ? "" : `, learned scale ${fmt(scale)}`
           }; ${result.seconds.toFixed(1)} s\n`,
       );
-      return result;
+      await logUnitResult(run, outcomeOf(result));
     } finally {
       data.x.dispose();
       data.y.dispose();
@@ -543,18 +432,13 @@ export async function trainPart2Run(
   });
 }
 
-function quickChecks(r: Part2RunResult): Check[] {
-  const { config } = r;
-  const losses = r.history.history.loss;
+function quickChecks(r: Part2Outcome): Check[] {
+  const { config, losses, sumError } = r;
   const expectedShapes = {
     prediction: [config.testN, config.horizon, config.features],
     weights: [config.testN, config.horizon, config.inputLen],
   };
-  const sumError = Math.max(
-    rowSumError(r.ar.weights, config.inputLen),
-    rowSumError(r.tf.weights, config.inputLen),
-  );
-  const shapesOf = (e: Evaluation) =>
+  const shapesOf = (e: Part2Outcome["tf"]) =>
     `${e.shapes.prediction.join("×")}, ${e.shapes.weights.join("×")}`;
   const expected = `${expectedShapes.prediction.join("×")}, ${expectedShapes.weights.join("×")}`;
   return [
@@ -584,7 +468,7 @@ function quickChecks(r: Part2RunResult): Check[] {
   ];
 }
 
-function fullChecks(main: Part2RunResult, scaled: Part2RunResult | null): Check[] {
+function fullChecks(main: Part2Outcome, scaled: Part2Outcome | null): Check[] {
   const checks = quickChecks(main);
   const h = main.config.horizon;
   checks.push(
@@ -636,25 +520,34 @@ function fullChecks(main: Part2RunResult, scaled: Part2RunResult | null): Check[
   return checks;
 }
 
-/**
- * Part 2: the DP preset (or `overrides`, e.g. `{ startToken: "last" }` or `{ horizon: 10 }`),
- * then — in full mode without a score override — the same with the ÷√d score for comparison.
- */
-export async function runPart2(
-  options: Tp5Options,
-  overrides: Partial<Part2Config> = {},
-): Promise<PartResult> {
-  const started = performance.now();
-  const store = openStore();
-  const main = await trainPart2Run(part2Config(options, overrides), options, store);
-  const scaled = options.quick || overrides.score !== undefined
-    ? null
-    : await trainPart2Run(part2Config(options, { ...overrides, score: "scaled" }), options, store);
-  return {
-    part: 2,
-    title: "Seq2Seq with cross-attention (Bi-LSTM → LSTM, 50 → 20)",
-    checks: options.quick ? quickChecks(main) : fullChecks(main, scaled),
-    runIds: [main.runId, ...(scaled ? [scaled.runId] : [])],
-    seconds: (performance.now() - started) / 1000,
-  };
+/** The DP preset, then — in full mode — the same with the ÷√d score for comparison. */
+function configs(options: Tp5Options): Part2Config[] {
+  const main = part2Config(options);
+  return options.quick ? [main] : [main, part2Config(options, { score: "scaled" })];
 }
+
+export const PART2: Tp5Part = {
+  part: 2,
+  experiment: PART2_EXPERIMENT,
+  heading: () => "\n== TP5 Part 2 — Seq2Seq with cross-attention ==\n",
+  units: (options) =>
+    configs(options).map((config) => ({
+      name: runName(config),
+      trains: `Bi-LSTM → LSTM seq2seq (${config.score} score), ${config.n} series, ` +
+        `${config.epochs} epochs`,
+      seconds: options.quick ? 15 : 10 + config.epochs * 2,
+      train: (store) => trainPart2Run(config, options, store),
+    })),
+  summarize: (_store, options, found) => {
+    const [main, scaled] = configs(options).map((c) =>
+      found.get(runName(c))!.result as Part2Outcome
+    );
+    return Promise.resolve({
+      part: 2,
+      title: "Seq2Seq with cross-attention (Bi-LSTM → LSTM, 50 → 20)",
+      checks: options.quick ? quickChecks(main) : fullChecks(main, scaled ?? null),
+      runIds: [main.runId, ...(scaled ? [scaled.runId] : [])],
+      seconds: [...found.values()].reduce((t, f) => t + runSeconds(f.run), 0),
+    });
+  },
+};

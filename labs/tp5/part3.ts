@@ -7,30 +7,36 @@
 import { modelState } from "../../engine/io/checkpoint.ts";
 import { encodeSafetensors } from "../../engine/io/safetensors.ts";
 import { formatDuration } from "../../engine/train/progress.ts";
-import { type Run, withRun } from "../../tracking/run.ts";
-import { openStore, type TrackingStore } from "../../tracking/store.ts";
+import * as path from "node:path";
+import { withRun } from "../../tracking/run.ts";
+import type { TrackingStore } from "../../tracking/store.ts";
+import { FRAMES, generateLop120, HORIZON, type Lop120 } from "../data/lop120.ts";
 import {
-  APPEARANCE,
-  CHANNELS,
-  CONTENT,
-  CONTEXT,
-  FRAMES,
-  HORIZON,
-  type Lop120,
-} from "../data/lop120.ts";
-import { type Check, fmt, meanStd, type PartResult, type Tp5Options } from "./common.ts";
+  type Check,
+  fmt,
+  meanStd,
+  type PartResult,
+  type Tp5Options,
+  type Tp5Part,
+  type Tp5Unit,
+} from "./common.ts";
 import {
-  HEATMAP_QUERIES,
   LOP,
   type LopSplits,
   makeSplits,
+  readTapCheckpoint,
   type TapResult,
+  tapResultFromJson,
+  type TapResultJson,
+  tapResultToJson,
   type TapSpec,
   trainTap,
 } from "./lop_train.ts";
-import { barPanelsSpec, heatmapSpec, type LinePanel, linePanelsSpec, logFigure } from "./plots.ts";
+import { logFigures, logSummaryMetrics } from "./part3_figures.ts";
 import { writeReport } from "./report.ts";
-import { logEpochMetrics } from "../train_run.ts";
+import { UsageError } from "../registry.ts";
+import { logEpochMetrics, tagResumedRun } from "../train_run.ts";
+import { type FoundUnit, logUnitResult, PLAN_TAG, runSeconds, unitTags } from "../unit_runs.ts";
 
 export const PART3_EXPERIMENT = "TP5_Part3_HTAP";
 
@@ -48,7 +54,7 @@ export interface Part3Config {
   gaps: number[];
 }
 
-export function part3Config(options: Tp5Options): Part3Config {
+export function part3Config(options: Pick<Tp5Options, "quick" | "epochs">): Part3Config {
   if (options.quick) {
     return {
       train: 128,
@@ -85,25 +91,35 @@ export const HTAP = { label: "H-TAP", memory: "full", units: 64 } as const;
 const FIFO = { label: "FIFO-10", memory: "fifo", units: 64, window: 10 } as const;
 const BOUNDED = { label: "bounded", memory: "bounded", units: 64 } as const;
 
-interface Trained {
-  result: TapResult;
-  runId: string;
+/** Where a model keeps its per-epoch training checkpoint. */
+function checkpointFile(options: Tp5Options, spec: TapSpec): string {
+  return path.join(options.checkpointDir, "tp5", `${spec.name}.safetensors`);
 }
 
-export async function trainAndLog(
+async function trainAndLog(
   store: TrackingStore,
   spec: TapSpec,
   splits: LopSplits,
   config: Part3Config,
   options: Tp5Options,
-): Promise<Trained> {
+): Promise<void> {
   options.out.write(`\n-- ${spec.name}: ${spec.label} (${spec.epochs} epochs) --\n`);
-  let runId = "";
+  const file = checkpointFile(options, spec);
+  const resume = options.resume ? await readTapCheckpoint(file) : null;
+  if (resume && resume.plan !== options.plan) {
+    throw new UsageError(
+      `--resume: ${file} was trained under '${resume.plan}', this command asks for ` +
+        `'${options.plan}': resume with those settings, or train from scratch without --resume`,
+    );
+  }
+  if (options.resume && !resume) {
+    options.out.write(`--resume: no checkpoint at ${file} yet: training from the start\n`);
+  }
   const result = await withRun(store, PART3_EXPERIMENT, {
     runName: spec.name,
-    tags: { "denograd.lab": "tp5/part3", model: spec.label },
+    tags: { "denograd.lab": "tp5/part3", model: spec.label, ...unitTags(options.plan, spec.name) },
   }, async (run) => {
-    runId = run.id;
+    if (resume) await tagResumedRun(run, resume.runId, resume.epochs.length, options.out);
     await run.logParams({
       model: spec.label,
       memory: spec.memory,
@@ -129,7 +145,7 @@ export async function trainAndLog(
         const bytes = encodeSafetensors(await modelState(model), { model: spec.label });
         await run.logArtifact("model/weights.safetensors", bytes);
       },
-    });
+    }, { file, runId: run.id, resume });
     await run.logMetrics({
       ...r.test.metrics,
       ...(r.test.attention ?? {}),
@@ -140,6 +156,7 @@ export async function trainAndLog(
       await run.logMetric("test_mse_app_by_step", r.test.horizonApp[k], k + 1);
       await run.logMetric("test_mse_bg_by_step", r.test.horizonBg[k], k + 1);
     }
+    await logUnitResult(run, tapResultToJson(r));
     return r;
   });
   const m = result.test.metrics;
@@ -157,7 +174,6 @@ export async function trainAndLog(
         : "") +
       ` (${result.params} params, trained in ${result.trainSeconds.toFixed(0)} s)\n`,
   );
-  return { result, runId };
 }
 
 /** Everything the summary, figures and report are made of. */
@@ -347,96 +363,93 @@ function quickChecks(r: Part3Results): Check[] {
   ];
 }
 
-export async function runPart3(options: Tp5Options): Promise<PartResult> {
-  const started = performance.now();
+/** One Part-3 model: its spec, and the gap of its lure-free splits (null: the main splits). */
+interface Part3Model {
+  spec: TapSpec;
+  gap: number | null;
+}
+
+/** The models in the order the whole part trains them (the run names are the unit names). */
+function part3Models(options: Tp5Options): Part3Model[] {
   const config = part3Config(options);
-  const store = openStore();
-  const runIds: string[] = [];
-  const out = options.out;
-  out.write(
-    `\n== TP5 Part 3 — LOP-120: TAP baseline vs H-TAP (train ${config.train}, ${config.epochs} ` +
-      `epochs, ${options.seeds} seed(s)) ==\n`,
-  );
-  const train = async (
-    spec: Omit<TapSpec, "name" | "epochs">,
-    name: string,
-    splits: LopSplits,
-    epochs: number,
-  ) => {
-    const t = await trainAndLog(store, { ...spec, name, epochs }, splits, config, options);
-    runIds.push(t.runId);
-    return t.result;
-  };
+  const base = options.seed;
+  const main = (spec: Omit<TapSpec, "epochs">): Part3Model => ({
+    spec: { ...spec, epochs: config.epochs },
+    gap: null,
+  });
+  const models: Part3Model[] = [];
+  for (let s = 0; s < options.seeds; s++) {
+    const seed = base + s;
+    const curves = s === 0;
+    models.push(main({ ...GRU64, seed, curves, name: `GRU64_seed${seed}` }));
+    models.push(main({ ...HTAP, seed, curves, name: `HTAP_seed${seed}` }));
+  }
+  models.push(main({ ...GRU128, seed: base, curves: true, name: `GRU128_seed${base}` }));
+  models.push(main({ ...FIFO, seed: base, curves: true, name: `FIFO10_seed${base}` }));
+  models.push(main({ ...BOUNDED, seed: base, curves: true, name: `Bounded_seed${base}` }));
+  for (const gap of config.gaps) {
+    models.push({
+      spec: { ...GRU64, seed: base, name: `Gap${gap}_GRU64`, epochs: config.gapEpochsGru },
+      gap,
+    });
+    models.push({
+      spec: { ...HTAP, seed: base, name: `Gap${gap}_HTAP`, epochs: config.gapEpochsHtap },
+      gap,
+    });
+  }
+  return models;
+}
+
+/** Seconds of one epoch of 64 updates on this adapter (README: fused decoder, quiet machine). */
+const EPOCH_SECONDS: Record<TapSpec["memory"], Record<number, number>> = {
+  none: { 64: 9, 128: 14 },
+  full: { 64: 21 },
+  fifo: { 64: 21 },
+  bounded: { 64: 21 },
+};
+
+async function trainModel(store: TrackingStore, model: Part3Model, options: Tp5Options) {
+  const config = part3Config(options);
   const sizes = { train: config.train, val: config.val, test: config.test };
-  const main = makeSplits(sizes);
-  const gru: TapResult[] = [], htap: TapResult[] = [];
-  let gru128: TapResult, fifo: TapResult, bounded: TapResult;
+  const splits = model.gap === null
+    ? makeSplits(sizes)
+    : makeSplits({ ...sizes, train: config.gapTrain }, { gap: model.gap, lure: false });
   try {
-    for (let s = 0; s < options.seeds; s++) {
-      const seed = options.seed + s;
-      const curves = s === 0;
-      gru.push(await train({ ...GRU64, seed, curves }, `GRU64_seed${seed}`, main, config.epochs));
-      htap.push(await train({ ...HTAP, seed, curves }, `HTAP_seed${seed}`, main, config.epochs));
-    }
-    gru128 = await train(
-      { ...GRU128, seed: options.seed, curves: true },
-      `GRU128_seed${options.seed}`,
-      main,
-      config.epochs,
-    );
-    fifo = await train(
-      { ...FIFO, seed: options.seed, curves: true },
-      `FIFO10_seed${options.seed}`,
-      main,
-      config.epochs,
-    );
-    bounded = await train(
-      { ...BOUNDED, seed: options.seed, curves: true },
-      `Bounded_seed${options.seed}`,
-      main,
-      config.epochs,
-    );
+    await trainAndLog(store, model.spec, splits, config, options);
   } finally {
-    main.dispose();
+    splits.dispose();
   }
-  const gap: Part3Results["gap"] = [];
-  for (const g of config.gaps) {
-    const splits = makeSplits({ ...sizes, train: config.gapTrain }, { gap: g, lure: false });
-    try {
-      gap.push({
-        gap: g,
-        gru: await train(
-          { ...GRU64, seed: options.seed },
-          `Gap${g}_GRU64`,
-          splits,
-          config.gapEpochsGru,
-        ),
-        htap: await train(
-          { ...HTAP, seed: options.seed },
-          `Gap${g}_HTAP`,
-          splits,
-          config.gapEpochsHtap,
-        ),
-      });
-    } finally {
-      splits.dispose();
-    }
-  }
+}
+
+async function summarize(
+  store: TrackingStore,
+  options: Tp5Options,
+  found: ReadonlyMap<string, FoundUnit<unknown>>,
+): Promise<PartResult> {
+  const config = part3Config(options);
+  const result = (name: string) => tapResultFromJson(found.get(name)!.result as TapResultJson);
+  const seeds = Array.from({ length: options.seeds }, (_, s) => options.seed + s);
+  const base = options.seed;
   const results: Part3Results = {
     config,
     seeds: options.seeds,
-    gru,
-    htap,
-    gru128,
-    fifo,
-    bounded,
-    gap,
-    test: main.test.data,
+    gru: seeds.map((s) => result(`GRU64_seed${s}`)),
+    htap: seeds.map((s) => result(`HTAP_seed${s}`)),
+    gru128: result(`GRU128_seed${base}`),
+    fifo: result(`FIFO10_seed${base}`),
+    bounded: result(`Bounded_seed${base}`),
+    gap: config.gaps.map((gap) => ({
+      gap,
+      gru: result(`Gap${gap}_GRU64`),
+      htap: result(`Gap${gap}_HTAP`),
+    })),
+    // The main test split, as makeSplits generates it (data seed 3), for the figures.
+    test: generateLop120({ n: config.test, seed: 3 }),
   };
   const checks = options.quick ? quickChecks(results) : part3Checks(results);
   const summaryRun = await withRun(store, PART3_EXPERIMENT, {
     runName: "LOP120_summary",
-    tags: { "denograd.lab": "tp5/part3" },
+    tags: { "denograd.lab": "tp5/part3", [PLAN_TAG]: options.plan },
   }, async (run) => {
     await run.logParams({
       ...config,
@@ -451,290 +464,40 @@ export async function runPart3(options: Tp5Options): Promise<PartResult> {
     await writeReport(run, results, checks);
     return run.id;
   });
-  runIds.push(summaryRun);
   return {
     part: 3,
     title: "LOP-120 long-range memory benchmark (TAP vs H-TAP)",
     checks,
-    runIds,
-    seconds: (performance.now() - started) / 1000,
+    runIds: [
+      ...part3Models(options).map((m) => found.get(m.spec.name)!.run.info.runId),
+      summaryRun,
+    ],
+    seconds: [...found.values()].reduce((t, f) => t + runSeconds(f.run), 0),
   };
 }
 
-async function logSummaryMetrics(run: Run, r: Part3Results): Promise<void> {
-  const groups: [string, TapResult[]][] = [["gru64", r.gru], ["htap", r.htap]];
-  for (const [prefix, xs] of groups) {
-    for (const [key, pick] of Object.entries(metricPickers)) {
-      const s = stat(xs, pick);
-      if (!Number.isFinite(s.mean)) continue;
-      await run.logMetrics({ [`${prefix}_${key}_mean`]: s.mean, [`${prefix}_${key}_std`]: s.std });
-    }
-  }
-}
-
-const metricPickers: Record<string, (r: TapResult) => number> = {
-  mse_app_h: (r) => r.test.metrics.mse_app_h,
-  mse_app_k1: (r) => r.test.metrics.mse_app_k1,
-  id_acc: (r) => r.test.metrics.id_acc,
-  mse_bg_h: (r) => r.test.metrics.mse_bg_h,
-  mse_bg_tf: (r) => r.test.metrics.mse_bg_tf,
-  attn_key_mass: (r) => r.test.attention?.attn_key_mass ?? NaN,
-  attn_lure_mass: (r) => r.test.attention?.attn_lure_mass ?? NaN,
-  attn_entropy_norm: (r) => r.test.attention?.attn_entropy_norm ?? NaN,
-  attn_max_weight: (r) => r.test.attention?.attn_max_weight ?? NaN,
+export const PART3: Tp5Part = {
+  part: 3,
+  experiment: PART3_EXPERIMENT,
+  heading: (options) => {
+    const config = part3Config(options);
+    return `\n== TP5 Part 3 — LOP-120: TAP baseline vs H-TAP (train ${config.train}, ` +
+      `${config.epochs} epochs, ${options.seeds} seed(s)) ==\n`;
+  },
+  units: (options) => {
+    const config = part3Config(options);
+    return part3Models(options).map((model): Tp5Unit => {
+      const { spec, gap } = model;
+      const train = gap === null ? config.train : config.gapTrain;
+      const epoch = EPOCH_SECONDS[spec.memory][spec.units] * train / 4096;
+      return {
+        name: spec.name,
+        trains: `${spec.label}, seed ${spec.seed}, ${spec.epochs} epochs on ${train} sequences` +
+          (gap === null ? "" : ` (gap ${gap}, no lure)`),
+        seconds: Math.round((options.quick ? 10 : 20) + spec.epochs * epoch),
+        train: (store) => trainModel(store, model, options),
+      };
+    });
+  },
+  summarize,
 };
-
-const frames = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
-
-async function logFigures(run: Run, r: Part3Results): Promise<void> {
-  const [h0, g0] = [r.htap[0], r.gru[0]];
-  // P3-a: re-entry attention, three test sequences, H-TAP next to the bounded ablation.
-  const panels: LinePanel[] = [];
-  const reentry: Record<string, number[][]> = { htap: [], bounded: [] };
-  for (let i = 0; i < h0.samples.reentry!.length; i++) {
-    for (const [key, model] of [["htap", h0], ["bounded", r.bounded]] as const) {
-      const w = Array.from(model.samples.reentry![i]);
-      reentry[key].push(w);
-      panels.push({
-        title: `${model.spec.label}, test sequence ${i}`,
-        xTitle: "memory frame",
-        yTitle: "α at the re-entry query (t = 99)",
-        lines: [{ name: "attention", x: frames(0, CONTEXT), y: w }],
-        bands: bandsOf(r, i),
-        rule: { y: 1 / CONTEXT, label: "uniform 1/100" },
-        yZero: true,
-        height: 160,
-      });
-    }
-  }
-  await logFigure(
-    run,
-    "p3_attention_reentry",
-    linePanelsSpec(
-      "P3-a — attention at the re-entry query (green: target sightings, red: lure)",
-      panels,
-      2,
-      true,
-    ),
-    {
-      frames: frames(0, CONTEXT),
-      ...reentry,
-      sightings: spansOf(r, "sighting"),
-      lures: spansOf(r, "lure"),
-    },
-  );
-  // P3-b: heatmap of queries 80 … 118 over memory frames 0 … 118, one sequence.
-  const heat = h0.samples.heatmap![0];
-  await logFigure(
-    run,
-    "p3_attention_heatmap",
-    heatmapSpec("P3-b — H-TAP attention, test sequence 0", [{
-      title: "queries 80–99 teacher-forced, 100–118 generated",
-      values: heat,
-      rows: HEATMAP_QUERIES.length,
-      cols: FRAMES - 1,
-      rowLabel: (i) => HEATMAP_QUERIES[i],
-      xTitle: "memory frame",
-      yTitle: "query step t",
-      width: 600,
-      height: 320,
-    }]),
-    { queries: HEATMAP_QUERIES, weights: rowsOf(heat, FRAMES - 1) },
-  );
-  // P3-c: one rollout — two appearance channels and one background channel.
-  const truth = testFrames(r, 0);
-  const channel = (p: Float32Array, c: number) =>
-    frames(1, FRAMES - 1).map((f) => p[(f - 1) * 14 + c]);
-  const rolloutPanels: LinePanel[] = [0, 1, APPEARANCE].map((c) => ({
-    title: c < APPEARANCE ? `appearance channel ${c}` : `background channel ${c - APPEARANCE}`,
-    xTitle: "frame",
-    yTitle: "value",
-    lines: [
-      { name: "ground truth", x: frames(0, FRAMES), y: truth.map((f) => f[c]) },
-      { name: "GRU-64", x: frames(1, FRAMES - 1), y: channel(g0.samples.predictions[0], c) },
-      { name: "H-TAP", x: frames(1, FRAMES - 1), y: channel(h0.samples.predictions[0], c) },
-    ],
-    bands: [
-      ...bandsOf(r, 0),
-      { from: CONTEXT, to: FRAMES - 1, color: "#7f7fff", label: "free-running horizon" },
-    ],
-  }));
-  await logFigure(
-    run,
-    "p3_rollout",
-    linePanelsSpec("P3-c — test sequence 0 (blue: generated horizon)", rolloutPanels, 3),
-    {
-      truth,
-      gru64: Array.from(g0.samples.predictions[0]),
-      htap: Array.from(h0.samples.predictions[0]),
-    },
-  );
-  // P3-d: per-horizon-step error.
-  const steps = frames(1, HORIZON);
-  const mean = (xs: TapResult[], pick: (x: TapResult) => number[]) =>
-    steps.map((_, k) => xs.reduce((s, x) => s + pick(x)[k], 0) / xs.length);
-  const curves = {
-    gru64_app: mean(r.gru, (x) => x.test.horizonApp),
-    htap_app: mean(r.htap, (x) => x.test.horizonApp),
-    gru64_bg: mean(r.gru, (x) => x.test.horizonBg),
-    htap_bg: mean(r.htap, (x) => x.test.horizonBg),
-  };
-  await logFigure(
-    run,
-    "p3_horizon_error",
-    linePanelsSpec("P3-d — error per horizon step (mean over seeds)", [
-      {
-        title: "appearance (channels 0–7)",
-        xTitle: "horizon step k (frame 99 + k)",
-        yTitle: "MSE",
-        logY: true,
-        lines: [{ name: "GRU-64", x: steps, y: curves.gru64_app }, {
-          name: "H-TAP",
-          x: steps,
-          y: curves.htap_app,
-        }],
-      },
-      {
-        title: "background (channels 8–13)",
-        xTitle: "horizon step k (frame 99 + k)",
-        yTitle: "MSE",
-        lines: [{ name: "GRU-64", x: steps, y: curves.gru64_bg }, {
-          name: "H-TAP",
-          x: steps,
-          y: curves.htap_bg,
-        }],
-      },
-    ]),
-    { steps, ...curves },
-  );
-  // P3-e: summary bars.
-  const bars = (pick: (x: TapResult) => number) =>
-    modelGroups(r).map(({ label: name, results: xs }) => ({
-      name,
-      value: stat(xs, pick).mean,
-      std: stat(xs, pick).std,
-    }));
-  const summary = {
-    mse_app_h: bars((x) => x.test.metrics.mse_app_h),
-    id_acc: bars((x) => x.test.metrics.id_acc),
-    mse_bg_h: bars((x) => x.test.metrics.mse_bg_h),
-  };
-  await logFigure(
-    run,
-    "p3_summary",
-    barPanelsSpec(`P3-e — test metrics (mean ± std; main pair over ${r.seeds} seed(s))`, [
-      { title: "mse_app_h (log)", yTitle: "MSE", bars: summary.mse_app_h, logY: true },
-      { title: "id_acc", yTitle: "accuracy", bars: summary.id_acc },
-      { title: "mse_bg_h", yTitle: "MSE", bars: summary.mse_bg_h },
-    ]),
-    summary,
-  );
-  // P3-f: gap sweep.
-  const gaps = r.gap.map((g) => g.gap);
-  const sweep = {
-    gaps,
-    gru64_id_acc: r.gap.map((g) => g.gru.test.metrics.id_acc),
-    htap_id_acc: r.gap.map((g) => g.htap.test.metrics.id_acc),
-    gru64_mse_app_h: r.gap.map((g) => g.gru.test.metrics.mse_app_h),
-    htap_mse_app_h: r.gap.map((g) => g.htap.test.metrics.mse_app_h),
-  };
-  await logFigure(
-    run,
-    "p3_gap_sweep",
-    linePanelsSpec("P3-f — gap sweep (lure off)", [
-      {
-        title: "identity accuracy",
-        xTitle: "gap (frames out of view)",
-        yTitle: "id_acc",
-        logX: true,
-        lines: [{ name: "GRU-64", x: gaps, y: sweep.gru64_id_acc }, {
-          name: "H-TAP",
-          x: gaps,
-          y: sweep.htap_id_acc,
-        }],
-        rule: { y: 1 / 16, label: "chance" },
-      },
-      {
-        title: "appearance MSE over the horizon",
-        xTitle: "gap (frames out of view)",
-        yTitle: "mse_app_h",
-        logX: true,
-        logY: true,
-        lines: [{ name: "GRU-64", x: gaps, y: sweep.gru64_mse_app_h }, {
-          name: "H-TAP",
-          x: gaps,
-          y: sweep.htap_mse_app_h,
-        }],
-      },
-    ]),
-    sweep,
-  );
-  // P3-g: training curves of the seed-0 models.
-  const trained = [g0, r.gru128, r.fifo, r.bounded, h0];
-  const epochAxis = (x: TapResult) => x.epochs.map((_, i) => i + 1);
-  const g = {
-    loss: trained.map((x) => ({
-      name: x.spec.label,
-      x: epochAxis(x),
-      y: x.epochs.map((e) => e.loss),
-    })),
-    val: trained.map((x) => ({
-      name: x.spec.label,
-      x: epochAxis(x),
-      y: x.epochs.map((e) => e.val_mse_app_h ?? NaN),
-    })),
-    key: trained.filter((x) => x.epochs[0].val_attn_key_mass !== undefined).map((x) => ({
-      name: x.spec.label,
-      x: epochAxis(x),
-      y: x.epochs.map((e) => e.val_attn_key_mass ?? NaN),
-    })),
-  };
-  await logFigure(
-    run,
-    "p3_training_curves",
-    linePanelsSpec("P3-g — training (first seed)", [
-      {
-        title: "training loss (MSE, all 119 frames)",
-        xTitle: "epoch",
-        yTitle: "loss",
-        logY: true,
-        lines: g.loss,
-      },
-      { title: "validation mse_app_h", xTitle: "epoch", yTitle: "MSE", logY: true, lines: g.val },
-      {
-        title: "validation key mass at re-entry",
-        xTitle: "epoch",
-        yTitle: "Σα on sightings",
-        lines: g.key,
-      },
-    ], 3),
-    g,
-  );
-}
-
-/** Sighting (green) and lure (red) spans of test sequence i. */
-function bandsOf(r: Part3Results, i: number) {
-  const s = r.test.sighting[i], l = r.test.lure[i];
-  const bands = [{ from: s.start, to: s.start + s.length - 1, color: "#2ca02c", label: "target" }];
-  if (l) bands.push({ from: l.start, to: l.start + l.length - 1, color: "#d62728", label: "lure" });
-  return bands;
-}
-
-function spansOf(r: Part3Results, which: "sighting" | "lure") {
-  return r.test[which].slice(0, 3);
-}
-
-/** Content channels of every frame of test sequence i, [120][14]. */
-function testFrames(r: Part3Results, i: number): number[][] {
-  return frames(0, FRAMES).map((f) => {
-    const o = (i * FRAMES + f) * CHANNELS;
-    return Array.from(r.test.frames.subarray(o, o + CONTENT));
-  });
-}
-
-function rowsOf(values: Float32Array, cols: number): number[][] {
-  return Array.from(
-    { length: values.length / cols },
-    (_, i) => Array.from(values.subarray(i * cols, (i + 1) * cols)),
-  );
-}
