@@ -35,6 +35,7 @@ export function rooflineSpec(result: ResultFile): VegaLiteSpec | null {
   const points = result.results
     .filter((r) => r.flops && r.bytes && r.gflops && !r.error)
     .map((r) => ({
+      family: r.file.replace(/\.bench\.ts$/, ""),
       kernel: r.kernel,
       shape: r.shape,
       intensity: r.flops! / r.bytes!,
@@ -67,7 +68,8 @@ export function rooflineSpec(result: ResultFile): VegaLiteSpec | null {
         encoding: {
           x,
           y,
-          color: { field: "kernel", type: "nominal", legend: { columns: 2, labelLimit: 220 } },
+          // One colour per bench file (matmul, conv…): one per kernel would be ~60.
+          color: { field: "family", type: "nominal", title: "bench" },
           tooltip: [
             { field: "kernel" },
             { field: "shape" },

@@ -9,6 +9,7 @@ export const route: Route = {
     const runId = param(request, "runId");
     const { store } = request.ui;
     const run = await found(store.getRun(runId), "run");
+    const experiment = await found(store.getExperiment(run.info.experimentId), "experiment");
     const sources = await attentionSources(store, runId);
     if (sources.length === 0) throw new NotFound("this run logged no attention weights");
     return {
@@ -17,7 +18,7 @@ export const route: Route = {
         <section>
           <p class="crumbs">
             <a href="/">experiments</a> /{" "}
-            <a href={`/experiments/${run.info.experimentId}`}>experiment</a> /{" "}
+            <a href={`/experiments/${run.info.experimentId}`}>{experiment.name}</a> /{" "}
             <a href={`/runs/${runId}`}>{run.info.runName}</a> /
           </p>
           <h1>Attention explorer</h1>
