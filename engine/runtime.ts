@@ -307,6 +307,18 @@ export class Runtime {
     const cacheKey = `${spec.name}|${spec.key}`;
     let pipeline = this.pipelines.get(cacheKey);
     if (pipeline) return pipeline;
+    this.device.pushErrorScope("validation");
+    pipeline = this.device.createComputePipeline(this.pipelineDescriptor(spec));
+    this.device.popErrorScope().then((error) => {
+      if (error) {
+        console.error(`denograd: kernel '${cacheKey}' failed to compile: ${error.message}`);
+      }
+    });
+    this.pipelines.set(cacheKey, pipeline);
+    return pipeline;
+  }
+
+  private pipelineDescriptor(spec: KernelSpec): GPUComputePipelineDescriptor {
     const layoutKey = `${spec.bindings.join(",")}|${spec.uniforms !== undefined}`;
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
@@ -325,21 +337,53 @@ export class Runtime {
       layout = this.device.createBindGroupLayout({ entries });
       this.layouts.set(layoutKey, layout);
     }
-    const code = spec.code();
-    this.device.pushErrorScope("validation");
-    const module = this.device.createShaderModule({ code, label: spec.name });
-    pipeline = this.device.createComputePipeline({
-      label: cacheKey,
+    const module = this.device.createShaderModule({ code: spec.code(), label: spec.name });
+    return {
+      label: `${spec.name}|${spec.key}`,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
-    });
-    this.device.popErrorScope().then((error) => {
-      if (error) {
-        console.error(`denograd: kernel '${cacheKey}' failed to compile: ${error.message}`);
+    };
+  }
+
+  /** Kernels that `prepare` saw launched, by `name|key`; null outside `prepare`. */
+  private preparing: Map<string, KernelSpec> | null = null;
+
+  /**
+   * Builds every pipeline that `use` launches with createComputePipelineAsync, so the compiles
+   * (seconds in a browser) never block the thread that later runs the kernels. `use` runs once
+   * as a dry run: launches are recorded, nothing is dispatched, and what it computes or reads
+   * back is meaningless. Returns how many pipelines were built.
+   */
+  async prepare(use: () => unknown): Promise<number> {
+    if (this.preparing) throw new Error("denograd: prepare() calls cannot nest");
+    const seen = new Map<string, KernelSpec>();
+    this.preparing = seen;
+    try {
+      await use();
+    } finally {
+      this.preparing = null;
+    }
+    const missing = [...seen].filter(([key]) => !this.pipelines.has(key));
+    await Promise.all(missing.map(async ([key, spec]) => {
+      // The scope catches the shader module's errors; push and pop stay on one synchronous
+      // stretch so the concurrent builds cannot interleave their scopes.
+      this.device.pushErrorScope("validation");
+      const building = this.device.createComputePipelineAsync(this.pipelineDescriptor(spec));
+      const moduleError = this.device.popErrorScope();
+      try {
+        const [pipeline, error] = await Promise.all([building, moduleError]);
+        if (error) throw error;
+        this.pipelines.set(key, pipeline);
+      } catch (e) {
+        throw new Error(`denograd: kernel '${key}' failed to compile: ${(e as Error).message}`);
       }
-    });
-    this.pipelines.set(cacheKey, pipeline);
-    return pipeline;
+    }));
+    return missing.length;
+  }
+
+  /** The kernels compiled so far, as `name|key` (the browser op suite reports its coverage). */
+  compiledKernels(): string[] {
+    return [...this.pipelines.keys()];
   }
 
   /** Compiles a kernel now and reports WGSL errors by kernel name (tests use this on every family). */
@@ -383,6 +427,10 @@ export class Runtime {
     }
     if (kernel.uniforms && !args.params) {
       throw new Error(`denograd: kernel '${kernel.name}' launched without its uniform values`);
+    }
+    if (this.preparing) {
+      this.preparing.set(`${kernel.name}|${kernel.key}`, kernel as unknown as KernelSpec);
+      return;
     }
     const uniforms = kernel.uniforms?.pack(args.params!);
     if ((uniforms?.byteLength ?? 0) > UNIFORM_SLOT_MAX) {

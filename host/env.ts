@@ -3,8 +3,12 @@
 // and the tests — passes `engineOptionsFromEnv()` to `init()`.
 import type { RuntimeOptions } from "../engine/runtime.ts";
 
-/** A variable's value, or undefined when it is unset or the process may not read it. */
-function readEnv(name: string): string | undefined {
+/**
+ * A variable's value, or undefined when it is unset, the process may not read it, or there is no
+ * environment at all (the browser, where the shared test helpers also run).
+ */
+export function readEnv(name: string): string | undefined {
+  if (typeof Deno === "undefined") return undefined;
   // Asking first: without --allow-env, Deno.env.get would throw or prompt.
   if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
     return undefined;

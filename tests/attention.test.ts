@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Tensor } from "../engine/tensor.ts";
 import { attention, type AttentionMask } from "../engine/ops/attention.ts";
-import { assertClose, checkOp, randomData, type Ref, ref, setup, testRng } from "./helpers.ts";
+import { assertClose, randomData, type Ref, ref, setup, testRng } from "./helpers.ts";
 import {
   attentionRef,
   decoderAttentionRef,
@@ -17,57 +17,21 @@ import {
 } from "../engine/nn/attention.ts";
 import { runtime } from "../engine/runtime.ts";
 import { Embedding, PositionEmbedding } from "../engine/nn/embedding.ts";
+import {
+  ATTENTION_CHECKS,
+  B,
+  D,
+  DV,
+  H,
+  maskCases,
+  paddingMask,
+  SK,
+  SQ,
+} from "./op_checks/attention.ts";
 
 await setup();
 
-// Odd sizes, none a multiple of a key tile (16) or of a workgroup's rows.
-const [B, H, SQ, SK, D, DV] = [2, 3, 7, 13, 5, 6];
-
-/** A padding mask [B, 1, 1, Sk]: batch 0 sees every key, batch 1 only the first 9. */
-function paddingMask(sk: number): number[] {
-  return Array.from({ length: 2 * sk }, (_, n) => (n >= sk && n - sk >= 9 ? -Infinity : 0));
-}
-
-interface MaskCase {
-  name: string;
-  gpu: () => AttentionMask | undefined;
-  ref: RefMask;
-}
-
-function maskCases(sk: number): MaskCase[] {
-  const padding = paddingMask(sk);
-  return [
-    { name: "no mask", gpu: () => undefined, ref: "none" },
-    { name: "causal", gpu: () => "causal", ref: "causal" },
-    { name: "window 3", gpu: () => ({ window: 3 }), ref: { window: 3 } },
-    {
-      name: "padding [B, 1, 1, Sk]",
-      gpu: () => Tensor.from(padding, [2, 1, 1, sk]),
-      ref: ref([2, 1, 1, sk], padding),
-    },
-  ];
-}
-
-for (const [sq, sk, label] of [[SQ, SK, "cross Sq < Sk"], [SK, SK, "self"], [SK, SQ, "Sq > Sk"]]) {
-  for (const m of maskCases(sk as number)) {
-    Deno.test(`attention ${label} ${m.name}: forward and gradients of q, k, v`, async () => {
-      const mask = m.gpu();
-      await checkOp({
-        name: `attention ${label} ${m.name}`,
-        inputs: [
-          { shape: [B, H, sq as number, D], low: -2, high: 2 },
-          { shape: [B, H, sk as number, D], low: -2, high: 2 },
-          { shape: [B, H, sk as number, DV] },
-        ],
-        gpu: (q, k, v) => attention(q, k, v, { mask }),
-        ref: (q, k, v) => attentionRef(q, k, v, m.ref).output,
-        atol: 2e-6,
-        rtol: 1e-4,
-      });
-      if (mask instanceof Tensor) mask.dispose();
-    });
-  }
-}
+for (const check of ATTENTION_CHECKS) Deno.test(check.name, check.run);
 
 Deno.test("attention weights: rows sum to 1, masked positions exactly 0, match the reference", async () => {
   const { rng, seed } = testRng();
@@ -138,25 +102,6 @@ Deno.test("attention: extreme scores (|q·k| ~ 1e4) stay finite and match the re
   assertClose(await out.data(), expected.data, { atol: 1e-4, what: `seed ${seed}` });
   out.backward(Tensor.ones(out.shape));
   for (const t of [q, k, v]) assert.ok((await t.grad!.data()).every(Number.isFinite));
-});
-
-Deno.test("attention: the scale option and a single query against a long memory", async () => {
-  await checkOp({
-    name: "attention scale 0.7, Sq 1, Sk 37, causal",
-    inputs: [{ shape: [3, 1, 1, 4] }, { shape: [3, 1, 37, 4] }, { shape: [3, 1, 37, 2] }],
-    gpu: (q, k, v) => attention(q, k, v, { mask: "causal", scale: 0.7 }),
-    ref: (q, k, v) => attentionRef(q, k, v, "causal", 0.7).output,
-  });
-});
-
-Deno.test("attention: head dims that are multiples of 4, several key tiles and row groups", async () => {
-  await checkOp({
-    name: "attention [1, 2, 70, 8] × [1, 2, 45, 8], window 20",
-    inputs: [{ shape: [1, 2, 70, 8] }, { shape: [1, 2, 45, 8] }, { shape: [1, 2, 45, 4] }],
-    gpu: (q, k, v) => attention(q, k, v, { mask: { window: 20 } }),
-    ref: (q, k, v) => attentionRef(q, k, v, { window: 20 }).output,
-    gradAtol: 2e-4,
-  });
 });
 
 Deno.test("attention: bad shapes and masks are rejected before any dispatch", () => {

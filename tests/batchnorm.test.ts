@@ -2,42 +2,13 @@ import assert from "node:assert/strict";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { dropout } from "../engine/ops/dropout.ts";
 import { batchNorm } from "../engine/ops/batchnorm.ts";
-import { assertClose, checkOp, randomData, ref, setup, testRng } from "./helpers.ts";
+import { assertClose, randomData, ref, setup, testRng } from "./helpers.ts";
 import { batchNormRef } from "./reference/batchnorm.ts";
+import { BATCHNORM_CHECKS, CASES, channelsOf, hostVectors } from "./op_checks/batchnorm.ts";
 
 const rt = await setup();
 
-interface Case {
-  shape: number[];
-  axis: number;
-}
-
-// Keras channels-last cases, a channels-first one, a 3-D volume, and cases with several
-// channel tiles (C > 64) or several row chunks per channel (the chunk-combining path).
-const CASES: Case[] = [
-  { shape: [7, 5], axis: -1 },
-  { shape: [3, 5, 4, 6], axis: -1 },
-  { shape: [3, 5, 4, 6], axis: 1 },
-  { shape: [2, 3, 4, 5, 6], axis: -1 },
-  { shape: [2, 3, 4, 5, 6], axis: 1 },
-  { shape: [33, 130], axis: -1 },
-  { shape: [3001, 3], axis: -1 },
-  { shape: [4, 3, 2003], axis: 1 },
-  { shape: [11], axis: 0 },
-];
-
-function channelsOf({ shape, axis }: Case): number {
-  return shape[axis < 0 ? axis + shape.length : axis];
-}
-
-function hostVectors(c: number, rng: ReturnType<typeof testRng>["rng"]) {
-  return {
-    gamma: randomData(c, rng, 0.5, 1.5),
-    beta: randomData(c, rng, -0.5, 0.5),
-    mean: randomData(c, rng, -0.3, 0.3),
-    variance: randomData(c, rng, 0.5, 2),
-  };
-}
+for (const check of BATCHNORM_CHECKS) Deno.test(check.name, check.run);
 
 for (const training of [true, false]) {
   for (const kase of CASES) {
@@ -133,35 +104,6 @@ Deno.test("batchNorm: moving statistics after two training steps match the refer
   assertClose(await movingMean.data(), mean, { what: `seed ${seed}: moving mean` });
   assertClose(await movingVar.data(), variance, { what: `seed ${seed}: moving variance` });
 });
-
-for (const training of [true, false]) {
-  for (const kase of [CASES[0], CASES[2], CASES[3], { shape: [300, 3], axis: -1 }]) {
-    const mode = training ? "training" : "inference";
-    Deno.test(`batchNorm ${mode} gradients of x, γ, β ${JSON.stringify(kase.shape)} axis ${kase.axis}`, async () => {
-      const c = channelsOf(kase);
-      const { rng } = testRng();
-      const v = hostVectors(c, rng);
-      await checkOp({
-        name: `batchNorm ${mode}`,
-        inputs: [
-          { shape: kase.shape, low: -2, high: 2 },
-          { shape: [c], low: 0.5, high: 1.5 },
-          { shape: [c] },
-        ],
-        gpu: (x, gamma, beta) =>
-          batchNorm(x, gamma, beta, Tensor.from(v.mean, [c]), Tensor.from(v.variance, [c]), {
-            axis: kase.axis,
-            training,
-          }),
-        ref: (x, gamma, beta) =>
-          batchNormRef(x, gamma, beta, v.mean, v.variance, { axis: kase.axis, training }).y,
-        atol: 1e-4,
-        gradAtol: 1e-3,
-        gradRtol: 1e-3,
-      });
-    });
-  }
-}
 
 Deno.test("batchNorm: training forward and backward are two dispatches each", () => {
   rt.poison = false; // poisoning adds a dispatch per allocation

@@ -13,125 +13,12 @@ import {
   STEP_INPUT,
 } from "../labs/data/lop120.ts";
 import { type MemoryKind, TapModel } from "../models/htap.ts";
-import { decodeRef } from "./reference/decode.ts";
-import { assertClose, checkOp, type InputSpec, setup } from "./helpers.ts";
+import { assertClose, setup } from "./helpers.ts";
+import { DECODE_CHECKS } from "./op_checks/decode.ts";
 
 await setup();
 
-interface Case {
-  B: number;
-  H: number;
-  C: number;
-  F: number;
-  S: number;
-  /** Key size and context length; K = 0: no memory. */
-  K: number;
-  M: number;
-  window: number;
-}
-
-function inputs({ B, H, C, F, S, K, M }: Case): InputSpec[] {
-  const I = C + F;
-  const list: InputSpec[] = [
-    { shape: [B, H] },
-    { shape: [B, C] },
-    { shape: [B, S, F], grad: false },
-    { shape: [I, 3 * H] },
-    { shape: [H, 3 * H] },
-    { shape: [2, 3 * H] },
-    { shape: [(K ? 2 : 1) * H, C] },
-    { shape: [C] },
-  ];
-  if (K) {
-    list.push(
-      { shape: [B, M, K] },
-      { shape: [B, M, K] },
-      { shape: [H + I, K] },
-      { shape: [K] },
-      { shape: [I, K] },
-      { shape: [S, K] },
-      { shape: [I, K] },
-      { shape: [K] },
-      { shape: [H + K, H] },
-      { shape: [H] },
-      { shape: [K, H] },
-      { shape: [H] },
-    );
-  }
-  return list;
-}
-
-const MEMORY_KEYS = [
-  "keys",
-  "values",
-  "queryWeight",
-  "queryBias",
-  "keyWeight",
-  "keyBias",
-  "valueWeight",
-  "valueBias",
-  "gateWeight",
-  "gateBias",
-  "contextWeight",
-  "contextBias",
-] as const;
-
-/** The memory arguments, named in MEMORY_KEYS order, from the trailing inputs. */
-function memoryOf<T>(m: T[], window: number) {
-  return {
-    ...Object.fromEntries(MEMORY_KEYS.map((k, i) => [k, m[i]])) as Record<
-      typeof MEMORY_KEYS[number],
-      T
-    >,
-    window,
-  };
-}
-
-function check(c: Case): Promise<void> {
-  return checkOp({
-    name: `gruDecode B${c.B} H${c.H} C${c.C} F${c.F} S${c.S} K${c.K} M${c.M} window ${c.window}`,
-    inputs: inputs(c),
-    gpu: (h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m) =>
-      gruDecode({
-        h0,
-        content0,
-        flags,
-        kernel,
-        recurrentKernel,
-        bias,
-        outWeight,
-        outBias,
-        memory: c.K ? memoryOf(m, c.window) : undefined,
-      }).predictions,
-    ref: (h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m) =>
-      decodeRef(
-        h0,
-        content0,
-        flags,
-        kernel,
-        recurrentKernel,
-        bias,
-        outWeight,
-        outBias,
-        c.K ? memoryOf(m, c.window) : undefined,
-      ),
-  });
-}
-
-Deno.test("gruDecode: no memory, against float64 and finite differences", async () => {
-  // B 11: a full workgroup of 8 rows and a ragged one of 3.
-  await check({ B: 11, H: 8, C: 3, F: 2, S: 5, K: 0, M: 0, window: 0 });
-});
-
-Deno.test("gruDecode: causal memory, against float64 and finite differences", async () => {
-  await check({ B: 3, H: 4, C: 3, F: 2, S: 4, K: 4, M: 5, window: 0 });
-  await check({ B: 10, H: 8, C: 5, F: 1, S: 3, K: 8, M: 3, window: 0 });
-});
-
-Deno.test("gruDecode: sliding-window memory, against float64 and finite differences", async () => {
-  // Window 3 over M 5 context keys: the first query already drops keys 0 … 2.
-  await check({ B: 3, H: 4, C: 3, F: 2, S: 4, K: 4, M: 5, window: 3 });
-});
+for (const check of DECODE_CHECKS) Deno.test(check.name, check.run);
 
 Deno.test("gruDecode: attention weights are the visible keys' softmax", async () => {
   const [B, H, C, F, S, K, M] = [2, 4, 2, 1, 3, 4, 4];

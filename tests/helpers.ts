@@ -1,9 +1,10 @@
 // One-call op check: GPU forward against a float64 reference, and the GPU's analytic gradient
-// against central finite differences of the same reference.
+// against central finite differences of the same reference. Browser-clean: the op checks in
+// tests/op_checks/ run from this file in Deno and in Chromium alike (tests/browser_ops.test.ts).
 import { init, type Shape, sizeOf, Tensor } from "../engine/tensor.ts";
 import { Rng } from "../engine/random.ts";
 import type { Runtime } from "../engine/runtime.ts";
-import { engineOptionsFromEnv } from "../host/env.ts";
+import { engineOptionsFromEnv, readEnv } from "../host/env.ts";
 
 /** A float64 host tensor for reference implementations. */
 export interface Ref {
@@ -16,7 +17,7 @@ export function ref(shape: Shape, data: ArrayLike<number>): Ref {
 }
 
 /** Fresh seed per call unless DENOGRAD_TEST_SEED fixes it; printed on failure. */
-let seedCounter = Number(Deno.env.get("DENOGRAD_TEST_SEED") ?? Date.now() % 1_000_000);
+let seedCounter = Number(readEnv("DENOGRAD_TEST_SEED") ?? Date.now() % 1_000_000);
 export function testRng(): { rng: Rng; seed: number } {
   const seed = seedCounter++;
   return { rng: new Rng(seed), seed };
@@ -88,6 +89,21 @@ export interface OpCheck {
   forwardOnly?: boolean;
   /** Finite-difference step. */
   eps?: number;
+  /**
+   * The kernel variant class this case exercises (tile layout, vec4 or scalar lanes, …): the
+   * browser suite runs the first case of each class per test, since its pipeline builds are slow.
+   */
+  variant?: string;
+}
+
+/** Op checks run and passed so far in this process (the browser suite reports them). */
+export const opCheckCounts = { run: 0, passed: 0, sampledOut: 0 };
+
+let sampler: ((spec: OpCheck) => boolean) | null = null;
+
+/** Runs only the cases `keep` accepts (null: all of them); the rest count as sampled out. */
+export function sampleOpChecks(keep: ((spec: OpCheck) => boolean) | null): void {
+  sampler = keep;
 }
 
 /**
@@ -95,6 +111,11 @@ export interface OpCheck {
  * against central differences of the float64 reference.
  */
 export async function checkOp(spec: OpCheck): Promise<void> {
+  if (sampler && !sampler(spec)) {
+    opCheckCounts.sampledOut++;
+    return;
+  }
+  opCheckCounts.run++;
   const { rng, seed } = testRng();
   const what = `${spec.name} (seed ${seed})`;
   const hostInputs = spec.inputs.map((s) =>
@@ -116,7 +137,10 @@ export async function checkOp(spec: OpCheck): Promise<void> {
     rtol: spec.rtol ?? 1e-4,
     what: `${what} forward`,
   });
-  if (spec.forwardOnly) return;
+  if (spec.forwardOnly) {
+    opCheckCounts.passed++;
+    return;
+  }
 
   const w = randomData(out.size, rng);
   out.backward(Tensor.from(w, out.shape));
@@ -146,4 +170,5 @@ export async function checkOp(spec: OpCheck): Promise<void> {
     });
   }
   for (const t of [...tensors, out]) t.dispose();
+  opCheckCounts.passed++;
 }

@@ -1,68 +1,14 @@
 import assert from "node:assert/strict";
-import { matmul, type MatmulOptions } from "../engine/ops/matmul.ts";
-import { MATMUL_TILES, type MatmulActivation } from "../engine/shaders/matmul.ts";
+import { matmul } from "../engine/ops/matmul.ts";
+import { type MatmulActivation } from "../engine/shaders/matmul.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
-import { assertClose, checkOp, randomData, ref, setup, testRng } from "./helpers.ts";
+import { assertClose, randomData, ref, setup, testRng } from "./helpers.ts";
 import { matmulRef } from "./reference/matmul.ts";
+import { MATMUL_CHECKS, shapes, TRANSPOSES, underEachLayout } from "./op_checks/matmul.ts";
 
 const rt = await setup();
 
-const ACTIVATIONS: MatmulActivation[] = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu"];
-const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] as const;
-
-/** Runs `body` with each layout's tiles: the storage-direct (CPU) and shared-memory (GPU) kernels. */
-async function underEachLayout(body: (layout: string) => Promise<void>): Promise<void> {
-  for (const [name, tiles] of Object.entries(MATMUL_TILES.table)) {
-    MATMUL_TILES.set(tiles);
-    try {
-      await body(name);
-    } finally {
-      MATMUL_TILES.set(null);
-    }
-  }
-}
-
-function shapes(m: number, k: number, n: number, transA: boolean, transB: boolean) {
-  return { a: transA ? [k, m] : [m, k], b: transB ? [n, k] : [k, n] };
-}
-
-/** Options with the bias given as its length N. */
-type CheckOptions = Omit<MatmulOptions, "bias"> & { bias?: number };
-
-/** Forward against the reference and gradients of a, b (and bias) by finite differences. */
-function check(
-  name: string,
-  a: number[],
-  b: number[],
-  options: CheckOptions = {},
-  tol: { atol?: number; gradAtol?: number; low?: number; high?: number } = {},
-): Promise<void> {
-  const { bias, ...rest } = options;
-  const range = { low: tol.low, high: tol.high };
-  return checkOp({
-    name: `matmul ${name} a${JSON.stringify(a)} b${JSON.stringify(b)} ${JSON.stringify(options)}`,
-    inputs: [{ shape: a, ...range }, { shape: b, ...range }, ...(bias ? [{ shape: [bias] }] : [])],
-    gpu: (x, y, c) => matmul(x, y, { ...rest, bias: c }),
-    ref: (x, y, c) => matmulRef(x, y, { ...rest, bias: c }),
-    atol: tol.atol ?? 2e-5,
-    gradAtol: tol.gradAtol,
-  });
-}
-
-Deno.test("matmul: odd shapes, every transpose combination, forward and gradients", async () => {
-  await underEachLayout(async (layout) => {
-    // [M, K, N]: scalars, sizes off every tile, K = 1, multiples of 4 (vec4 paths), and a
-    // narrow output (the CPU table's tile for N ≤ 16).
-    for (
-      const [m, k, n] of [[1, 1, 1], [3, 5, 7], [33, 17, 65], [5, 1, 6], [8, 12, 16], [70, 9, 10]]
-    ) {
-      for (const [transA, transB] of TRANSPOSES) {
-        const s = shapes(m, k, n, transA, transB);
-        await check(`${layout} ${m}×${k}×${n}`, s.a, s.b, { transA, transB });
-      }
-    }
-  });
-});
+for (const check of MATMUL_CHECKS) Deno.test(check.name, check.run);
 
 /**
  * Shapes too big for finite differences: the gradients of Σ W⊙(op(A)·op(B)) are W·op(B)ᵀ and
@@ -119,84 +65,6 @@ Deno.test("matmul: 256×256×256 (large tile) against the reference at tight tol
       await checkLargeGradients(256, 256, 256, transA, transB);
     }
   });
-});
-
-// Shapes below keep M, K and N odd where the point is not the vec4 paths, so the cases share
-// compiled kernels (each new specialisation costs a compile on lavapipe).
-Deno.test("matmul: batched, with and without broadcasting", async () => {
-  await underEachLayout(async (layout) => {
-    const cases: [number[], number[], CheckOptions][] = [
-      // B shared by every batch (folded into M), and its gradient summed over the batch.
-      [[3, 5, 7], [7, 9], {}],
-      [[2, 3, 5, 7], [7, 3], {}],
-      // Same batch on both sides.
-      [[3, 5, 7], [3, 7, 9], {}],
-      [[2, 3, 5, 7], [2, 3, 9, 7], { transB: true }],
-      // A shared by every batch.
-      [[5, 7], [3, 7, 9], {}],
-      [[7, 5], [3, 9, 7], { transA: true, transB: true }],
-      // Transposed batched A with a shared B: dB sums over the batch inside the kernel.
-      [[3, 7, 5], [7, 9], { transA: true }],
-      [[4, 8, 5], [7, 8], { transA: true, transB: true }],
-      // Both sides broadcast against each other, with size-1 axes in between.
-      [[2, 1, 5, 7], [3, 7, 9], {}],
-      [[2, 1, 3, 5, 7], [1, 3, 1, 9, 7], { transB: true }],
-      [[1, 3, 7, 5], [2, 1, 7, 9], { transA: true }],
-      // Four batch dimensions that cannot be merged (the kernel's limit).
-      [[2, 1, 2, 1, 5, 7], [1, 3, 1, 3, 7, 9], {}],
-      // vec4 operands with batch strides.
-      [[3, 8, 12], [3, 12, 16], {}],
-    ];
-    for (const [a, b, options] of cases) await check(`${layout} batched`, a, b, options);
-  });
-});
-
-Deno.test("matmul: bias and every activation, forward and gradients", async () => {
-  await underEachLayout(async (layout) => {
-    // The epilogue is shared by both layouts: every activation on one, two on the other.
-    const activations = layout === "cpu" ? ACTIVATIONS : ["gelu"] as const;
-    for (const activation of [undefined, ...activations]) {
-      await check(`${layout}`, [7, 9], [9, 11], { activation, bias: 11 }, { low: -2, high: 2 });
-    }
-    // The vec4 epilogue with transposes and batches; no bias.
-    for (const activation of [undefined, "gelu"] as const) {
-      await check(`${layout}`, [2, 9, 8], [16, 9], {
-        activation,
-        bias: 16,
-        transA: true,
-        transB: true,
-      }, { low: -2, high: 2 });
-    }
-    await check(`${layout} no bias`, [4, 5], [3, 4, 8], { activation: "gelu", transA: true });
-  });
-  await check("leaky slope", [6, 5], [5, 9], { activation: "leaky_relu", alpha: 0.05, bias: 9 });
-  // A Dense layer: the input needs no gradient, the weight and bias do.
-  await checkOp({
-    name: "matmul with a frozen input",
-    inputs: [{ shape: [2, 3, 7], grad: false }, { shape: [7, 5] }, { shape: [5] }],
-    gpu: (x, w, c) => matmul(x, w, { bias: c, activation: "tanh" }),
-    ref: (x, w, c) => matmulRef(x, w, { bias: c, activation: "tanh" }),
-  });
-});
-
-Deno.test("matmul: large magnitudes stay finite and accurate, activations saturate", async () => {
-  await underEachLayout(async (layout) => {
-    await check(`${layout} large values`, [9, 63], [63, 13], {}, {
-      low: -100,
-      high: 100,
-      atol: 1e-1,
-      gradAtol: 1e-2,
-    });
-  });
-  for (const activation of ACTIVATIONS) {
-    const a = Tensor.from([1e4, -1e4, 30, -30, 0, 1e-3], [6, 1]);
-    const b = Tensor.from([1, 4], [1, 2]);
-    const bias = Tensor.zeros([2]);
-    const got = await matmul(a, b, { activation, bias }).data();
-    const exp = matmulRef(ref([6, 1], await a.data()), ref([1, 2], [1, 4]), { activation });
-    assert.ok(got.every(Number.isFinite), `${activation}: ${got}`);
-    assertClose(got, exp.data, { atol: 1e-6, rtol: 1e-5, what: activation });
-  }
 });
 
 Deno.test("matmul: the same tensor on both sides gets both gradients (x·xᵀ)", async () => {

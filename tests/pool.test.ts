@@ -8,73 +8,13 @@ import {
   type PoolOptions,
 } from "../engine/ops/pool.ts";
 import { sizeOf, Tensor, tidy } from "../engine/tensor.ts";
-import { assertClose, checkOp, randomData, type Ref, setup, testRng } from "./helpers.ts";
-import { avgPoolRef, maxPoolGradRef, maxPoolRef, type PoolRefOptions } from "./reference/pool.ts";
+import { assertClose, randomData, setup, testRng } from "./helpers.ts";
+import { maxPoolGradRef } from "./reference/pool.ts";
+import { POOL_CHECKS } from "./op_checks/pool.ts";
 
 const rt = await setup();
 
-// Odd sizes, batch 1, channels that are and are not a multiple of 4 (vec4 and scalar lanes),
-// "valid" and "same", overlapping windows (stride < pool), gaps between windows (stride > pool).
-const CASES_2D: [number[], PoolOptions][] = [
-  [[1, 7, 5, 3], {}], // Keras defaults: pool 2, strides 2, "valid"
-  [[1, 7, 5, 3], { padding: "same" }],
-  [[1, 7, 5, 4], { poolSize: 3, strides: 2, padding: "same" }],
-  [[2, 9, 11, 6], { poolSize: 3, strides: 2 }],
-  [[2, 9, 11, 6], { poolSize: 3, strides: 2, padding: "same" }],
-  [[2, 9, 11, 6], { poolSize: 2, strides: 1 }],
-  [[2, 9, 11, 6], { poolSize: 2, strides: 1, padding: "same" }],
-  [[2, 9, 11, 8], { poolSize: 3, strides: 1, padding: "same" }],
-  [[2, 6, 6, 8], { poolSize: 3, strides: 2, padding: "same" }], // even: odd pad cell bottom/right
-  [[1, 8, 7, 1], { poolSize: [3, 2], strides: [2, 3] }],
-  [[1, 7, 8, 5], { poolSize: 2, strides: 3, padding: "same" }],
-  [[3, 5, 5, 2], { poolSize: 5 }], // one window per image
-];
-
-// The same variety over (depth, height, width), per-axis windows and strides included.
-const CASES_3D: [number[], PoolOptions][] = [
-  [[1, 4, 5, 3, 3], {}], // Keras defaults: pool 2, strides 2, "valid"
-  [[1, 5, 4, 3, 4], { padding: "same" }],
-  [[2, 5, 6, 7, 2], { poolSize: 3, strides: 2, padding: "same" }],
-  [[2, 5, 6, 7, 8], { poolSize: [2, 3, 2], strides: [1, 2, 3] }],
-  [[1, 6, 6, 6, 4], { poolSize: 3, strides: 2, padding: "same" }], // even: odd pad cell last
-  [[1, 5, 5, 5, 1], { poolSize: [3, 2, 2], strides: 1, padding: "same" }],
-  [[2, 3, 3, 3, 5], { poolSize: 3 }], // one window per volume
-];
-
-/** Forward and gradient of `gpu` against `ref` on every case. */
-function checkAgainstReference<O extends PoolRefOptions>(
-  op: string,
-  gpu: (x: Tensor, options: O) => Tensor,
-  ref: (x: Ref, options: PoolRefOptions) => Ref,
-  cases: [number[], O][],
-): void {
-  Deno.test(`${op}: forward and gradient against the float64 reference`, async () => {
-    for (const [shape, options] of cases) {
-      const { data, seed } = distinctData(sizeOf(shape));
-      await checkOp({
-        name: `${op}${JSON.stringify(shape)} ${JSON.stringify(options)} (data seed ${seed})`,
-        inputs: [{ shape, data }],
-        gpu: (x) => gpu(x, options),
-        ref: (x) => ref(x, options),
-      });
-    }
-  });
-}
-
-/**
- * Distinct values 2/n apart in random order: no two cells of a window are within the
- * finite-difference step of each other, so max-pool's gradient is well defined.
- */
-function distinctData(n: number): { data: Float64Array; seed: number } {
-  const { rng, seed } = testRng();
-  const order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
-  return { data: Float64Array.from(order, (k) => Math.fround((2 * k) / n - 1)), seed };
-}
-
-checkAgainstReference("maxPool2d", maxPool2d, maxPoolRef, CASES_2D);
-checkAgainstReference("avgPool2d", avgPool2d, avgPoolRef, CASES_2D);
-checkAgainstReference("maxPool3d", maxPool3d, maxPoolRef, CASES_3D);
-checkAgainstReference("avgPool3d", avgPool3d, avgPoolRef, CASES_3D);
+for (const check of POOL_CHECKS) Deno.test(check.name, check.run);
 
 Deno.test("pooling 'same' pins TensorFlow's padding: odd cell bottom/right, padding not counted", async () => {
   // 6×6 (value 6·row + col), pool 3, stride 2: 3 outputs per axis, 1 pad cell, after the last

@@ -1,90 +1,13 @@
 import assert from "node:assert/strict";
-import {
-  argmax,
-  logSoftmax,
-  max,
-  mean,
-  REDUCE_TUNING,
-  softmax,
-  sum,
-} from "../engine/ops/reduce.ts";
+import { argmax, logSoftmax, max, mean, softmax, sum } from "../engine/ops/reduce.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
-import { assertClose, checkOp, randomData, type Ref, ref, setup, testRng } from "./helpers.ts";
-import { argmaxRef, maxRef, meanRef, softmaxRef, sumRef } from "./reference/reduce.ts";
+import { assertClose, randomData, ref, setup, testRng } from "./helpers.ts";
+import { argmaxRef, maxRef, sumRef } from "./reference/reduce.ts";
+import { CASES, REDUCE_CHECKS, REDUCTIONS, underEachTuning } from "./op_checks/reduce.ts";
 
 const rt = await setup();
 
-type Axes = number | number[] | undefined;
-const REDUCTIONS = {
-  sum: { gpu: sum, ref: sumRef },
-  mean: { gpu: mean, ref: meanRef },
-  max: { gpu: max, ref: maxRef },
-};
-
-// Shapes and axis sets: odd sizes, negative axes, adjacent and non-adjacent axis sets, size-1
-// axes, rows long enough to spread over many lanes, columns (reductions over the batch), and
-// long axes with few outputs (reduced in chunks, then over the chunks).
-const CASES: [number[], Axes][] = [
-  [[7], undefined],
-  [[7], 0],
-  [[7], -1],
-  [[], undefined],
-  [[1, 1], undefined],
-  [[1, 1], 1],
-  [[3, 5, 7], 0],
-  [[3, 5, 7], 1],
-  [[3, 5, 7], 2],
-  [[3, 5, 7], -1],
-  [[3, 5, 7], [0, 1]],
-  [[3, 5, 7], [0, 2]],
-  [[3, 5, 7], [1, 2]],
-  [[3, 5, 7], [-1, 0]],
-  [[3, 5, 7], undefined],
-  [[3, 5, 7], []],
-  [[2, 3, 4, 5], [0, 2, 3]],
-  [[2, 3, 1, 5], [0, 2]],
-  [[5, 1, 3], [1]],
-  [[3, 1037], -1],
-  [[1037, 3], 0],
-  [[301, 67], 0],
-  [[2, 300, 5], 1],
-  [[2, 4099], undefined],
-  [[2, 9001], -1],
-  [[8500, 3], 0],
-];
-
-/** Runs `body` under each adapter tuning: the layouts and chunked passes differ between them. */
-async function underEachTuning(body: (tuning: string) => Promise<void>): Promise<void> {
-  for (const [name, tuning] of Object.entries(REDUCE_TUNING.table)) {
-    REDUCE_TUNING.set(tuning);
-    try {
-      await body(name);
-    } finally {
-      REDUCE_TUNING.set(null);
-    }
-  }
-}
-
-for (const [op, { gpu, ref: refFn }] of Object.entries(REDUCTIONS)) {
-  Deno.test(`${op}: forward and gradient over every kind of axis set`, async () => {
-    await underEachTuning(async (tuning) => {
-      for (const [shape, axes] of CASES) {
-        for (const keepDims of [false, true]) {
-          await checkOp({
-            name:
-              `${op}${JSON.stringify(shape)} axes ${JSON.stringify(axes)} keepDims ${keepDims} ` +
-              `(${tuning} tuning)`,
-            inputs: [{ shape }],
-            gpu: (x) => gpu(x, axes, keepDims),
-            ref: (x) => refFn(x, axes, keepDims),
-            // Finite differences cost O(size²): the long cases check their gradient below.
-            forwardOnly: keepDims || shape.reduce((a, b) => a * b, 1) > 1500,
-          });
-        }
-      }
-    });
-  });
-}
+for (const check of REDUCE_CHECKS) Deno.test(check.name, check.run);
 
 Deno.test("sum, mean, max: gradients of long rows and columns match the analytic gradient", async () => {
   const { rng } = testRng();
@@ -205,57 +128,6 @@ Deno.test("argmax: first index on ties, negative values, every axis", async () =
     );
   }
 });
-
-const SOFTMAXES = {
-  softmax: { gpu: softmax, ref: (x: Ref, axis: number) => softmaxRef(x, axis) },
-  log_softmax: { gpu: logSoftmax, ref: (x: Ref, axis: number) => softmaxRef(x, axis, true) },
-};
-
-for (const [op, { gpu, ref: refFn }] of Object.entries(SOFTMAXES)) {
-  Deno.test(`${op}: forward and gradient along every axis`, async () => {
-    const cases: [number[], number][] = [
-      [[7], 0],
-      [[1, 1], -1],
-      [[3, 5, 7], 0],
-      [[3, 5, 7], 1],
-      [[3, 5, 7], 2],
-      [[3, 5, 7], -2],
-      [[4, 1000], -1],
-      [[600, 3], 0],
-      [[130, 10], -1],
-    ];
-    await underEachTuning(async (tuning) => {
-      for (const [shape, axis] of cases) {
-        await checkOp({
-          name: `${op}${JSON.stringify(shape)} axis ${axis} (${tuning} tuning)`,
-          inputs: [{ shape, low: -4, high: 4 }],
-          gpu: (x) => gpu(x, axis),
-          ref: (x) => refFn(x, axis),
-        });
-      }
-    });
-  });
-
-  Deno.test(`${op}: large magnitudes stay finite and normalised`, async () => {
-    const { rng } = testRng();
-    for (const [shape, scale] of [[[5, 9], 1e3], [[3, 1000], 1e4], [[64, 33], 1e4]] as const) {
-      const n = shape[0] * shape[1];
-      const data = randomData(n, rng, -scale, scale);
-      const y = await gpu(Tensor.from(data, shape)).data();
-      assert.ok(y.every(Number.isFinite), `${op}: non-finite output at scale ${scale}`);
-      const expected = refFn(ref(shape, data), -1).data;
-      assertClose(y, expected, { atol: 1e-6, rtol: 1e-5, what: `${op} at scale ${scale}` });
-      for (let row = 0; row < shape[0]; row++) {
-        let total = 0;
-        for (let c = 0; c < shape[1]; c++) {
-          const v = y[row * shape[1] + c];
-          total += op === "softmax" ? v : Math.exp(v);
-        }
-        assert.ok(Math.abs(total - 1) <= 1e-6, `${op}: row ${row} sums to ${total}`);
-      }
-    }
-  });
-}
 
 Deno.test("softmax: masked (−Infinity) entries get 0; a fully masked row is NaN as in PyTorch", async () => {
   const x = Tensor.from([0, -Infinity, 0, -Infinity, -Infinity, -Infinity, 1e4, -Infinity, 1e4], [

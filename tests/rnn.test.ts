@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { Rng } from "../engine/random.ts";
-import {
-  gruSequence,
-  lstmSequence,
-  type RnnSequenceOptions,
-  setRnnMode,
-} from "../engine/ops/rnn.ts";
-import { concat } from "../engine/ops/shape.ts";
+import { gruSequence, lstmSequence } from "../engine/ops/rnn.ts";
 import { mse } from "../engine/ops/loss.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { Linear } from "../engine/nn/linear.ts";
@@ -22,163 +16,12 @@ import {
   toKerasGateOrder,
 } from "../engine/nn/rnn.ts";
 import { gruRef, lstmRef, type RnnRefOptions } from "./reference/rnn.ts";
-import { assertClose, checkOp, randomData, type Ref, ref, setup, testRng } from "./helpers.ts";
+import { assertClose, randomData, type Ref, ref, setup, testRng } from "./helpers.ts";
+import { RNN_CHECKS } from "./op_checks/rnn.ts";
 
 const rt = await setup();
 
-type Cell = "gru" | "lstm";
-const GATES = { gru: 3, lstm: 4 };
-
-interface Case {
-  B: number;
-  T: number;
-  I: number;
-  H: number;
-}
-
-function shapes(cell: Cell, { B, T, I, H }: Case) {
-  const gh = GATES[cell] * H;
-  return {
-    x: [B, T, I],
-    kernel: [I, gh],
-    recurrent: [H, gh],
-    bias: cell === "gru" ? [2, gh] : [gh],
-    state: [B, H],
-  };
-}
-
-const gpuOp = (cell: Cell) => cell === "gru" ? gruSequence : lstmSequence;
-const refOp = (cell: Cell) => cell === "gru" ? gruRef : lstmRef;
-
-/** Sequence (when returned), h and (LSTM) c flattened side by side: one output for checkOp. */
-function packRef(cell: Cell, r: ReturnType<typeof gruRef>, withSeq: boolean): Ref {
-  const parts = [
-    ...(withSeq ? [r.sequence.data] : []),
-    r.h.data,
-    ...(cell === "lstm" ? [r.c.data] : []),
-  ];
-  const B = r.h.shape[0];
-  const widths = parts.map((p) => p.length / B);
-  const total = widths.reduce((a, b) => a + b, 0);
-  const out = new Float64Array(B * total);
-  for (let b = 0; b < B; b++) {
-    let col = 0;
-    parts.forEach((p, k) => {
-      out.set(p.subarray(b * widths[k], (b + 1) * widths[k]), b * total + col);
-      col += widths[k];
-    });
-  }
-  return ref([B, total], out);
-}
-
-function packGpu(r: { sequence?: Tensor; h: Tensor; c?: Tensor }): Tensor {
-  const B = r.h.shape[0];
-  const parts = [...(r.sequence ? [r.sequence.reshape([B, -1])] : []), r.h, ...(r.c ? [r.c] : [])];
-  return concat(parts, 1);
-}
-
-interface SeqCheck {
-  cell: Cell;
-  dims: Case;
-  h0?: boolean;
-  returnSequences?: boolean;
-  goBackwards?: boolean;
-  outputOrder?: "steps" | "time";
-  forwardOnly?: boolean;
-  /** Input magnitude (large values drive the gates into saturation). */
-  xScale?: number;
-}
-
-async function checkSequence(c: SeqCheck): Promise<void> {
-  const s = shapes(c.cell, c.dims);
-  const withSeq = c.returnSequences ?? true;
-  const xScale = c.xScale ?? 1;
-  const inputs = [
-    { shape: s.x, low: -xScale, high: xScale },
-    { shape: s.kernel },
-    { shape: s.recurrent, low: -0.5, high: 0.5 },
-    { shape: s.bias },
-    ...(c.h0 ? [{ shape: s.state }] : []),
-    ...(c.h0 && c.cell === "lstm" ? [{ shape: s.state }] : []),
-  ];
-  const options = { goBackwards: c.goBackwards, outputOrder: c.outputOrder };
-  await checkOp({
-    name: `${c.cell} ${JSON.stringify(c.dims)} ${
-      JSON.stringify({ ...options, h0: c.h0, withSeq })
-    }`,
-    inputs,
-    forwardOnly: c.forwardOnly,
-    gpu: (x, k, u, b, h0, c0) =>
-      packGpu(
-        gpuOp(c.cell)(
-          x,
-          k,
-          u,
-          b,
-          { ...options, h0, c0, returnSequences: withSeq } as RnnSequenceOptions,
-        ),
-      ),
-    ref: (x, k, u, b, h0, c0) =>
-      packRef(c.cell, refOp(c.cell)(x, k, u, b, { ...options, h0, c0 } as RnnRefOptions), withSeq),
-    atol: 2e-5,
-    rtol: 2e-4,
-    gradAtol: 3e-4,
-    gradRtol: 2e-3,
-  });
-}
-
-// ---- forward ------------------------------------------------------------------------------
-
-/** Runs `fn` with the recurrence forced to each launch mode (one workgroup, per-step grid). */
-async function inBothModes(fn: () => Promise<void>): Promise<void> {
-  for (const mode of ["persistent", "tiled"] as const) {
-    setRnnMode(mode);
-    try {
-      await fn();
-    } finally {
-      setRnnMode(null);
-    }
-  }
-}
-
-Deno.test("gru/lstm forward matches the float64 reference on odd sizes", async () => {
-  const cases: Case[] = [
-    { B: 3, T: 7, I: 5, H: 9 }, // H % 4 ≠ 0: one unit per lane
-    { B: 1, T: 3, I: 2, H: 1 },
-    { B: 37, T: 4, I: 3, H: 68 }, // vec4 lanes; several row blocks and unit tiles
-    { B: 11, T: 3, I: 2, H: 70 },
-  ];
-  await inBothModes(async () => {
-    for (const cell of ["gru", "lstm"] as const) {
-      for (const dims of cases) {
-        await checkSequence({ cell, dims, h0: true, forwardOnly: true });
-        await checkSequence({ cell, dims, forwardOnly: true, returnSequences: false });
-      }
-    }
-  });
-});
-
-Deno.test("goBackwards reads the input in reverse; steps or time output order", async () => {
-  const dims = { B: 3, T: 7, I: 5, H: 9 };
-  for (const cell of ["gru", "lstm"] as const) {
-    for (const outputOrder of ["steps", "time"] as const) {
-      await checkSequence({
-        cell,
-        dims,
-        h0: true,
-        goBackwards: true,
-        outputOrder,
-        forwardOnly: true,
-      });
-    }
-  }
-});
-
-Deno.test("saturated gates stay finite and match the reference", async () => {
-  for (const cell of ["gru", "lstm"] as const) {
-    await checkSequence({ cell, dims: { B: 2, T: 9, I: 3, H: 8 }, xScale: 300, forwardOnly: true });
-  }
-});
+for (const check of RNN_CHECKS) Deno.test(check.name, check.run);
 
 Deno.test("fixtures: 2-step GRU (reset_after) and LSTM with hand-set weights", async () => {
   // Expected values from an independent NumPy implementation of the Keras equations.
@@ -252,41 +95,6 @@ Deno.test("PyTorch gate order converts to Keras order", () => {
     12,
   ]);
   assert.deepEqual([...toKerasGateOrder("lstm", [1, 2, 3, 4], 1)], [1, 2, 3, 4]);
-});
-
-// ---- gradients through time ---------------------------------------------------------------
-
-Deno.test("gru gradients through time (x, kernels, bias, h0; T up to 20)", async () => {
-  await inBothModes(() =>
-    checkSequence({ cell: "gru", dims: { B: 2, T: 20, I: 3, H: 4 }, h0: true })
-  );
-  await inBothModes(() =>
-    checkSequence({ cell: "gru", dims: { B: 9, T: 4, I: 2, H: 3 }, h0: true, goBackwards: true })
-  );
-  await checkSequence({ cell: "gru", dims: { B: 3, T: 5, I: 2, H: 5 }, returnSequences: false });
-  await checkSequence({
-    cell: "gru",
-    dims: { B: 2, T: 6, I: 3, H: 3 },
-    h0: true,
-    goBackwards: true,
-  });
-});
-
-Deno.test("lstm gradients through time (x, kernels, bias, h0, c0; T up to 20)", async () => {
-  await inBothModes(() =>
-    checkSequence({ cell: "lstm", dims: { B: 2, T: 20, I: 3, H: 4 }, h0: true })
-  );
-  await inBothModes(() =>
-    checkSequence({ cell: "lstm", dims: { B: 9, T: 4, I: 2, H: 3 }, h0: true, goBackwards: true })
-  );
-  await checkSequence({ cell: "lstm", dims: { B: 3, T: 5, I: 2, H: 5 }, returnSequences: false });
-  await checkSequence({
-    cell: "lstm",
-    dims: { B: 2, T: 6, I: 3, H: 3 },
-    h0: true,
-    goBackwards: true,
-    outputOrder: "time",
-  });
 });
 
 // ---- layers -------------------------------------------------------------------------------

@@ -194,3 +194,36 @@ Deno.test("tensor: method shortcuts call the op families", async () => {
   assert.equal(d.requiresGrad, false);
   assert.equal(x.rank, 2);
 });
+
+Deno.test("runtime: prepare() builds a use's pipelines asynchronously and dispatches nothing", async () => {
+  // A specialisation no other test makes (the scale is baked into nothing, the shape is odd).
+  const use = () => ew.tanh(ew.mul(Tensor.full([37, 3], 0.5), Tensor.full([3], 2)));
+  const before = rt.poolStats();
+  const compiledBefore = new Set(rt.compiledKernels());
+  const built = await rt.prepare(use);
+  assert.equal(rt.poolStats().dispatches, before.dispatches, "prepare() dispatched");
+  const added = rt.compiledKernels().filter((k) => !compiledBefore.has(k));
+  assert.equal(added.length, built);
+  assert.ok(added.some((k) => k.startsWith("tanh|")), `tanh not built: ${added}`);
+  assert.equal(await rt.prepare(use), 0, "a second prepare() rebuilt pipelines");
+  // The real run finds every pipeline built and computes the right values.
+  const kernels = rt.compiledKernels().length;
+  const y = await use().data();
+  assert.equal(rt.compiledKernels().length, kernels);
+  assert.ok(y.every((v) => Math.abs(v - Math.tanh(1)) < 1e-6), `${y.slice(0, 3)}`);
+});
+
+Deno.test("runtime: prepare() names the kernel that fails to compile", async () => {
+  const broken = {
+    name: "broken_probe",
+    key: "k",
+    bindings: ["write" as const],
+    code: () => "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+  };
+  const x = Tensor.empty([4]);
+  await assert.rejects(
+    () => rt.prepare(() => rt.launch(broken, { buffers: [x.storage], groups: [1] })),
+    /kernel 'broken_probe\|k' failed to compile/,
+  );
+  x.dispose();
+});
