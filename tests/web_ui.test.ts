@@ -77,6 +77,13 @@ Deno.test({
         await page.fill("input[name='filter']", "comparison_rms");
         assert.deepEqual(await names(), ["Optimizer_Comparison_RMSprop"]);
         await page.fill("input[name='filter']", "");
+        const optimizerColumn = page.locator("th[data-column='params.optimizer']");
+        assert.equal(await optimizerColumn.count(), 1);
+        await page.click("details.column-picker summary");
+        await page.uncheck("input[name='params.optimizer']");
+        assert.equal(await optimizerColumn.count(), 0);
+        await page.check("input[name='params.optimizer']");
+        assert.equal(await optimizerColumn.count(), 1);
         await page.check("input[aria-label='select Optimizer_Comparison_Adam']");
         await page.check("input[aria-label='select Optimizer_Comparison_RMSprop']");
         await shoot("runs_table");

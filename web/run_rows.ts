@@ -4,7 +4,7 @@ import { latestMetrics } from "../tracking/search.ts";
 import type { RunRecord } from "../tracking/store.ts";
 import type { RunRow } from "./islands/RunsTable.tsx";
 
-/** Param columns at most: the params whose values differ between runs come first. */
+/** Columns shown at first (the picker adds the others). */
 const MAX_PARAM_COLUMNS = 8;
 const MAX_METRIC_COLUMNS = 12;
 
@@ -25,7 +25,10 @@ export function runRow(run: RunRecord): RunRow {
   };
 }
 
-/** Param keys (varying ones first, then by name) and metric keys (by name) shown as columns. */
+/**
+ * Every param key (those whose values differ between runs first, then by name) and metric key
+ * (by name), and the columns the table starts with: the first params and metrics.
+ */
 export function columnKeys(rows: RunRow[]): { paramKeys: string[]; metricKeys: string[] } {
   const values = new Map<string, Set<string>>();
   for (const row of rows) {
@@ -34,10 +37,15 @@ export function columnKeys(rows: RunRow[]): { paramKeys: string[]; metricKeys: s
     }
   }
   const varies = (key: string) => (values.get(key)!.size > 1 ? 0 : 1);
-  const paramKeys = [...values.keys()]
-    .sort((a, b) => varies(a) - varies(b) || a.localeCompare(b))
-    .slice(0, MAX_PARAM_COLUMNS);
-  const metricKeys = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort()
-    .slice(0, MAX_METRIC_COLUMNS);
+  const paramKeys = [...values.keys()].sort((a, b) => varies(a) - varies(b) || a.localeCompare(b));
+  const metricKeys = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort();
   return { paramKeys, metricKeys };
+}
+
+/** The column ids a runs table shows until the user picks others. */
+export function defaultColumns(keys: { paramKeys: string[]; metricKeys: string[] }): string[] {
+  return [
+    ...keys.paramKeys.slice(0, MAX_PARAM_COLUMNS).map((k) => `params.${k}`),
+    ...keys.metricKeys.slice(0, MAX_METRIC_COLUMNS).map((k) => `metrics.${k}`),
+  ];
 }

@@ -1,5 +1,6 @@
-// An experiment's runs: sortable columns (click a header; again to reverse), a search box over
-// names, params and tags, and check boxes to pick runs for the compare page.
+// An experiment's runs: sortable columns (click a header; again to reverse), a picker for the
+// param and metric columns, a search box over names, params and tags, and check boxes to pick
+// runs for the compare page.
 import { useSignal } from "@preact/signals";
 import { formatDuration, formatNumber, formatTime } from "./series.ts";
 
@@ -19,17 +20,20 @@ export interface RunsTableProps {
   rows: RunRow[];
   paramKeys: string[];
   metricKeys: string[];
+  /** Ids (`params.<key>`, `metrics.<key>`) of the columns shown at first. */
+  shown: string[];
 }
 
 type Column = { id: string; title: string; value: (row: RunRow) => string | number | null };
 
-function columns(props: RunsTableProps): Column[] {
+function columns(props: RunsTableProps, shown: string[]): Column[] {
+  const show = new Set(shown);
   return [
     { id: "name", title: "name", value: (r) => r.runName },
     { id: "status", title: "status", value: (r) => r.status },
     { id: "start", title: "start (UTC)", value: (r) => r.startTime },
     { id: "duration", title: "duration", value: (r) => r.durationMs },
-    ...props.paramKeys.map((k) => ({
+    ...props.paramKeys.filter((k) => show.has(`params.${k}`)).map((k) => ({
       id: `params.${k}`,
       title: k,
       value: (r: RunRow) => {
@@ -37,7 +41,7 @@ function columns(props: RunsTableProps): Column[] {
         return v === undefined ? null : v !== "" && Number.isFinite(Number(v)) ? Number(v) : v;
       },
     })),
-    ...props.metricKeys.map((k) => ({
+    ...props.metricKeys.filter((k) => show.has(`metrics.${k}`)).map((k) => ({
       id: `metrics.${k}`,
       title: k,
       value: (r: RunRow) => r.metrics[k] ?? null,
@@ -77,7 +81,8 @@ export function RunsTable(props: RunsTableProps) {
   const query = useSignal("");
   const sort = useSignal<{ id: string; dir: 1 | -1 }>({ id: "start", dir: -1 });
   const selected = useSignal<string[]>([]);
-  const cols = columns(props);
+  const shown = useSignal(props.shown);
+  const cols = columns(props, shown.value);
   const sortColumn = cols.find((c) => c.id === sort.value.id) ?? cols[0];
   const rows = props.rows
     .filter((r) => matches(r, query.value.trim().toLowerCase()))
@@ -106,6 +111,31 @@ export function RunsTable(props: RunsTableProps) {
           )
           : <span class="hint">tick two or more runs to compare them</span>}
       </div>
+      <details class="column-picker">
+        <summary>columns</summary>
+        {[["params", props.paramKeys], ["metrics", props.metricKeys]].map(([kind, keys]) => (
+          <fieldset key={kind as string}>
+            <legend>{kind}</legend>
+            {(keys as string[]).map((k) => {
+              const id = `${kind}.${k}`;
+              return (
+                <label key={id}>
+                  <input
+                    type="checkbox"
+                    name={id}
+                    checked={shown.value.includes(id)}
+                    onChange={() =>
+                      shown.value = shown.value.includes(id)
+                        ? shown.value.filter((c) => c !== id)
+                        : [...shown.value, id]}
+                  />{" "}
+                  {k}
+                </label>
+              );
+            })}
+          </fieldset>
+        ))}
+      </details>
       <div class="table-scroll">
         <table>
           <thead>

@@ -2,7 +2,7 @@
 // for the compare page).
 import { Island } from "../island.tsx";
 import { found, param, type Route } from "../route.ts";
-import { columnKeys } from "../run_rows.ts";
+import { columnKeys, defaultColumns } from "../run_rows.ts";
 import { formatTime } from "../islands/series.ts";
 
 export const route: Route = {
@@ -12,6 +12,7 @@ export const route: Route = {
     const { store } = request.ui;
     const experiment = await found(store.getExperiment(id), "experiment");
     const { rows, readAt } = await found(request.ui.runs.runs(id), "experiment");
+    const keys = columnKeys(rows);
     return {
       title: experiment.name,
       body: (
@@ -21,7 +22,7 @@ export const route: Route = {
           </p>
           <h1>{experiment.name}</h1>
           <p class="hint">Runs as read at {formatTime(readAt)} UTC (re-read every few seconds).</p>
-          <Island name="RunsTable" props={{ rows, ...columnKeys(rows) }} />
+          <Island name="RunsTable" props={{ rows, ...keys, shown: defaultColumns(keys) }} />
         </section>
       ),
     };
