@@ -93,6 +93,7 @@ export interface HttpServer {
   /** Stops accepting; requests in flight get `shutdownTimeoutMs`, then everything closes. */
   shutdown(): Promise<void>;
 }
+
 /** Responses up to this size get a Content-Length; longer streams go out chunked. */
 const BUFFERED_RESPONSE = 64 * 1024;
 const ACCEPT_BACKOFF_MS = 100;
