@@ -1,4 +1,4 @@
-// The web UI in headless Chromium against a store written by the real labs (demo, TP2 and TP5
+// The web UI in headless Chromium against a store written by the real labs (TP1, demo, TP2, TP5
 // in --quick mode): every page renders and hydrates, the islands respond (sort, filter, select
 // two runs and see both curves, hover an attention cell and read its weight), a RUNNING run's
 // page follows new metrics without a reload, and no page logs a console error. A screenshot of
@@ -115,13 +115,7 @@ Deno.test({
       });
 
       await t.step("run page: charts with smoothing and log scale, artifacts", async () => {
-        const { runId } = await runIdByName(
-          store,
-          "demo",
-          (await store.searchRuns({
-            experimentIds: [(await store.getExperimentByName("demo"))!.experimentId],
-          }))[0].info.runName,
-        );
+        const { runId } = await runIdByName(store, "demo", "demo-seed0");
         await visit(`/runs/${runId}`);
         const lossLines = page.locator(`.chart[data-metric="loss"] .mark-line path`);
         await lossLines.first().waitFor();

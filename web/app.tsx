@@ -11,12 +11,10 @@ import type { Handler } from "./server.ts";
 
 export const STATIC_DIR = path.join(import.meta.dirname!, "static");
 
+/** What web/static holds: the stylesheet and the islands bundle. */
 const CONTENT_TYPES: Record<string, string> = {
   ".css": "text/css; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
-  ".map": "application/json; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
 };
 
 function html(page: Page, status = 200): Response {

@@ -1,7 +1,7 @@
 // The page shell every route renders into: navigation, the stylesheet and the islands bundle.
 import type { ComponentChildren } from "preact";
 
-export const BUNDLE_PATH = "/static/build/islands.js";
+const BUNDLE_PATH = "/static/build/islands.js";
 
 export function Layout(props: { title: string; children: ComponentChildren }) {
   return (
