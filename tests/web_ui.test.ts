@@ -223,6 +223,7 @@ Deno.test({
           await visit(`/runs/${run.runId}`);
           const progress = page.locator("#run-progress");
           assert.match(await progress.textContent() ?? "", /^RUNNING: step 0 \(epoch 1 of 5\)/);
+          assert.equal(await page.locator("#run-status").textContent(), "RUNNING");
           await page.evaluate(() => (globalThis as { marker?: number }).marker = 42);
           await store.logBatch(run.runId, {
             metrics: [1, 2].map((step) => ({
@@ -243,6 +244,7 @@ Deno.test({
             document.getElementById("run-progress")?.textContent?.startsWith("FINISHED")
           );
           assert.equal(await page.evaluate(() => (globalThis as { marker?: number }).marker), 42);
+          assert.equal(await page.locator("#run-status").textContent(), "FINISHED");
           await shoot("live_run");
         },
       );

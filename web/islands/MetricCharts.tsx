@@ -4,6 +4,7 @@
 import { useSignal } from "@preact/signals";
 import { useEffect } from "preact/hooks";
 import { formatNumber, formatTime, type Series, smooth } from "./series.ts";
+import { polledStatus } from "./RunStatus.tsx";
 import { VegaChart, type VegaLiteSpec } from "./VegaChart.tsx";
 
 export interface ChartRun {
@@ -97,7 +98,10 @@ export function MetricCharts(props: MetricChartsProps) {
     if (!props.live || status !== "RUNNING") return;
     const timer = setInterval(async () => {
       const response = await fetch(`/api/runs/${encodeURIComponent(liveRun)}/metrics`);
-      if (response.ok) metrics.value = { ...metrics.value, [liveRun]: await response.json() };
+      if (!response.ok) return;
+      const polled: RunMetrics = await response.json();
+      metrics.value = { ...metrics.value, [liveRun]: polled };
+      polledStatus.value = polled.status;
     }, POLL_MS);
     return () => clearInterval(timer);
   }, [status]);

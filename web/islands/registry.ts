@@ -3,9 +3,17 @@
 import { AttentionExplorer } from "./AttentionExplorer.tsx";
 import { MetricCharts } from "./MetricCharts.tsx";
 import { ParamScatter } from "./ParamScatter.tsx";
+import { RunStatus } from "./RunStatus.tsx";
 import { RunsTable } from "./RunsTable.tsx";
 import { VegaChart } from "./VegaChart.tsx";
 
-export const ISLANDS = { AttentionExplorer, MetricCharts, ParamScatter, RunsTable, VegaChart };
+export const ISLANDS = {
+  AttentionExplorer,
+  MetricCharts,
+  ParamScatter,
+  RunStatus,
+  RunsTable,
+  VegaChart,
+};
 
 export type IslandName = keyof typeof ISLANDS;

@@ -49,12 +49,10 @@ export const route: Route = {
             <a href="/">experiments</a> /{" "}
             <a href={`/experiments/${experiment.experimentId}`}>{experiment.name}</a> /
           </p>
-          <h1>
-            {info.runName}{" "}
-            <span class={`status ${run.stale ? "STALE" : info.status}`}>
-              {run.stale ? "STALE" : info.status}
-            </span>
-          </h1>
+          <div class="run-title">
+            <h1>{info.runName}</h1>
+            <Island name="RunStatus" props={{ status: run.stale ? "STALE" : info.status }} />
+          </div>
           <p>
             <span class="mono">{info.runId}</span> · started {formatTime(info.startTime)} UTC
             {info.startTime !== null && end !== null &&
