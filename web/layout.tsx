@@ -19,6 +19,8 @@ export function Layout(props: { title: string; children: ComponentChildren }) {
           <nav>
             <a href="/">experiments</a>
             <a href="/benchmarks">benchmarks</a>
+            <a href="/playground">playground</a>
+            <a href="/train">train in the page</a>
           </nav>
         </header>
         <main>{props.children}</main>

@@ -32,11 +32,17 @@ const CASES_2D: Case[] = [
   [[2, 6, 5, 3], [3, 3, 3, 5], { strides: 2, activation: "tanh" }],
 ];
 
-async function check2d([xs, ks, options]: Case, withBias: boolean): Promise<void> {
+/** A conv kernel's specialisation: vec4 or scalar lanes in and out, bias, activation. */
+function convVariant(cin: number, cout: number, bias: boolean, activation = ""): string {
+  return `in${cin % 4 ? 1 : 4} out${cout % 4 ? 1 : 4} ${bias ? "bias" : ""} ${activation}`;
+}
+
+async function check2d([xs, ks, options]: Case, withBias: boolean, tiles: string): Promise<void> {
   const cout = ks[3];
   const inputs = [{ shape: xs }, { shape: ks }];
   if (withBias) inputs.push({ shape: [cout] });
   await checkOp({
+    variant: `${tiles} ${convVariant(ks[2], cout, withBias, options.activation)}`,
     name: `conv2d ${JSON.stringify(xs)} * ${JSON.stringify(ks)} ${JSON.stringify(options)}`,
     inputs,
     gpu: (x, k, b) => conv2d(x, k, { ...options, bias: b }),
@@ -50,7 +56,7 @@ test("conv2d: forward, dX, dW and bias against the float64 reference (both tile 
   for (const [name, tiles] of Object.entries(CONV_TILES.table)) {
     CONV_TILES.set(tiles);
     try {
-      for (const [i, c] of CASES_2D.entries()) await check2d(c, i % 2 === 0);
+      for (const [i, c] of CASES_2D.entries()) await check2d(c, i % 2 === 0, name);
     } catch (e) {
       throw new Error(`${name} tiles: ${(e as Error).message}`);
     } finally {
@@ -70,6 +76,7 @@ test("conv3d: forward and gradients (odd volumes, stride 2, same, vec4 and scala
     const inputs = [{ shape: xs }, { shape: ks }];
     if (i % 2) inputs.push({ shape: [ks[4]] });
     await checkOp({
+      variant: convVariant(ks[3], ks[4], i % 2 === 1),
       name: `conv3d ${JSON.stringify(xs)} * ${JSON.stringify(ks)} ${JSON.stringify(options)}`,
       inputs,
       gpu: (x, k, b) => conv3d(x, k, { ...options, bias: b }),
@@ -104,6 +111,7 @@ test("conv2dTranspose: Keras output sizes, forward and gradients", async () => {
       outputPadding: options.outputPadding as number[] | undefined,
     };
     await checkOp({
+      variant: convVariant(ks[3], ks[2], i % 2 === 0, options.activation),
       name: `conv2dTranspose ${JSON.stringify(xs)} * ${JSON.stringify(ks)} ${
         JSON.stringify(options)
       }`,

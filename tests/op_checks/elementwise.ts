@@ -62,6 +62,8 @@ for (const op of Object.keys(binaryRef) as (keyof typeof binaryRef)[]) {
     ];
     for (const [sa, sb] of cases) {
       await checkOp({
+        // Equal shapes, or a broadcast whose gradient is reduced back to an operand's shape.
+        variant: JSON.stringify(sa) === JSON.stringify(sb) ? "same shape" : "broadcast",
         name: `${op} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`,
         inputs: [{ shape: sa, low, high }, { shape: sb, low, high }],
         gpu: fn,
@@ -98,6 +100,7 @@ test("elementwise comparisons, where, clamp", async () => {
   assertClose(await ew.equal(labels, Tensor.from([3, 2, 0], [3], "u32")).data(), [1, 0, 1]);
 
   await checkOp({
+    variant: "where",
     name: "where broadcast",
     inputs: [
       { shape: [3, 1], data: [1, 0, 1], grad: false },
@@ -108,6 +111,7 @@ test("elementwise comparisons, where, clamp", async () => {
     ref: (c, x, y) => mapRef((cv, xv, yv) => cv !== 0 ? xv : yv, c, x, y),
   });
   await checkOp({
+    variant: "clamp",
     name: "clamp",
     inputs: [{ shape: [5, 7], low: -3, high: 3 }],
     gpu: (x) => ew.clamp(x, -1, 1.5),

@@ -46,6 +46,7 @@ test("softmaxCrossEntropy with class ids (i32, u32): forward and gradient", asyn
       for (const reduction of REDUCTIONS) {
         for (const dtype of ["i32", "u32"] as const) {
           await checkOp({
+            variant: `ids ${dtype}`,
             name: `CE ids ${dtype} [${n}, ${c}] ${reduction}`,
             inputs: [{ shape: [n, c], low: -5, high: 5 }, {
               shape: [n],
@@ -70,6 +71,7 @@ test("softmaxCrossEntropy with probabilities and one-hot rows: forward and both 
     for (const [n, c] of CE_SHAPES.filter(([n, c]) => n * c <= 1500)) {
       for (const reduction of REDUCTIONS) {
         await checkOp({
+          variant: "probs",
           name: `CE probs [${n}, ${c}] ${reduction}`,
           inputs: [{ shape: [n, c], low: -5, high: 5 }, {
             shape: [n, c],
@@ -81,6 +83,7 @@ test("softmaxCrossEntropy with probabilities and one-hot rows: forward and both 
         const ids = classIds(n, c);
         const oneHot = ids.flatMap((k) => Array.from({ length: c }, (_, j) => (j === k ? 1 : 0)));
         await checkOp({
+          variant: "one-hot",
           name: `CE one-hot [${n}, ${c}] ${reduction}`,
           inputs: [{ shape: [n, c], low: -5, high: 5 }, {
             shape: [n, c],
@@ -109,6 +112,7 @@ for (const [kind, { fn, low, high }] of Object.entries(POINTWISE)) {
     for (const shape of [[], [7], [3, 5, 7]]) {
       for (const reduction of REDUCTIONS) {
         await checkOp({
+          variant: reduction,
           name: `${kind}${JSON.stringify(shape)} ${reduction}`,
           inputs: [{ shape, low, high }, { shape, low: 0, high: 1 }],
           gpu: (p, t) => fn(p, t, { reduction }),

@@ -40,7 +40,21 @@ function check(
 ): Promise<void> {
   const { bias, ...rest } = options;
   const range = { low: tol.low, high: tol.high };
+  // The kernel's specialisation: layout, transposes, vec4 lanes per operand, batch, epilogue.
+  const [m, k] = options.transA ? [a.at(-1)!, a.at(-2)!] : [a.at(-2)!, a.at(-1)!];
+  const n = options.transB ? b.at(-2)! : b.at(-1)!;
+  const lanes = [m, k, n].map((d) => d % 4 === 0 ? 4 : 1).join(".");
+  // Batched cases vary the batch strides, not the tile: one per layout and lanes.
+  const batched = a.length > 2 || b.length > 2;
+  const variant = [
+    name.split(" ")[0],
+    batched ? "batched" : `t${Number(options.transA ?? false)}${Number(options.transB ?? false)}`,
+    lanes,
+    options.activation ?? "",
+    bias ? "bias" : "",
+  ].join(" ");
   return checkOp({
+    variant,
     name: `matmul ${name} a${JSON.stringify(a)} b${JSON.stringify(b)} ${JSON.stringify(options)}`,
     inputs: [{ shape: a, ...range }, { shape: b, ...range }, ...(bias ? [{ shape: [bias] }] : [])],
     gpu: (x, y, c) => matmul(x, y, { ...rest, bias: c }),

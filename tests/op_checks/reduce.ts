@@ -58,12 +58,20 @@ export async function underEachTuning(body: (tuning: string) => Promise<void>): 
   }
 }
 
+function reducesLastAxis(shape: number[], axes: Axes): boolean {
+  if (axes === undefined || axes === null) return true;
+  const list = typeof axes === "number" ? [axes] : axes;
+  return list.some((a) => a === -1 || a === shape.length - 1);
+}
+
 for (const [op, { gpu, ref: refFn }] of Object.entries(REDUCTIONS)) {
   test(`${op}: forward and gradient over every kind of axis set`, async () => {
     await underEachTuning(async (tuning) => {
       for (const [shape, axes] of CASES) {
         for (const keepDims of [false, true]) {
           await checkOp({
+            // Tile table, and whether the reduced elements are contiguous (rows) or strided.
+            variant: `${tuning} ${reducesLastAxis(shape, axes) ? "rows" : "columns"}`,
             name:
               `${op}${JSON.stringify(shape)} axes ${JSON.stringify(axes)} keepDims ${keepDims} ` +
               `(${tuning} tuning)`,
@@ -100,6 +108,7 @@ for (const [op, { gpu, ref: refFn }] of Object.entries(SOFTMAXES)) {
     await underEachTuning(async (tuning) => {
       for (const [shape, axis] of cases) {
         await checkOp({
+          variant: `${tuning} ${axis === -1 || axis === shape.length - 1 ? "rows" : "columns"}`,
           name: `${op}${JSON.stringify(shape)} axis ${axis} (${tuning} tuning)`,
           inputs: [{ shape, low: -4, high: 4 }],
           gpu: (x) => gpu(x, axis),

@@ -89,6 +89,8 @@ async function checkSequence(c: SeqCheck): Promise<void> {
   ];
   const options = { goBackwards: c.goBackwards, outputOrder: c.outputOrder };
   await checkOp({
+    // Direction and output order are index arithmetic in the same kernels: not a class.
+    variant: [c.cell, launchMode, c.h0 ? "h0" : "", withSeq ? "sequence" : ""].join(" "),
     name: `${c.cell} ${JSON.stringify(c.dims)} ${
       JSON.stringify({ ...options, h0: c.h0, withSeq })
     }`,
@@ -115,14 +117,19 @@ async function checkSequence(c: SeqCheck): Promise<void> {
 
 // ---- forward ------------------------------------------------------------------------------
 
+/** The launch mode `inBothModes` forces now ("auto": the engine's choice). */
+let launchMode = "auto";
+
 /** Runs `fn` with the recurrence forced to each launch mode (one workgroup, per-step grid). */
 async function inBothModes(fn: () => Promise<void>): Promise<void> {
   for (const mode of ["persistent", "tiled"] as const) {
     setRnnMode(mode);
+    launchMode = mode;
     try {
       await fn();
     } finally {
       setRnnMode(null);
+      launchMode = "auto";
     }
   }
 }

@@ -3,16 +3,20 @@
 import { AttentionExplorer } from "./AttentionExplorer.tsx";
 import { MetricCharts } from "./MetricCharts.tsx";
 import { ParamScatter } from "./ParamScatter.tsx";
+import { Playground } from "./Playground.tsx";
 import { RunStatus } from "./RunStatus.tsx";
 import { RunsTable } from "./RunsTable.tsx";
+import { TrainSpirals } from "./TrainSpirals.tsx";
 import { VegaChart } from "./VegaChart.tsx";
 
 export const ISLANDS = {
   AttentionExplorer,
   MetricCharts,
   ParamScatter,
+  Playground,
   RunStatus,
   RunsTable,
+  TrainSpirals,
   VegaChart,
 };
 
