@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import type { Page } from "playwright-core";
 import { openStore, type TrackingStore } from "../tracking/store.ts";
-import { baseUrl, buildIslands, launchChromium, serveUi, writeLabStore } from "./web_helpers.ts";
+import { latestPerAdapter, listResultFiles } from "../web/bench_results.ts";
+import {
+  baseUrl,
+  BENCH_DIR,
+  buildIslands,
+  launchChromium,
+  serveUi,
+  writeLabStore,
+} from "./web_helpers.ts";
 
 async function runIdByName(store: TrackingStore, experiment: string, runName: string) {
   const exp = await store.getExperimentByName(experiment);
@@ -202,7 +210,11 @@ Deno.test({
 
       await t.step("benchmarks: table, roofline, two files side by side", async () => {
         await visit("/benchmarks");
-        await page.locator(".vega-chart svg .mark-symbol").first().waitFor();
+        const rooflines = page.locator(".chart.roofline");
+        const adapters = latestPerAdapter(await listResultFiles(BENCH_DIR));
+        assert.ok(adapters.length >= 2);
+        assert.equal(await rooflines.count(), adapters.length, "one roofline per adapter");
+        await rooflines.nth(1).locator("svg .mark-symbol").first().waitFor();
         assert.ok(await page.locator("table.bench tbody tr").count() > 10);
         const speedups = await page.locator("table.bench-compare tbody td:nth-child(5)")
           .allTextContents();

@@ -19,6 +19,15 @@ export async function listResultFiles(dir: string): Promise<string[]> {
   return names.sort();
 }
 
+/** The newest file of each adapter and backend (names are `<adapter>-<backend>-<date>.json`). */
+export function latestPerAdapter(names: readonly string[]): string[] {
+  const latest = new Map<string, string>();
+  for (const name of [...names].sort()) {
+    latest.set(name.replace(/-\d{4}-\d{2}-\d{2}\.json$/, ""), name);
+  }
+  return [...latest.values()];
+}
+
 /** One result file by name, or null when the name is not a result file of `dir`. */
 export async function readResultFile(dir: string, name: string): Promise<ResultFile | null> {
   if (!RESULT_NAME.test(name)) return null;
@@ -58,8 +67,8 @@ export function rooflineSpec(result: ResultFile): VegaLiteSpec | null {
   const y = { field: "gflops", type: "quantitative", scale: { type: "log" }, title: "GFLOP/s" };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    width: 560,
-    height: 320,
+    width: 420,
+    height: 280,
     layer: [
       { data: { values: roof }, mark: { type: "line", color: "#999" }, encoding: { x, y } },
       {

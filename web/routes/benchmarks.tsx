@@ -1,8 +1,13 @@
-// `/benchmarks?file=<name>&a=<name>&b=<name>`: one result file of `deno task bench` as a table
-// and a roofline plot, and two files side by side with the ratios `deno task bench:compare`
-// prints (the same compareResults).
+// `/benchmarks?file=<name>&a=<name>&b=<name>`: a roofline plot per adapter (its newest result
+// file of `deno task bench`), one file as a table, and two files side by side with the ratios
+// `deno task bench:compare` prints (the same compareResults).
 import { compareResults, describeRun, fmt, type ResultFile } from "../../bench/lib/report.ts";
-import { listResultFiles, readResultFile, rooflineSpec } from "../bench_results.ts";
+import {
+  latestPerAdapter,
+  listResultFiles,
+  readResultFile,
+  rooflineSpec,
+} from "../bench_results.ts";
 import { Island } from "../island.tsx";
 import { NotFound, type Route } from "../route.ts";
 
@@ -102,7 +107,12 @@ export const route: Route = {
     const shown = await pick("file", files.at(-1));
     const a = await pick("a", files.at(0));
     const b = await pick("b", files.at(1) ?? files.at(0));
-    const roofline = shown && rooflineSpec(shown.result);
+    const rooflines = await Promise.all(
+      latestPerAdapter(files).map(async (name) => {
+        const result = (await readResultFile(ui.benchDir, name))!;
+        return { name, result, spec: rooflineSpec(result) };
+      }),
+    );
     return {
       title: "Benchmarks",
       body: (
@@ -112,6 +122,19 @@ export const route: Route = {
             ? <p class="empty">No result files in {ui.benchDir}: run `deno task bench`.</p>
             : (
               <>
+                <h2>Roofline per adapter</h2>
+                <div class="chart-grid">
+                  {rooflines.map(({ name, result, spec }) => (
+                    <div class="chart roofline" key={name}>
+                      <h3>{result.adapter.description || name}, {result.adapter.backend}</h3>
+                      <p class="hint">{name}</p>
+                      {spec
+                        ? <Island name="VegaChart" props={{ spec, label: `roofline ${name}` }} />
+                        : <p class="empty">No kernel declared both its FLOPs and its bytes.</p>}
+                    </div>
+                  ))}
+                </div>
+                <h2>Results</h2>
                 <form method="get" class="controls">
                   <label>
                     result file <FilePicker name="file" files={files} value={shown.name} />
@@ -119,11 +142,6 @@ export const route: Route = {
                   <button type="submit">show</button>
                 </form>
                 <p>{describeRun(shown.result)}</p>
-                <h2>Roofline</h2>
-                {roofline
-                  ? <Island name="VegaChart" props={{ spec: roofline, label: "roofline" }} />
-                  : <p class="empty">No kernel declared both its FLOPs and its bytes.</p>}
-                <h2>Results</h2>
                 <ResultTable result={shown.result} />
                 <h2>Two result files side by side</h2>
                 <form method="get" class="controls">
