@@ -3,9 +3,7 @@
 // — the path a Slurm array takes, without the scheduler.
 import * as path from "node:path";
 import { formatDuration } from "../../engine/train/progress.ts";
-import { labCommand, storeUri, type SweepOptions } from "./options.ts";
-
-export const REPO_ROOT = path.resolve(import.meta.dirname!, "../..");
+import { labCommand, REPO_ROOT, storeUri, type SweepOptions } from "./options.ts";
 
 /** Runs `deno <args>` from the repo root writing to the sweep's store; resolves to its exit code. */
 async function runDeno(

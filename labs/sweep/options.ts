@@ -129,6 +129,9 @@ export function parseSweep(argv: string[]): SweepOptions {
         `deno task train ${lab.name}`,
     );
   }
+  if (lab.units(args).length === 0) {
+    throw new SweepUsageError(`lab '${lab.name}' has no units under these flags: nothing to sweep`);
+  }
   const store = storeFolder(flags.get("store"));
   if (slurm && store.relative) {
     throw new SweepUsageError(
@@ -162,7 +165,10 @@ export function parseSweep(argv: string[]): SweepOptions {
   };
 }
 
-/** `deno run -A labs/main.ts <lab> <flags>` for one unit or the summary, from the repo root. */
+/** Where every unit and summary process runs `labs/main.ts` from. */
+export const REPO_ROOT = path.resolve(import.meta.dirname!, "../..");
+
+/** `deno run -A labs/main.ts <lab> <flags>` for one unit or the summary, from REPO_ROOT. */
 export function labCommand(options: SweepOptions, extra: string[]): string[] {
   return [
     "run",

@@ -3,8 +3,13 @@
 // job that runs after the array whatever became of its tasks (`afterany`), so it names the units
 // that are missing instead of never running. The scheduler is Slurm's own `sbatch`.
 import * as path from "node:path";
-import { labCommand, type SlurmResources, storeUri, type SweepOptions } from "./options.ts";
-import { REPO_ROOT } from "./local.ts";
+import {
+  labCommand,
+  REPO_ROOT,
+  type SlurmResources,
+  storeUri,
+  type SweepOptions,
+} from "./options.ts";
 
 /** A word as bash reads it back unchanged. */
 function quote(word: string): string {
