@@ -37,7 +37,7 @@ export type LabCommand =
   /** Nothing to run: exit with `status` after printing `stdout` / `stderr`. */
   | { status: number; stdout?: string; stderr?: string };
 
-export function labList(): string {
+function labList(): string {
   const labs = listLabs();
   const width = Math.max(...labs.map((l) => l.name.length));
   return labs.map((l) => `  ${l.name.padEnd(width)}  ${l.description}`).join("\n");

@@ -297,7 +297,7 @@ async function trainPart2Run(
   const name = runName(config);
   options.out.write(
     `\n-- ${name}: ${config.n} series (last 20 % validate), ${config.epochs} ` +
-      `epochs, batch ${config.batchSize}, teacher forcing (start ${config.startToken}) ==\n`,
+      `epochs, batch ${config.batchSize}, teacher forcing (start ${config.startToken}) --\n`,
   );
   await withRun(store, PART2_EXPERIMENT, {
     runName: name,
