@@ -369,7 +369,9 @@ Deno.test("tp5 summary: PASS/FAIL table and failure list", () => {
 Deno.test("tp5 --part 3 --quick: every model's run, the summary run's figures and report", async () => {
   const tmp = await Deno.makeTempDir();
   const mlruns = path.join(tmp, "mlruns");
-  const out = await runLab(["tp5", "--part", "3", "--quick"], mlruns);
+  // Part 3 checkpoints every model: into the test's folder, not the repository's checkpoints/.
+  const ckpt = ["--checkpoint-dir", path.join(tmp, "checkpoints")];
+  const out = await runLab(["tp5", "--part", "3", "--quick", ...ckpt], mlruns);
   const stdout = out.stdout;
   assert.equal(out.code, 0, out.stderr + stdout);
   assert.match(stdout, /all 4 checks passed/);
