@@ -6,6 +6,7 @@ import { route as spiralsApi } from "./routes/api_spirals.ts";
 import { route as artifact } from "./routes/artifact.ts";
 import { route as attention } from "./routes/attention.tsx";
 import { route as benchmarks } from "./routes/benchmarks.tsx";
+import { route as benchBrowser } from "./routes/bench_browser.tsx";
 import { route as compare } from "./routes/compare.tsx";
 import { route as experiment } from "./routes/experiment.tsx";
 import { route as index } from "./routes/index.tsx";
@@ -27,4 +28,5 @@ export const ROUTES: readonly Route[] = [
   runPredict,
   train,
   spiralsApi,
+  benchBrowser,
 ];

@@ -2,11 +2,13 @@
 // times. It wraps Deno.bench so every case builds random inputs once, warms up (compiles its
 // pipelines), sizes its timed region to amortise the device sync, and syncs inside the region.
 // Under `deno task bench` (bench/run.ts) each case also appends its declared work to a file the
-// runner joins with `deno bench --json`; under plain `deno bench` nothing is written.
+// runner joins with `deno bench --json`; under plain `deno bench` nothing is written. In a
+// browser (no Deno) the cases only collect in KERNEL_BENCHES, and the benchmark page times them
+// with the same warm-up, region sizing and sync (bench/browser.ts).
 import { init } from "../../engine/tensor.ts";
-import { engineOptionsFromEnv } from "../../host/env.ts";
+import { engineOptionsFromEnv, readEnv } from "../../host/env.ts";
 import type { Work } from "./work.ts";
-import { BENCH_ENV, type BenchRecord, type CeilingKind } from "./report.ts";
+import { BENCH_ENV, type BenchRecord, type CeilingKind, type WorkRecord } from "./report.ts";
 
 /** One op of a case; `rep` counts the ops of a region, for cases that rotate their inputs. */
 export type Op = (rep: number) => void;
@@ -26,10 +28,13 @@ export interface KernelBench {
   setup: () => Op | Promise<Op>;
 }
 
-const env = (name: string) => Deno.env.get(name) || undefined;
+const env = (name: string) => readEnv(name) || undefined;
 const recordsPath = env(BENCH_ENV.records);
-const regionMs = Number(env(BENCH_ENV.regionMs) ?? 200);
-const iterations = Number(env(BENCH_ENV.iterations) ?? 10);
+/** Target length of one timed region, and timed regions per case (the browser page sets them). */
+export const benchSettings = {
+  regionMs: Number(env(BENCH_ENV.regionMs) ?? 200),
+  iterations: Number(env(BENCH_ENV.iterations) ?? 10),
+};
 /** Caps the ops per region for tiny kernels on fast adapters. */
 const MAX_REPS = 1024;
 
@@ -44,8 +49,11 @@ function append(record: BenchRecord): void {
 append({
   type: "adapter",
   report: rt.ctx.report,
-  backend: Deno.env.get("DENO_WEBGPU_BACKEND") || "default",
+  backend: env("DENO_WEBGPU_BACKEND") ?? "default",
 });
+
+/** Every case declared so far, in declaration order. */
+export const KERNEL_BENCHES: KernelBench[] = [];
 
 export function benchName(
   { kernel, variant, shape }: Pick<KernelBench, "kernel" | "variant" | "shape">,
@@ -53,7 +61,8 @@ export function benchName(
   return [kernel, variant, shape].filter(Boolean).join(" ");
 }
 
-async function timeRegion(op: Op, reps: number): Promise<number> {
+/** Milliseconds for `reps` ops and the device sync that ends them. */
+export async function timeRegion(op: Op, reps: number): Promise<number> {
   const start = performance.now();
   for (let i = 0; i < reps; i++) op(i);
   await rt.sync();
@@ -61,7 +70,8 @@ async function timeRegion(op: Op, reps: number): Promise<number> {
 }
 
 /** Ops per region so that one region lasts about `regionMs` (the sync stays a small share). */
-async function calibrate(op: Op): Promise<number> {
+export async function calibrate(op: Op): Promise<number> {
+  const { regionMs } = benchSettings;
   let reps = 1;
   for (;;) {
     const ms = await timeRegion(op, reps);
@@ -70,31 +80,43 @@ async function calibrate(op: Op): Promise<number> {
   }
 }
 
+/** A case's untimed warm-up: its inputs, its pipelines' compilation and its region's sizing. */
+export async function warmUp(spec: KernelBench): Promise<{ op: Op; record: WorkRecord }> {
+  const op = await spec.setup();
+  await timeRegion(op, 1);
+  const reps = await calibrate(op);
+  return {
+    op,
+    record: {
+      type: "work",
+      name: benchName(spec),
+      kernel: spec.kernel,
+      ...(spec.variant ? { variant: spec.variant } : {}),
+      shape: spec.shape,
+      reps,
+      ...spec.work,
+      ...(spec.ceiling ? { ceiling: spec.ceiling } : {}),
+    },
+  };
+}
+
 export function benchKernel(spec: KernelBench): void {
-  const name = benchName(spec);
+  KERNEL_BENCHES.push(spec);
+  if (typeof Deno === "undefined") return;
   let op: Op | null = null;
   let reps = 1;
   Deno.bench({
-    name,
+    name: benchName(spec),
     group: spec.kernel,
-    n: iterations,
+    n: benchSettings.iterations,
     warmup: 1,
     async fn(b) {
       if (!op) {
         // First (warm-up) call: inputs, pipeline compilation and region sizing stay untimed.
-        op = await spec.setup();
-        await timeRegion(op, 1);
-        reps = await calibrate(op);
-        append({
-          type: "work",
-          name,
-          kernel: spec.kernel,
-          ...(spec.variant ? { variant: spec.variant } : {}),
-          shape: spec.shape,
-          reps,
-          ...spec.work,
-          ...(spec.ceiling ? { ceiling: spec.ceiling } : {}),
-        });
+        const ready = await warmUp(spec);
+        op = ready.op;
+        reps = ready.record.reps;
+        append(ready.record);
       }
       b.start();
       for (let i = 0; i < reps; i++) op(i);

@@ -1,15 +1,25 @@
-// Loads the in-page engine (web/engine_bundle.ts, built to /static/build/engine.js) once, when
-// an island first needs it: the islands bundle itself stays free of the engine.
+// Loads the in-page engine (web/engine_bundle.ts, built to /static/build/engine.js) and the
+// browser benchmarks (bench/browser.ts, /static/build/bench.js) once, when an island first needs
+// them: the islands bundle itself stays free of the engine.
 export type Engine = typeof import("../engine_bundle.ts");
+export type BrowserBench = typeof import("../../bench/browser.ts");
 
 export const ENGINE_BUNDLE_PATH = "/static/build/engine.js";
+export const BENCH_BUNDLE_PATH = "/static/build/bench.js";
 
-let loading: Promise<Engine> | null = null;
+let engine: Promise<Engine> | null = null;
+let bench: Promise<BrowserBench> | null = null;
 
 export function loadEngine(): Promise<Engine> {
   // A specifier in a variable: the bundler leaves the import to the browser.
   const url = ENGINE_BUNDLE_PATH;
-  return loading ??= import(url) as Promise<Engine>;
+  return engine ??= import(url) as Promise<Engine>;
+}
+
+/** The benchmarks open the device as they load: check `webGpuProblem()` first. */
+export function loadBench(): Promise<BrowserBench> {
+  const url = BENCH_BUNDLE_PATH;
+  return bench ??= import(url) as Promise<BrowserBench>;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Every island by name: the server marks where each is rendered (web/island.tsx) and the
 // browser bundle hydrates it from the same table (web/islands/hydrate.ts).
 import { AttentionExplorer } from "./AttentionExplorer.tsx";
+import { BenchRunner } from "./BenchRunner.tsx";
 import { MetricCharts } from "./MetricCharts.tsx";
 import { ParamScatter } from "./ParamScatter.tsx";
 import { Playground } from "./Playground.tsx";
@@ -11,6 +12,7 @@ import { VegaChart } from "./VegaChart.tsx";
 
 export const ISLANDS = {
   AttentionExplorer,
+  BenchRunner,
   MetricCharts,
   ParamScatter,
   Playground,
