@@ -13,7 +13,7 @@ import { withRun } from "../tracking/run.ts";
 import { openStore } from "../tracking/store.ts";
 import { type LabArgs, type LabUnit, registerLab, UsageError } from "./registry.ts";
 import { logModel, readResumePoint, resumedSettings, trainRun } from "./train_run.ts";
-import { findUnitRuns, logUnitResult, planKey, runSeconds, unitTags } from "./unit_runs.ts";
+import { findUnitRuns, logUnitResult, planKey, unitSeconds, unitTags } from "./unit_runs.ts";
 
 /** Two interleaved spirals, `n` points per class, in a seeded random order. */
 export function spirals(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
@@ -196,7 +196,7 @@ async function summarize(args: LabArgs) {
     args.out.write(
       `demo: test accuracy ${unit.result.test_accuracy.toFixed(4)}, test loss ` +
         `${unit.result.test_loss.toFixed(4)} (run ${unit.run.info.runId}, ` +
-        `${runSeconds(unit.run).toFixed(1)} s${resumed ? `, resumed from run ${resumed}` : ""})\n`,
+        `${unitSeconds(found).toFixed(1)} s${resumed ? `, resumed from run ${resumed}` : ""})\n`,
     );
   }
   return { status: 0, missing };

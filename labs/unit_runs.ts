@@ -58,8 +58,13 @@ export async function findUnitRuns<T>(
   return { found, missing: units.filter((u) => !found.has(u)) };
 }
 
-/** Seconds a run took (start to end), 0 if either is unknown. */
-export function runSeconds(run: RunRecord): number {
-  const { startTime, endTime } = run.info;
-  return startTime !== null && endTime !== null ? (endTime - startTime) / 1000 : 0;
+/** Seconds the units' runs took, start to end, added up (a run missing either time adds 0). */
+export function unitSeconds(found: ReadonlyMap<string, FoundUnit<unknown>>): number {
+  let seconds = 0;
+  for (const { run: { info } } of found.values()) {
+    if (info.startTime !== null && info.endTime !== null) {
+      seconds += (info.endTime - info.startTime) / 1000;
+    }
+  }
+  return seconds;
 }

@@ -3,7 +3,7 @@
 // checkpoints are, as absolute paths every unit process (or cluster node) is handed.
 import * as path from "node:path";
 import { envVar } from "../../tracking/context.ts";
-import { fileUriToPath, pathToFileUri } from "../../tracking/file_uri.ts";
+import { fileUriToPath, pathToFileUri, resolveTrackingRoot } from "../../tracking/file_uri.ts";
 import { DEFAULT_TRACKING_URI } from "../../tracking/store.ts";
 import { parseLabCommand } from "../command.ts";
 import type { Lab, LabArgs } from "../registry.ts";
@@ -91,14 +91,14 @@ function storeFolder(
   given: string | undefined,
 ): { folder: string; relative: boolean; raw: string } {
   const raw = given ?? envVar("MLFLOW_TRACKING_URI") ?? DEFAULT_TRACKING_URI;
-  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw)?.[1];
-  if (scheme !== undefined && scheme.length > 1 && scheme.toLowerCase() !== "file") {
-    throw new SweepUsageError(
-      `store '${raw}': a sweep writes to MLflow's file store (a folder or file: URI)`,
-    );
+  let folder: string;
+  try {
+    folder = resolveTrackingRoot(raw);
+  } catch (e) {
+    throw new SweepUsageError(`store: ${(e as Error).message}`);
   }
-  const local = scheme?.toLowerCase() === "file" ? fileUriToPath(raw) : raw;
-  return { folder: path.resolve(local), relative: !path.isAbsolute(local), raw };
+  const local = /^file:/i.test(raw) ? fileUriToPath(raw) : raw;
+  return { folder, relative: !path.isAbsolute(local), raw };
 }
 
 function timestamp(): string {

@@ -30,7 +30,7 @@ import {
 } from "./common.ts";
 import { linePanelsSpec, logFigure } from "./plots.ts";
 import { logAttentionFigure, logCurvesFigure } from "./part1_figures.ts";
-import { type FoundUnit, logUnitResult, runSeconds, unitTags } from "../unit_runs.ts";
+import { type FoundUnit, logUnitResult, unitSeconds, unitTags } from "../unit_runs.ts";
 
 export const PART1_EXPERIMENT = "TP5_Part1_Attention";
 
@@ -614,7 +614,7 @@ function part1Result(
     title: "basic attention (GRU + SimpleAttention / scaled dot-product)",
     checks,
     runIds: [...outcomes.map((o) => o.runId), scaling.runId],
-    seconds: [...found.values()].reduce((t, f) => t + runSeconds(f.run), 0),
+    seconds: unitSeconds(found),
   };
 }
 

@@ -26,7 +26,7 @@ import {
   type Tp5Options,
   type Tp5Part,
 } from "./common.ts";
-import { logUnitResult, runSeconds, unitTags } from "../unit_runs.ts";
+import { logUnitResult, unitSeconds, unitTags } from "../unit_runs.ts";
 import { logFigures } from "./part2_figures.ts";
 
 export const PART2_EXPERIMENT = "TP5_Part2_Seq2Seq";
@@ -547,7 +547,7 @@ export const PART2: Tp5Part = {
       title: "Seq2Seq with cross-attention (Bi-LSTM → LSTM, 50 → 20)",
       checks: options.quick ? quickChecks(main) : fullChecks(main, scaled ?? null),
       runIds: [main.runId, ...(scaled ? [scaled.runId] : [])],
-      seconds: [...found.values()].reduce((t, f) => t + runSeconds(f.run), 0),
+      seconds: unitSeconds(found),
     });
   },
 };

@@ -36,7 +36,7 @@ import { logFigures, logSummaryMetrics } from "./part3_figures.ts";
 import { writeReport } from "./report.ts";
 import { UsageError } from "../registry.ts";
 import { logEpochMetrics, tagResumedRun } from "../train_run.ts";
-import { type FoundUnit, logUnitResult, PLAN_TAG, runSeconds, unitTags } from "../unit_runs.ts";
+import { type FoundUnit, logUnitResult, PLAN_TAG, unitSeconds, unitTags } from "../unit_runs.ts";
 
 export const PART3_EXPERIMENT = "TP5_Part3_HTAP";
 
@@ -472,7 +472,7 @@ async function summarize(
       ...part3Models(options).map((m) => found.get(m.spec.name)!.run.info.runId),
       summaryRun,
     ],
-    seconds: [...found.values()].reduce((t, f) => t + runSeconds(f.run), 0),
+    seconds: unitSeconds(found),
   };
 }
 
