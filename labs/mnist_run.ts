@@ -86,6 +86,8 @@ export interface MnistRunSpec {
   curveNames: Record<string, string>;
   /** MLflow names of the test accuracy and loss (logged at step 0). */
   testNames: { accuracy: string; loss: string };
+  /** Tags added to the run's (e.g. a unit's, labs/unit_runs.ts). */
+  tags?: Record<string, string>;
 }
 
 export interface MnistRunResult {
@@ -143,7 +145,7 @@ export async function trainMnistRun(
   const earlyStopping = spec.earlyStopping ? new EarlyStopping(spec.earlyStopping) : null;
   return await withRun(openStore(), spec.experiment, {
     runName: spec.runName,
-    tags: { "denograd.lab": spec.slug },
+    tags: { "denograd.lab": spec.slug, ...spec.tags },
   }, async (run) => {
     await run.logParams({ ...spec.params, seed, quick: args.quick });
     const trained = await trainRun(run, {

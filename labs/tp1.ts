@@ -10,8 +10,10 @@ import { Adam } from "../engine/optim/optimizers.ts";
 import { withSoftmax } from "../models/mlp.ts";
 import { writeFileAtomic } from "../tracking/files.ts";
 import { loadMnistSplits, pct, trainMnistRun } from "./mnist_run.ts";
-import { type LabArgs, registerLab } from "./registry.ts";
+import { openStore } from "../tracking/store.ts";
+import { type LabArgs, type LabUnit, registerLab, type SummaryOutcome } from "./registry.ts";
 import { logModel } from "./train_run.ts";
+import { findUnitRuns, logUnitResult, planKey, unitTags } from "./unit_runs.ts";
 
 /** Where `deno task serve` loads the model from by default. */
 export const MODEL_PATH = "models/mnist-model.safetensors";
@@ -23,8 +25,55 @@ export function tp1ModelPath(args: Pick<LabArgs, "quick" | "checkpointDir">): st
   return args.quick ? path.join(args.checkpointDir, "tp1", "mnist-model.safetensors") : MODEL_PATH;
 }
 
+/** TP1 trains one model: its only unit (a sweep of it runs one task). */
+const UNIT = "mnist_mlp";
+
+const epochsOf = (args: LabArgs) => args.epochs ?? (args.quick ? 1 : TP1.epochs);
+
+const planOf = (args: LabArgs) =>
+  planKey("tp1", {
+    quick: args.quick,
+    seed: args.seed,
+    epochs: args.epochs ?? "default",
+    batch_size: args.batchSize ?? "default",
+  });
+
+function units(args: LabArgs): LabUnit[] {
+  const epochs = epochsOf(args);
+  return [{
+    name: UNIT,
+    trains: `MNIST MLP 784-512-10 (Dropout ${TP1.dropoutRate}, Adam), ${epochs} epoch(s)`,
+    seconds: args.quick ? 15 : 10 + epochs * 20,
+  }];
+}
+
+interface Tp1Result {
+  test_accuracy: number;
+  test_loss: number;
+  model_path: string;
+}
+
+/** The unit's test accuracy and where its model went, from its latest finished run. */
+async function summarize(args: LabArgs): Promise<SummaryOutcome> {
+  const { found, missing } = await findUnitRuns<Tp1Result>(
+    openStore(),
+    "Default",
+    planOf(args),
+    [UNIT],
+  );
+  const unit = found.get(UNIT);
+  if (unit) {
+    args.out.write(
+      `TP1: test accuracy ${pct(unit.result.test_accuracy)}, test loss ` +
+        `${unit.result.test_loss.toFixed(4)}; model ${unit.result.model_path}; MLflow run ` +
+        `${unit.run.info.runId} (${unit.run.info.runName})\n`,
+    );
+  }
+  return { status: 0, missing };
+}
+
 async function run(args: LabArgs): Promise<void> {
-  const epochs = args.epochs ?? (args.quick ? 1 : TP1.epochs);
+  const epochs = epochsOf(args);
   const batchSize = args.batchSize ?? TP1.batchSize;
   const data = await loadMnistSplits(args.quick);
   const modelPath = tp1ModelPath(args);
@@ -46,6 +95,7 @@ async function run(args: LabArgs): Promise<void> {
         val_loss: "val_loss",
       },
       testNames: { accuracy: "test_accuracy", loss: "test_loss" },
+      tags: unitTags(planOf(args), UNIT),
     }, async (mlflowRun, r) => {
       const bytes = await logModel(mlflowRun, "mnist-model", withSoftmax(r.model), {
         input_shape: "[784]",
@@ -56,6 +106,11 @@ async function run(args: LabArgs): Promise<void> {
       });
       await Deno.mkdir(path.dirname(modelPath), { recursive: true });
       await writeFileAtomic(modelPath, bytes);
+      await logUnitResult(mlflowRun, {
+        test_accuracy: r.test.accuracy,
+        test_loss: r.test.loss,
+        model_path: path.resolve(modelPath),
+      });
     });
     args.out.write(
       `Test accuracy: ${result.test.accuracy.toFixed(4)} (${pct(result.test.accuracy)}), ` +
@@ -74,4 +129,6 @@ registerLab({
   description: "TP1: MNIST MLP 784-512-10 with Dropout, Adam, MLflow; saves the model for the API",
   flags: ["batch-size", "resume"],
   run,
+  units,
+  summarize,
 });

@@ -147,3 +147,35 @@ Deno.test("sweep demo --local 2: the unit through --unit, then the summary from 
   assert.match(await Deno.readTextFile(path.join(tmp, "sweep", "unit-0.log")), /Epoch 6\/6/);
   await Deno.remove(tmp, { recursive: true });
 });
+
+Deno.test("sweep tp1 --quick --local 1: TP1's one unit, then its test accuracy and model from the store", async () => {
+  const tmp = await Deno.makeTempDir();
+  const store = path.join(tmp, "mlruns");
+  const out = await sweep([
+    "tp1",
+    "--quick",
+    "--local",
+    "1",
+    "--store",
+    store,
+    "--checkpoint-dir",
+    path.join(tmp, "ckpt"),
+    "--sweep-dir",
+    path.join(tmp, "sweep"),
+  ]);
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const model = path.join(tmp, "ckpt", "tp1", "mnist-model.safetensors");
+  assert.ok((await Deno.stat(model)).size > 0);
+  const reader = openStore(`file:${store}`);
+  const [run] = await reader.searchRuns({ experimentIds: ["0"] });
+  assert.equal(run.tags["denograd.unit"], "mnist_mlp");
+  const accuracy = run.metrics.test_accuracy.at(-1)!.value;
+  assert.match(
+    out.stdout,
+    new RegExp(
+      `TP1: test accuracy ${(100 * accuracy).toFixed(2)} %, .*; model ${model}; MLflow run ` +
+        run.info.runId,
+    ),
+  );
+  await Deno.remove(tmp, { recursive: true });
+});
