@@ -27,7 +27,7 @@ Deno.test("web: paths outside the store or the assets are 404; only GET and HEAD
   await Deno.writeTextFile(path.join(dir, "secret.txt"), "outside");
   const artifacts = fileUriToPath(run.artifactUri);
   await Deno.symlink(path.join(dir, "secret.txt"), path.join(artifacts, "link.txt"));
-  const before = await listFilesRecursive(mlruns);
+  const before = listFilesRecursive(mlruns);
   const server = serveUi(mlruns);
   try {
     const r = run.runId;
@@ -68,7 +68,7 @@ Deno.test("web: paths outside the store or the assets are 404; only GET and HEAD
   } finally {
     await server.shutdown();
   }
-  assert.deepEqual(await listFilesRecursive(mlruns), before, "the store is unchanged");
+  assert.deepEqual(listFilesRecursive(mlruns), before, "the store is unchanged");
 });
 
 Deno.test("web: a 100k-point history is downsampled for the chart, keeping its extremes", async () => {

@@ -311,7 +311,7 @@ export class FileStore extends FileStoreReader implements TrackingStore {
   async #activeRun(runId: string): Promise<{ runDir: string; meta: YamlMapping }> {
     const found = await this.locateRun(runId);
     if (!found) throw this.notFound(runId);
-    const meta = await readYamlMapping(path.join(found.runDir, "meta.yaml"));
+    const meta = readYamlMapping(path.join(found.runDir, "meta.yaml"));
     if (meta === null) throw new Error(`Run '${runId}' has no meta.yaml; cannot write to it`);
     if (found.deleted || (asString(meta.lifecycle_stage) ?? "active") !== "active") {
       throw new Error(`Run '${runId}' is deleted; restore it before logging to it`);

@@ -9,13 +9,15 @@
 import * as path from "node:path";
 import {
   isRealDirectory,
-  listDir,
+  listDirSync,
   listFilesRecursive,
   lstatOrNull,
+  lstatOrNullSync,
   pathInside,
   READ_LIMITS,
   readFileBounded,
   readTextBounded,
+  readTextBoundedSync,
   TEMP_FILE_PATTERN,
 } from "./files.ts";
 import { fileUriToPath, pathToFileUri, resolveTrackingRoot } from "./file_uri.ts";
@@ -57,6 +59,10 @@ const MODEL_STATUS_NAMES = ["UNSPECIFIED", "PENDING", "READY", "UPLOAD_FAILED"];
 export const TRASH_FOLDER = ".trash";
 // Root-level folder of the model registry file store: never an experiment.
 const REGISTRY_FOLDER = "models";
+/** How many runs a search reads before it lets other tasks (a server's requests) run. */
+const RUNS_PER_YIELD = 64;
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 // Experiment sub-folders that are not runs.
 const RESERVED_EXPERIMENT_FOLDERS = new Set(["tags", "datasets", "traces", "models"]);
 
@@ -71,13 +77,13 @@ function messageOf(error: unknown): string {
  * null when the folder is absent. A link (to the folder or in it), a special file or an
  * oversized file is skipped with a warning, never read.
  */
-async function readKeyFiles(
+function readKeyFiles(
   dir: string,
   label: string,
   maxBytes: number,
   warnings: string[],
-): Promise<Map<string, string> | null> {
-  const info = await lstatOrNull(dir);
+): Map<string, string> | null {
+  const info = lstatOrNullSync(dir);
   if (info === null) return null;
   const out = new Map<string, string>();
   if (!info.isDirectory) {
@@ -87,9 +93,9 @@ async function readKeyFiles(
     return out;
   }
   const skipped: string[] = [];
-  for (const key of await listFilesRecursive(dir, "", skipped)) {
+  for (const key of listFilesRecursive(dir, "", skipped)) {
     try {
-      const text = await readTextBounded(path.join(dir, ...key.split("/")), maxBytes);
+      const text = readTextBoundedSync(path.join(dir, ...key.split("/")), maxBytes);
       if (text !== null) out.set(key, text);
     } catch (error) {
       warnings.push(`${label}/${key} not read: ${messageOf(error)}`);
@@ -100,12 +106,12 @@ async function readKeyFiles(
 }
 
 /** Reads a flat key → file-content folder (params/, tags/); null when the folder is absent. */
-export async function readKeyValueDir(
+export function readKeyValueDir(
   dir: string,
   label: string,
   warnings: string[],
-): Promise<Record<string, string> | null> {
-  const files = await readKeyFiles(dir, label, READ_LIMITS.value, warnings);
+): Record<string, string> | null {
+  const files = readKeyFiles(dir, label, READ_LIMITS.value, warnings);
   return files && Object.fromEntries(files);
 }
 
@@ -122,8 +128,8 @@ function asNumber(value: YamlValue | undefined): number | null {
   return null;
 }
 
-export async function readYamlMapping(file: string): Promise<YamlMapping | null> {
-  const text = await readTextBounded(file, READ_LIMITS.meta);
+export function readYamlMapping(file: string): YamlMapping | null {
+  const text = readTextBoundedSync(file, READ_LIMITS.meta);
   if (text === null) return null;
   const doc = parseYaml(text, file);
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
@@ -202,12 +208,12 @@ function parseMetricFile(
   return points;
 }
 
-async function readMetricsDir(
+function readMetricsDir(
   dir: string,
   allowRunId: boolean,
   warnings: string[],
-): Promise<Record<string, (MetricPoint & { runId?: string })[]> | null> {
-  const files = await readKeyFiles(dir, "metrics", READ_LIMITS.metric, warnings);
+): Record<string, (MetricPoint & { runId?: string })[]> | null {
+  const files = readKeyFiles(dir, "metrics", READ_LIMITS.metric, warnings);
   if (files === null) return null;
   const out: Record<string, (MetricPoint & { runId?: string })[]> = {};
   for (const [key, text] of files) {
@@ -264,10 +270,10 @@ export class FileStoreReader {
     return null;
   }
 
-  async #readExperiment(experimentId: string, dir: string): Promise<Experiment | null> {
+  #readExperiment(experimentId: string, dir: string): Experiment | null {
     let meta;
     try {
-      meta = await readYamlMapping(path.join(dir, "meta.yaml"));
+      meta = readYamlMapping(path.join(dir, "meta.yaml"));
     } catch (error) {
       this.problem(`Malformed experiment '${experimentId}': ${(error as Error).message}`);
       return null;
@@ -297,7 +303,7 @@ export class FileStoreReader {
       return null;
     }
     const warnings: string[] = [];
-    const tags = (await readKeyValueDir(path.join(dir, "tags"), "tags", warnings)) ?? {};
+    const tags = (readKeyValueDir(path.join(dir, "tags"), "tags", warnings)) ?? {};
     for (const warning of warnings) this.problem(`Experiment '${experimentId}': ${warning}`);
     return {
       experimentId,
@@ -311,16 +317,21 @@ export class FileStoreReader {
   }
 
   /** Experiments, newest first (MLflow's order); deleted ones (in .trash) only if asked. */
-  async listExperiments(options: { includeDeleted?: boolean } = {}): Promise<Experiment[]> {
+  listExperiments(options: { includeDeleted?: boolean } = {}): Promise<Experiment[]> {
+    // Read without awaiting; a failure still rejects, as the interface promises.
+    return Promise.resolve().then(() => this.#experiments(options.includeDeleted ?? false));
+  }
+
+  #experiments(includeDeleted: boolean): Experiment[] {
     const found: Experiment[] = [];
     const parents: [string, boolean][] = [[this.root, false]];
-    if (options.includeDeleted) parents.push([path.join(this.root, TRASH_FOLDER), true]);
+    if (includeDeleted) parents.push([path.join(this.root, TRASH_FOLDER), true]);
     for (const [parent, inTrash] of parents) {
-      for (const entry of await listDir(parent)) {
+      for (const entry of listDirSync(parent)) {
         if (!entry.isDirectory || entry.name.startsWith(".")) continue;
         if (!inTrash && entry.name === REGISTRY_FOLDER) continue;
-        const experiment = await this.#readExperiment(entry.name, path.join(parent, entry.name));
-        if (experiment && (options.includeDeleted || experiment.lifecycleStage === "active")) {
+        const experiment = this.#readExperiment(entry.name, path.join(parent, entry.name));
+        if (experiment && (includeDeleted || experiment.lifecycleStage === "active")) {
           found.push(experiment);
         }
       }
@@ -334,7 +345,7 @@ export class FileStoreReader {
   /** The experiment with this id (active or deleted); throws if there is none. */
   async getExperiment(experimentId: string): Promise<Experiment> {
     const location = await this.experimentLocation(experimentId);
-    const experiment = location && await this.#readExperiment(experimentId, location.dir);
+    const experiment = location && this.#readExperiment(experimentId, location.dir);
     if (!experiment) {
       throw new Error(`Could not find experiment with ID ${experimentId} in '${this.root}'`);
     }
@@ -356,7 +367,7 @@ export class FileStoreReader {
       [path.join(this.root, TRASH_FOLDER), true],
     ];
     for (const [parent, deleted] of parents) {
-      for (const entry of await listDir(parent)) {
+      for (const entry of listDirSync(parent)) {
         if (!entry.isDirectory || entry.name.startsWith(".")) continue;
         const runDir = path.join(parent, entry.name, runId);
         if (await isRealDirectory(runDir)) {
@@ -377,11 +388,11 @@ export class FileStoreReader {
   }
 
   /** Reads a run's meta.yaml, params, metrics, tags and outputs, noting what is missing. */
-  protected async readRun(experimentId: string, runDir: string): Promise<RunRecord | null> {
+  protected readRun(experimentId: string, runDir: string): RunRecord | null {
     const dirName = path.basename(runDir);
     let meta;
     try {
-      meta = await readYamlMapping(path.join(runDir, "meta.yaml"));
+      meta = readYamlMapping(path.join(runDir, "meta.yaml"));
     } catch (error) {
       this.problem(`Malformed run '${dirName}': ${(error as Error).message}`);
       return null;
@@ -421,18 +432,18 @@ export class FileStoreReader {
     const artifactUri = asString(meta.artifact_uri);
     if (artifactUri === null) warnings.push("meta.yaml lacks artifact_uri");
 
-    const params = await readKeyValueDir(path.join(runDir, "params"), "params", warnings);
+    const params = readKeyValueDir(path.join(runDir, "params"), "params", warnings);
     if (params === null) warnings.push("params/ folder is missing");
-    const tags = await readKeyValueDir(path.join(runDir, "tags"), "tags", warnings);
+    const tags = readKeyValueDir(path.join(runDir, "tags"), "tags", warnings);
     if (tags === null) warnings.push("tags/ folder is missing");
-    const metrics = await readMetricsDir(path.join(runDir, "metrics"), false, warnings);
+    const metrics = readMetricsDir(path.join(runDir, "metrics"), false, warnings);
     if (metrics === null) warnings.push("metrics/ folder is missing");
 
     const outputs: RunOutput[] = [];
-    for (const entry of await listDir(path.join(runDir, "outputs"))) {
+    for (const entry of listDirSync(path.join(runDir, "outputs"))) {
       if (!entry.isDirectory) continue;
       try {
-        const output = await readYamlMapping(path.join(runDir, "outputs", entry.name, "meta.yaml"));
+        const output = readYamlMapping(path.join(runDir, "outputs", entry.name, "meta.yaml"));
         if (output === null) warnings.push(`outputs/${entry.name}/meta.yaml is missing`);
         else {
           outputs.push({
@@ -484,13 +495,15 @@ export class FileStoreReader {
       if (!location) {
         throw new Error(`Could not find experiment with ID ${experimentId} in '${this.root}'`);
       }
-      for (const entry of await listDir(location.dir)) {
+      for (const entry of listDirSync(location.dir)) {
         if (!entry.isDirectory || RESERVED_EXPERIMENT_FOLDERS.has(entry.name)) continue;
         if (!isRunId(entry.name)) continue;
+        // Runs are read without awaiting (cheaper by far); a server still answers in between.
+        if (runs.length % RUNS_PER_YIELD === RUNS_PER_YIELD - 1) await nextTask();
         // One unreadable run is reported and skipped; it does not hide the others.
         const runDir = path.join(location.dir, entry.name);
         try {
-          const run = await this.readRun(experimentId, runDir);
+          const run = this.readRun(experimentId, runDir);
           if (run) runs.push(run);
         } catch (error) {
           this.problem(`Run folder '${runDir}' could not be read (skipped): ${messageOf(error)}`);
@@ -504,7 +517,7 @@ export class FileStoreReader {
   async getRun(runId: string): Promise<RunRecord> {
     const found = await this.locateRun(runId);
     if (!found) throw this.notFound(runId);
-    const run = await this.readRun(found.experimentId, found.runDir);
+    const run = this.readRun(found.experimentId, found.runDir);
     if (!run) {
       throw new Error(`Run '${runId}' cannot be read: ${this.problems.at(-1) ?? "unknown error"}`);
     }
@@ -530,7 +543,12 @@ export class FileStoreReader {
     const found = await this.locateRun(runId);
     if (!found) throw this.notFound(runId);
     const local = path.join(found.runDir, "artifacts");
-    const meta = await readYamlMapping(path.join(found.runDir, "meta.yaml")).catch(() => null);
+    let meta = null;
+    try {
+      meta = readYamlMapping(path.join(found.runDir, "meta.yaml"));
+    } catch {
+      // A malformed meta.yaml leaves the standard layout's folder.
+    }
     const uri = asString(meta?.artifact_uri);
     if (uri === null || uri.endsWith(`/${runId}/artifacts`) || !/^file:/i.test(uri)) return local;
     const elsewhere = fileUriToPath(uri);
@@ -563,7 +581,7 @@ export class FileStoreReader {
     const dir = await this.#artifactPath(runId, relPath);
     if (dir === null || !(await isRealDirectory(dir))) return [];
     const out: ArtifactInfo[] = [];
-    for (const entry of await listDir(dir)) {
+    for (const entry of listDirSync(dir)) {
       if (TEMP_FILE_PATTERN.test(entry.name)) continue;
       const rel = relPath === "" ? entry.name : `${relPath}/${entry.name}`;
       const info = await lstatOrNull(path.join(dir, entry.name));
@@ -596,12 +614,12 @@ export class FileStoreReader {
     }
     const models: LoggedModel[] = [];
     const modelsDir = path.join(location.dir, "models");
-    for (const entry of await listDir(modelsDir)) {
+    for (const entry of listDirSync(modelsDir)) {
       if (!entry.isDirectory) continue;
       const dir = path.join(modelsDir, entry.name);
       let meta;
       try {
-        meta = await readYamlMapping(path.join(dir, "meta.yaml"));
+        meta = readYamlMapping(path.join(dir, "meta.yaml"));
       } catch (error) {
         this.problem(`Malformed logged model '${entry.name}': ${(error as Error).message}`);
         continue;
@@ -612,7 +630,7 @@ export class FileStoreReader {
       }
       const warnings: string[] = [];
       const metrics: LoggedModel["metrics"] = {};
-      const raw = await readMetricsDir(path.join(dir, "metrics"), true, warnings);
+      const raw = readMetricsDir(path.join(dir, "metrics"), true, warnings);
       for (const [key, points] of Object.entries(raw ?? {})) {
         metrics[key] = points.map(({ runId, ...p }) => ({ ...p, runId: runId ?? null }));
       }
@@ -629,8 +647,8 @@ export class FileStoreReader {
         lastUpdatedTimestamp: asNumber(meta.last_updated_timestamp),
         artifactLocation: asString(meta.artifact_location) ??
           pathToFileUri(path.join(dir, "artifacts")),
-        params: (await readKeyValueDir(path.join(dir, "params"), "params", warnings)) ?? {},
-        tags: (await readKeyValueDir(path.join(dir, "tags"), "tags", warnings)) ?? {},
+        params: (readKeyValueDir(path.join(dir, "params"), "params", warnings)) ?? {},
+        tags: (readKeyValueDir(path.join(dir, "tags"), "tags", warnings)) ?? {},
         metrics,
         warnings,
       });

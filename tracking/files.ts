@@ -79,7 +79,7 @@ const swept = new Set<string>();
 async function sweepOrphanTemps(dir: string): Promise<void> {
   if (swept.has(dir)) return;
   swept.add(dir);
-  for (const entry of await listDir(dir)) {
+  for (const entry of listDirSync(dir)) {
     if (!entry.isFile || !TEMP_FILE_PATTERN.test(entry.name)) continue;
     const file = path.join(dir, entry.name);
     const age = Date.now() - ((await lstatOrNull(file))?.mtime?.getTime() ?? Date.now());
@@ -139,6 +139,16 @@ export async function lstatOrNull(p: string): Promise<Deno.FileInfo | null> {
   }
 }
 
+/** lstatOrNull without awaiting. */
+export function lstatOrNullSync(p: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(p);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
 /** Whether `p` is a folder itself (not a link to one); false if absent. */
 export async function isRealDirectory(p: string): Promise<boolean> {
   return (await lstatOrNull(p))?.isDirectory ?? false;
@@ -169,6 +179,53 @@ export async function pathInside(base: string, parts: readonly string[]): Promis
   return path.join(at, ...parts.slice(-1));
 }
 
+/** Why `file` (as lstat saw it) may not be read, or null: a link, special file, folder, too big. */
+function readRefusal(file: string, info: Deno.FileInfo, maxBytes: number): RefusedPathError | null {
+  const refused = refusal(file, info);
+  if (refused) return refused;
+  if (!info.isFile) return new RefusedPathError(`${file} is a folder, not a file`);
+  if (info.size > maxBytes) {
+    return new RefusedPathError(`${file} is ${info.size} bytes, over the ${maxBytes}-byte limit`);
+  }
+  return null;
+}
+
+/** Reads an opened file whose lstat was `info`, checking it is still that file and in bounds. */
+function boundedReader(file: string, info: Deno.FileInfo, maxBytes: number) {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  return {
+    checkOpened(opened: Deno.FileInfo) {
+      if (!opened.isFile || opened.ino !== info.ino || opened.dev !== info.dev) {
+        throw new RefusedPathError(`${file} was replaced while being opened`);
+      }
+    },
+    // One byte over the size seen: a file that did not grow is read in one call.
+    buffer: () => new Uint8Array(Math.min(info.size + 1, maxBytes + 1 - size, 1 << 24)),
+    /** Takes `n` bytes read into `chunk`; false at the end of the file. */
+    take(chunk: Uint8Array, n: number | null): boolean {
+      if (n === null) return false;
+      size += n;
+      if (size > maxBytes) {
+        throw new RefusedPathError(`${file} grew over the ${maxBytes}-byte limit while being read`);
+      }
+      chunks.push(chunk.subarray(0, n));
+      // A regular file reads short only at its end: no second call to learn that.
+      return n === chunk.length;
+    },
+    bytes(): Uint8Array {
+      if (chunks.length === 1) return chunks[0];
+      const out = new Uint8Array(size);
+      let at = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, at);
+        at += chunk.length;
+      }
+      return out;
+    },
+  };
+}
+
 /**
  * The bytes of the regular file `file`, or null if it does not exist. A symbolic link, a
  * device or FIFO, a folder, or a file over `maxBytes` throws RefusedPathError instead of being
@@ -177,40 +234,39 @@ export async function pathInside(base: string, parts: readonly string[]): Promis
 export async function readFileBounded(file: string, maxBytes: number): Promise<Uint8Array | null> {
   const info = await lstatOrNull(file);
   if (info === null) return null;
-  const refused = refusal(file, info);
+  const refused = readRefusal(file, info, maxBytes);
   if (refused) throw refused;
-  if (!info.isFile) throw new RefusedPathError(`${file} is a folder, not a file`);
-  if (info.size > maxBytes) {
-    throw new RefusedPathError(`${file} is ${info.size} bytes, over the ${maxBytes}-byte limit`);
-  }
+  const reader = boundedReader(file, info, maxBytes);
   const handle = await Deno.open(file, { read: true });
   try {
-    const opened = await handle.stat();
-    if (!opened.isFile || opened.ino !== info.ino || opened.dev !== info.dev) {
-      throw new RefusedPathError(`${file} was replaced while being opened`);
-    }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
+    reader.checkOpened(await handle.stat());
     for (;;) {
-      const chunk = new Uint8Array(
-        Math.min(Math.max(info.size, 4096), maxBytes + 1 - size, 1 << 24),
-      );
-      const n = await handle.read(chunk);
-      if (n === null) break;
-      size += n;
-      if (size > maxBytes) {
-        throw new RefusedPathError(`${file} grew over the ${maxBytes}-byte limit while being read`);
-      }
-      chunks.push(chunk.subarray(0, n));
+      const chunk = reader.buffer();
+      if (!reader.take(chunk, await handle.read(chunk))) return reader.bytes();
     }
-    if (chunks.length === 1) return chunks[0];
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
+  } finally {
+    handle.close();
+  }
+}
+
+/**
+ * readFileBounded without awaiting: for the many small files of a run (meta.yaml, params, tags,
+ * metrics), where each await costs more than the read itself (a listing of 1,000 runs reads
+ * 25,000 files).
+ */
+export function readFileBoundedSync(file: string, maxBytes: number): Uint8Array | null {
+  const info = lstatOrNullSync(file);
+  if (info === null) return null;
+  const refused = readRefusal(file, info, maxBytes);
+  if (refused) throw refused;
+  const reader = boundedReader(file, info, maxBytes);
+  const handle = Deno.openSync(file, { read: true });
+  try {
+    reader.checkOpened(handle.statSync());
+    for (;;) {
+      const chunk = reader.buffer();
+      if (!reader.take(chunk, handle.readSync(chunk))) return reader.bytes();
     }
-    return out;
   } finally {
     handle.close();
   }
@@ -219,6 +275,12 @@ export async function readFileBounded(file: string, maxBytes: number): Promise<U
 /** readFileBounded as UTF-8 text (invalid bytes replaced, as Deno.readTextFile does). */
 export async function readTextBounded(file: string, maxBytes: number): Promise<string | null> {
   const bytes = await readFileBounded(file, maxBytes);
+  return bytes === null ? null : new TextDecoder().decode(bytes);
+}
+
+/** readFileBoundedSync as UTF-8 text. */
+export function readTextBoundedSync(file: string, maxBytes: number): string | null {
+  const bytes = readFileBoundedSync(file, maxBytes);
   return bytes === null ? null : new TextDecoder().decode(bytes);
 }
 
@@ -231,34 +293,34 @@ export async function statOrNull(p: string): Promise<Deno.FileInfo | null> {
   }
 }
 
-/** Entries of `dir` sorted by name (temporary files included); empty if it does not exist. */
-export async function listDir(dir: string): Promise<Deno.DirEntry[]> {
-  const entries: Deno.DirEntry[] = [];
+const byName = (a: Deno.DirEntry, b: Deno.DirEntry) =>
+  a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+
+/**
+ * Entries of `dir` sorted by name (temporary files included); empty if it does not exist. Not
+ * awaited: a listing is one quick system call, and the reader makes thousands of them.
+ */
+export function listDirSync(dir: string): Deno.DirEntry[] {
   try {
-    for await (const entry of Deno.readDir(dir)) entries.push(entry);
+    return [...Deno.readDirSync(dir)].sort(byName);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [];
     throw error;
   }
-  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /**
  * Files under `dir`, as sorted `/`-separated relative paths, without temporary files. Links and
  * special files are not listed (nor followed): each is described in `skipped`.
  */
-export async function listFilesRecursive(
-  dir: string,
-  prefix = "",
-  skipped: string[] = [],
-): Promise<string[]> {
+export function listFilesRecursive(dir: string, prefix = "", skipped: string[] = []): string[] {
   const out: string[] = [];
-  for (const entry of await listDir(dir)) {
+  for (const entry of listDirSync(dir)) {
     if (TEMP_FILE_PATTERN.test(entry.name)) continue;
     const rel = prefix + entry.name;
     if (entry.isSymlink) skipped.push(`${rel} is a symbolic link (not followed)`);
     else if (entry.isDirectory) {
-      out.push(...await listFilesRecursive(path.join(dir, entry.name), rel + "/", skipped));
+      out.push(...listFilesRecursive(path.join(dir, entry.name), rel + "/", skipped));
     } else if (entry.isFile) out.push(rel);
     else skipped.push(`${rel} is not a regular file (a device, FIFO or socket)`);
   }

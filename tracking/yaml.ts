@@ -245,11 +245,41 @@ const PARSE_OPTIONS = {
   stringKeys: true,
 } as const;
 
+const FLAT_LINE = /^([a-z_]+): (.*)$/;
+const QUOTED = /^'([^']*)'$/;
+const SMALL_INT = /^-?(?:0|[1-9][0-9]{0,14})$/;
+const PLAIN = /^[A-Za-z0-9_./@+][A-Za-z0-9_./:@+-]*$/;
+
+/**
+ * The mapping of a file shaped like MLflow's meta.yaml — `key: value` lines whose values are a
+ * quoted string without quotes inside, a small decimal integer, `[]` or a plain word that PyYAML
+ * reads as a string — or null for anything else (the full parser reads it). A store listing
+ * parses thousands of these, and the full parser costs ~100× more per file.
+ */
+function parseFlatMapping(text: string): YamlValue | null {
+  if (!text.endsWith("\n")) return null;
+  const out: { [key: string]: YamlValue } = {};
+  for (const line of text.slice(0, -1).split("\n")) {
+    const match = FLAT_LINE.exec(line);
+    if (!match) return null;
+    const [, key, value] = match;
+    const quoted = QUOTED.exec(value);
+    if (quoted) out[key] = quoted[1];
+    else if (SMALL_INT.test(value)) out[key] = Number(value) + 0; // PyYAML has no -0
+    else if (value === "[]") out[key] = [];
+    else if (PLAIN.test(value) && !resolvesToNonString(value)) out[key] = value;
+    else return null;
+  }
+  return out;
+}
+
 /**
  * Parses one YAML document as PyYAML's `safe_load` would (a mapping, a list or a scalar);
  * `source` names the file in error messages.
  */
 export function parseYaml(text: string, source = "yaml"): YamlValue {
+  const flat = parseFlatMapping(text);
+  if (flat) return flat;
   const doc = parseDocument(text, PARSE_OPTIONS);
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {
