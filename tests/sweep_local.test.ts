@@ -105,9 +105,9 @@ Deno.test("sweep --slurm: a relative store is refused; --dry-run prints the arra
       "#SBATCH --open-mode=append",
       `export MLFLOW_TRACKING_URI=file://${tmp}/mlruns`,
       'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then extra=(--resume); fi',
-      `tp5 --quick --checkpoint-dir ${
-        path.join(root, "checkpoints")
-      } --unit "$SLURM_ARRAY_TASK_ID"`,
+      "units=(sum_simple burst_simple scaling_variance seq2seq_learned-scalar_50to20 GRU64_seed0 ",
+      'unit="${units[$SLURM_ARRAY_TASK_ID]}"',
+      `tp5 --quick --checkpoint-dir ${path.join(root, "checkpoints")} --unit "$unit"`,
       `--checkpoint-dir ${path.join(root, "checkpoints")} --summarize`,
       `sbatch --dependency=afterany:<array job> ${sweepDir}/summary.sbatch`,
     ]

@@ -124,8 +124,8 @@ Deno.test("sweep --slurm: a unit task requeued mid-training resumes from its che
       Array.from({ length: 150 }, (_, i) => i),
     );
     const log = await Deno.readTextFile(path.join(dir, "sweep", "unit-0.log"));
-    assert.match(log, /== unit 0, attempt 1, on /);
-    assert.match(log, /== unit 0, attempt 2, on /);
+    assert.match(log, /== unit 0 \(spirals\), attempt 1, on /);
+    assert.match(log, /== unit 0 \(spirals\), attempt 2, on /);
     const summaryLog = await Deno.readTextFile(path.join(dir, "sweep", "summary.log"));
     assert.match(summaryLog, new RegExp(`resumed from run ${killed.info.runId}`));
   });

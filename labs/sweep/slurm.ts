@@ -41,7 +41,8 @@ export interface SlurmScripts {
 
 export function slurmScripts(options: SweepOptions, resources: SlurmResources): SlurmScripts {
   const { lab, args, sweepDir } = options;
-  const count = lab.units!(args).length;
+  const names = lab.units!(args).map((u) => u.name);
+  const count = names.length;
   const run = (extra: string[]) =>
     [Deno.execPath(), ...labCommand(options, extra)].map(quote).join(" ");
   const canResume = lab.flags?.includes("resume") ?? false;
@@ -56,17 +57,18 @@ export function slurmScripts(options: SweepOptions, resources: SlurmResources): 
     `#SBATCH --output=${quote(path.join(sweepDir, "unit-%a.log"))}`,
     "#SBATCH --open-mode=append",
     "#SBATCH --requeue",
-    `# ${count} units of \`deno task train ${
-      options.labArgv.join(" ")
-    } --plan\`; task K runs unit K.`,
+    `# ${count} units of \`deno task train ${options.labArgv.join(" ")} --plan\`. Task K runs`,
+    "# unit K of the plan as it was at submission, by name: a plan changed since fails loudly.",
+    `units=(${names.map(quote).join(" ")})`,
     ...prologue(options),
+    'unit="${units[$SLURM_ARRAY_TASK_ID]}"',
     "extra=()",
     ...(canResume
       ? ['if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then extra=(--resume); fi']
       : ["# this lab has no --resume: a requeued task trains its unit again from the start"]),
-    'echo "== unit $SLURM_ARRAY_TASK_ID, attempt $((${SLURM_RESTART_COUNT:-0} + 1)), on $(hostname) =="',
+    'echo "== unit $SLURM_ARRAY_TASK_ID ($unit), attempt $((${SLURM_RESTART_COUNT:-0} + 1)), on $(hostname) =="',
     // exec: scancel's and requeue's SIGTERM reach deno, which ends its run KILLED.
-    `exec ${run([])} --unit "$SLURM_ARRAY_TASK_ID" "\${extra[@]}"`,
+    `exec ${run([])} --unit "$unit" "\${extra[@]}"`,
     "",
   ].join("\n");
   const summary = [
