@@ -1,12 +1,20 @@
 // The engine's pages in headless Chromium on WebGPU (Dawn/SwiftShader), against a store written by
-// the real labs (TP1 and demo, --quick): the playground classifies real MNIST test digits painted
-// into its canvas with the same probabilities as Deno's forward pass of the same model (and the
-// server's answer beside them agrees), the spirals page trains the demo MLP with `fit` until its
-// loss is below a bar while the page keeps turning its event loop, and a browser without WebGPU
-// gets the page's message instead of an error. Cost: about 1–2 minutes (two quick labs, the two
-// bundles, ~25 pipelines built by SwiftShader).
+// the real labs (TP1, demo and TP5's burst_simple unit, --quick): the playground classifies real
+// MNIST test digits painted into its canvas with the same probabilities as Deno's forward pass of
+// the same model (and the server's answer beside them agrees), the spirals page trains the demo
+// MLP with `fit` until its loss is below a bar while the page keeps turning its event loop, the
+// attention demo's weights equal Deno's for the same generated sequences, and a browser without
+// WebGPU gets the page's message instead of an error. Cost: about 1 minute (three quick lab runs,
+// the bundles, ~35 pipelines built by SwiftShader).
 import assert from "node:assert/strict";
+import { noGrad } from "../engine/autograd.ts";
+import { loadModelState } from "../engine/io/checkpoint.ts";
+import { decodeSafetensors } from "../engine/io/safetensors.ts";
+import { Tensor } from "../engine/tensor.ts";
+import { burstTask } from "../labs/data/attention_tasks.ts";
 import { loadMnist } from "../labs/data/mnist.ts";
+import { PART1_EXPERIMENT } from "../labs/tp5/part1.ts";
+import { AttentionGru } from "../models/attention_gru.ts";
 import { openStore } from "../tracking/store.ts";
 import { Predictor } from "../web/predict.ts";
 import { TP1_MODEL_ARTIFACT } from "../web/routes/run_predict.ts";
@@ -25,15 +33,16 @@ const FRAME_MS = 1000 / 60;
 
 async function labStore(dir: string): Promise<string> {
   const mlruns = `${dir}/mlruns`;
-  for (const lab of ["tp1", "demo"]) {
-    const out = await runLab([lab, "--quick", "--checkpoint-dir", `${dir}/checkpoints`], mlruns);
+  for (const lab of [["tp1"], ["demo"], ["tp5", "--unit", "burst_simple"]]) {
+    const args = [...lab, "--quick", "--checkpoint-dir", `${dir}/checkpoints`];
+    const out = await runLab(args, mlruns);
     if (out.code !== 0) throw new Error(`lab ${lab} failed:\n${out.stderr.slice(-2000)}`);
   }
   return mlruns;
 }
 
 Deno.test({
-  name: "engine pages in Chromium: playground matches Deno, spirals train in the page",
+  name: "engine pages in Chromium: playground and attention match Deno, spirals train in the page",
   ignore: Deno.env.get("DENO_WEBGPU_BACKEND") === "gl",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -132,6 +141,43 @@ Deno.test({
             `${(report.prepareMs / 1000).toFixed(1)} s, event-loop gaps ` +
             `${JSON.stringify(report.blockMs)}`,
         );
+        assert.deepEqual(errors, []);
+        await page.close();
+      });
+      await t.step("attention demo: TP5 Part 1's weights in the page equal Deno's", async () => {
+        const page = await browser.newPage();
+        const errors = collectPageErrors(page);
+        await page.goto(`${base}/attention-demo`);
+        await page.waitForSelector("html[data-attention-drawn='1']", { timeout: 300_000 });
+        const inPage: number[][] = JSON.parse(
+          (await page.locator("[data-attention-weights]").getAttribute("data-attention-weights"))!,
+        );
+        const [run] = await store.searchRuns({
+          experimentIds: [(await store.getExperimentByName(PART1_EXPERIMENT))!.experimentId],
+        });
+        const p = run.params;
+        const [steps, features] = [Number(p.time_steps), Number(p.features)];
+        const model = new AttentionGru({
+          steps,
+          features,
+          units: Number(p.gru_units),
+          head: { kind: "classes", classes: 3 },
+          seed: Number(p.model_seed),
+        });
+        const weights = await store.readArtifact(run.info.runId, "model/weights.safetensors");
+        loadModelState(model, decodeSafetensors(weights).tensors);
+        model.eval();
+        // The page's first draw: 8 burst sequences of seed 1.
+        const task = burstTask(1, { samples: inPage.length, steps, features });
+        const x = Tensor.from(task.x, [inPage.length, steps, features]);
+        const expected = await noGrad(() => model.attend(x)).weights.data();
+        inPage.flat().forEach((w, i) =>
+          assert.ok(
+            Math.abs(w - expected[i]) <= 1e-5,
+            `weight ${i}: page ${w}, Deno ${expected[i]}`,
+          )
+        );
+        model.dispose();
         assert.deepEqual(errors, []);
         await page.close();
       });

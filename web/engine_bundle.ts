@@ -7,13 +7,17 @@ import type { Runtime } from "../engine/runtime.ts";
 import { init } from "../engine/tensor.ts";
 
 export { noGrad } from "../engine/autograd.ts";
+export { loadModelState } from "../engine/io/checkpoint.ts";
 export { buildModel, type LayerConfig } from "../engine/io/config.ts";
+export { decodeSafetensors } from "../engine/io/safetensors.ts";
 export { softmaxCrossEntropy } from "../engine/ops/loss.ts";
 export { softmax } from "../engine/ops/reduce.ts";
 export { Adam } from "../engine/optim/optimizers.ts";
 export { Tensor, tidy } from "../engine/tensor.ts";
 export { fit, predict } from "../engine/train/fit.ts";
 export { Predictor } from "./predict.ts";
+export { AttentionGru } from "../models/attention_gru.ts";
+export { burstTask, sumTask } from "../labs/data/attention_tasks.ts";
 
 /** Why this browser cannot run the engine, in words for the page; null when it can. */
 export async function webGpuProblem(): Promise<string | null> {

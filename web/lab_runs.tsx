@@ -1,18 +1,21 @@
-// The finished runs of one lab (tagged `denograd.lab`), newest first, and the one a page was
-// asked for: the engine pages (playground, in-page training) pick their run this way.
+// The finished runs of one lab (tagged `denograd.lab`) or one experiment, newest first, and the
+// one a page was asked for: the engine pages (playground, in-page training, attention demo) pick
+// their run this way.
 import type { RunRecord } from "../tracking/store.ts";
 import { found, type ReadOnlyStore } from "./route.ts";
 
 export async function labRuns(
   store: ReadOnlyStore,
-  lab: string,
+  which: { lab: string } | { experiment: string },
   chosen: string | null,
 ): Promise<{ runs: RunRecord[]; run: RunRecord | null }> {
-  const experimentIds = (await store.listExperiments()).map((e) => e.experimentId);
+  const experimentIds = (await store.listExperiments())
+    .filter((e) => !("experiment" in which) || e.name === which.experiment)
+    .map((e) => e.experimentId);
   const runs = experimentIds.length === 0 ? [] : await store.searchRuns({
     experimentIds,
     statuses: ["FINISHED"],
-    where: [{ field: "tags.denograd.lab", op: "=", value: lab }],
+    where: "lab" in which ? [{ field: "tags.denograd.lab", op: "=", value: which.lab }] : undefined,
     maxResults: 100,
   });
   const id = chosen ?? runs[0]?.info.runId;

@@ -21,6 +21,7 @@ export function Layout(props: { title: string; children: ComponentChildren }) {
             <a href="/benchmarks">benchmarks</a>
             <a href="/playground">playground</a>
             <a href="/train">train in the page</a>
+            <a href="/attention-demo">attention, live</a>
           </nav>
         </header>
         <main>{props.children}</main>

@@ -5,6 +5,7 @@ import { route as metricsApi } from "./routes/api_metrics.ts";
 import { route as spiralsApi } from "./routes/api_spirals.ts";
 import { route as artifact } from "./routes/artifact.ts";
 import { route as attention } from "./routes/attention.tsx";
+import { route as attentionDemo } from "./routes/attention_demo.tsx";
 import { route as benchmarks } from "./routes/benchmarks.tsx";
 import { route as benchBrowser } from "./routes/bench_browser.tsx";
 import { route as compare } from "./routes/compare.tsx";
@@ -29,4 +30,5 @@ export const ROUTES: readonly Route[] = [
   train,
   spiralsApi,
   benchBrowser,
+  attentionDemo,
 ];

@@ -1,6 +1,7 @@
 // Every island by name: the server marks where each is rendered (web/island.tsx) and the
 // browser bundle hydrates it from the same table (web/islands/hydrate.ts).
 import { AttentionExplorer } from "./AttentionExplorer.tsx";
+import { AttentionLive } from "./AttentionLive.tsx";
 import { BenchRunner } from "./BenchRunner.tsx";
 import { MetricCharts } from "./MetricCharts.tsx";
 import { ParamScatter } from "./ParamScatter.tsx";
@@ -12,6 +13,7 @@ import { VegaChart } from "./VegaChart.tsx";
 
 export const ISLANDS = {
   AttentionExplorer,
+  AttentionLive,
   BenchRunner,
   MetricCharts,
   ParamScatter,

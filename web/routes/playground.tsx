@@ -9,7 +9,7 @@ export const route: Route = {
   pattern: "/playground",
   async handle(request) {
     const { store } = request.ui;
-    const { runs, run } = await labRuns(store, "tp1", request.url.searchParams.get("run"));
+    const { runs, run } = await labRuns(store, { lab: "tp1" }, request.url.searchParams.get("run"));
     if (run) {
       const dir = TP1_MODEL_ARTIFACT.split("/")[0];
       const files = await found(store.listArtifacts(run.info.runId, dir), "TP1 model");

@@ -12,7 +12,7 @@ export const route: Route = {
   async handle(request) {
     const { runs, run } = await labRuns(
       request.ui.store,
-      "demo",
+      { lab: "demo" },
       request.url.searchParams.get("run"),
     );
     const param = (name: string) => Number(run?.params[name]);
