@@ -16,11 +16,11 @@ export async function main(argv: string[]): Promise<number> {
     return command.status;
   }
   const { lab, args, mode } = command;
-  if (mode === "plan") {
-    console.log(planJson(lab, args));
-    return 0;
-  }
   try {
+    if (mode === "plan") {
+      console.log(planJson(lab, args));
+      return 0;
+    }
     // A summary reads the store and draws figures: no GPU, so it runs on any node.
     if (mode !== "summarize") await init(engineOptionsFromEnv());
     if (mode === "summarize") {

@@ -43,13 +43,13 @@ Deno.test("units: --plan lists them as JSON, --unit K|NAME is checked, a lab wit
   assert.equal(both.code, 2);
   assert.match(both.stderr, /^--plan and --summarize exclude each other/);
   for (const flag of ["--plan", "--summarize"]) {
-    const none = await runLab(["tp4", flag]);
+    const none = await runLab(["tp2", flag]);
     assert.equal(none.code, 2);
-    assert.match(none.stderr, /^lab 'tp4' has no units yet/);
+    assert.match(none.stderr, /^lab 'tp2' has no units yet/);
   }
-  const noSweep = await sweep(["tp4", "--local", "2"]);
+  const noSweep = await sweep(["tp2", "--local", "2"]);
   assert.equal(noSweep.code, 2);
-  assert.match(noSweep.stderr, /^lab 'tp4' has no units yet: it cannot be swept/);
+  assert.match(noSweep.stderr, /^lab 'tp2' has no units yet: it cannot be swept/);
 });
 
 Deno.test("--summarize on a store without the units' runs names what is missing (exit 1)", async () => {

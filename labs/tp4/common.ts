@@ -7,6 +7,10 @@ export interface Tp4Options {
   batchSize?: number;
   quick: boolean;
   resume: boolean;
+  /** Training one unit of a sweep: --resume without a checkpoint yet starts over. */
+  unit: boolean;
+  /** The plan key every unit run is tagged with (labs/unit_runs.ts). */
+  plan: string;
   checkpointDir: string;
   out: ProgressWriter;
 }

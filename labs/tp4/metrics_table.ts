@@ -9,7 +9,8 @@ import { diceCoefficient, jaccardIndex } from "../../engine/ops/loss.ts";
 import { diceFromCounts, overlapCounts, pixelwiseIou } from "../../engine/train/metrics.ts";
 import { withRun } from "../../tracking/run.ts";
 import { openStore } from "../../tracking/store.ts";
-import { type Check, columns, type ExerciseResult, f4 } from "../checks.ts";
+import { type Check, columns, f4 } from "../checks.ts";
+import { logUnitResult, unitTags } from "../unit_runs.ts";
 import type { Tp4Options } from "./common.ts";
 
 export const METRICS_EXPERIMENT = "TP4_Segmentation_Metrics";
@@ -118,8 +119,8 @@ function tableText(rows: readonly SensitivityRow[]): string {
   ]);
 }
 
-export async function runMetricsExercise(options: Tp4Options): Promise<ExerciseResult> {
-  const started = performance.now();
+/** Exercise 2 (its one unit): the table, the conclusion and the checks, in their own run. */
+export async function trainMetricsUnit(options: Tp4Options): Promise<void> {
   options.out.write("\n== TP4 Exercise 2 — Dice vs IoU on small and large masks ==\n");
   const rows = await sensitivityRows();
   const gap = kerasVersusDataset();
@@ -137,33 +138,6 @@ export async function runMetricsExercise(options: Tp4Options): Promise<ExerciseR
     `radius-4 disc missed and a radius-32 disc hit gives ${f4(gap.keras)}; the set's Dice from ` +
     `summed counts is ${f4(gap.dataset)}.`;
   options.out.write(`${text}\n\n${conclusion}\n`);
-
-  const runInfo = await withRun(openStore(), METRICS_EXPERIMENT, {
-    runName: METRICS_RUN,
-    tags: { "denograd.lab": "tp4", "denograd.exercise": "2" },
-  }, async (run) => {
-    await run.logParams({
-      image_size: SIZE,
-      radii: RADII.join(","),
-      perturbations: PERTURBATIONS.join(","),
-      smooth: SMOOTH,
-      pixelwise_iou_smooth: 1,
-    });
-    for (const radius of RADII) {
-      const metrics: Record<string, number> = {};
-      for (const r of rows.filter((row) => row.radius === radius)) {
-        metrics[`dice_${r.perturbation}`] = r.dice;
-        metrics[`iou_${r.perturbation}`] = r.iou;
-        metrics[`pixelwise_iou_${r.perturbation}`] = r.pixelwiseIou;
-      }
-      await run.logMetrics(metrics, radius);
-    }
-    await run.logMetrics({ keras_mean_dice: gap.keras, dataset_dice: gap.dataset });
-    await run.logDict("metrics_sensitivity.json", { rows, kerasVersusDataset: gap });
-    await run.logText("metrics_sensitivity.txt", `${text}\n\n${conclusion}\n`);
-    await run.setTag("conclusion", conclusion);
-    return { id: run.id };
-  });
 
   const worstIdentity = Math.max(...rows.map((r) => Math.abs(r.iou - r.dice / (2 - r.dice))));
   const checks: Check[] = [
@@ -205,11 +179,34 @@ export async function runMetricsExercise(options: Tp4Options): Promise<ExerciseR
       informational: true,
     },
   ];
-  return {
-    exercise: 2,
-    title: "Dice vs IoU (no training)",
-    checks,
-    runs: [`${METRICS_RUN} (${runInfo.id})`],
-    seconds: (performance.now() - started) / 1000,
-  };
+  await withRun(openStore(), METRICS_EXPERIMENT, {
+    runName: METRICS_RUN,
+    tags: {
+      "denograd.lab": "tp4",
+      "denograd.exercise": "2",
+      ...unitTags(options.plan, METRICS_RUN),
+    },
+  }, async (run) => {
+    await run.logParams({
+      image_size: SIZE,
+      radii: RADII.join(","),
+      perturbations: PERTURBATIONS.join(","),
+      smooth: SMOOTH,
+      pixelwise_iou_smooth: 1,
+    });
+    for (const radius of RADII) {
+      const metrics: Record<string, number> = {};
+      for (const r of rows.filter((row) => row.radius === radius)) {
+        metrics[`dice_${r.perturbation}`] = r.dice;
+        metrics[`iou_${r.perturbation}`] = r.iou;
+        metrics[`pixelwise_iou_${r.perturbation}`] = r.pixelwiseIou;
+      }
+      await run.logMetrics(metrics, radius);
+    }
+    await run.logMetrics({ keras_mean_dice: gap.keras, dataset_dice: gap.dataset });
+    await run.logDict("metrics_sensitivity.json", { rows, kerasVersusDataset: gap });
+    await run.logText("metrics_sensitivity.txt", `${text}\n\n${conclusion}\n`);
+    await run.setTag("conclusion", conclusion);
+    await logUnitResult(run, { title: "Dice vs IoU (no training)", checks });
+  });
 }

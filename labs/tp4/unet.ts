@@ -25,11 +25,12 @@ import {
   sumCounts,
 } from "../../engine/train/metrics.ts";
 import { UNet } from "../../models/unet.ts";
-import { type Run, withRun } from "../../tracking/run.ts";
-import { openStore } from "../../tracking/store.ts";
+import { Run, withRun } from "../../tracking/run.ts";
+import { openStore, type TrackingStore } from "../../tracking/store.ts";
 import { type DiscImages, discImages } from "../data/discs.ts";
 import { curvesSpec, renderPng, type VegaLiteSpec } from "../figures.ts";
-import { logModel, readResumePoint, type Timing, trainRun } from "../train_run.ts";
+import { logModel, readResumePoint, trainRun } from "../train_run.ts";
+import { type FoundUnit, logUnitResult, unitSeconds, unitTags } from "../unit_runs.ts";
 import {
   type Check,
   columns,
@@ -336,9 +337,11 @@ function predictionGrid(
   });
 }
 
-export interface UnetRunResult {
+/** What the exercise's checks and loss comparison read of a U-Net run: its unit result. */
+export interface UnetOutcome {
   config: UnetConfig;
-  run: Run;
+  runName: string;
+  runId: string;
   history: History;
   params: number;
   /** Last epoch's values. */
@@ -351,21 +354,31 @@ export interface UnetRunResult {
     /** Dataset-level validation Dice with BatchNorm on batch statistics. */
     diceBatchStatistics: number;
   };
-  perImageDice: number[];
-  timing: Timing;
+  secondsPerEpoch: number;
+  /** Foreground share of the training pixels (the comparison's all-background BCE). */
+  foreground: number;
 }
 
+/** The unit that trains the U-Net with `loss`. */
+export const unetUnit = (loss: LossName) => `unet_${loss}`;
+
 /** Trains one U-Net in its own tracking run and logs everything item 5–6 of the issue name. */
-export async function trainUnet(
+async function trainUnet(
   options: Tp4Options,
   config: UnetConfig,
   data: SegmentationData,
-): Promise<UnetRunResult> {
+): Promise<void> {
   const runName = unetRunName(config);
   const checkpointFile = path.join(options.checkpointDir, "tp4", runName, "last.safetensors");
   const resume = options.resume ? await readResumePoint(checkpointFile) : null;
   if (options.resume && !resume) {
-    throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
+    // A sweep's task requeued before its first epoch ended has nothing to resume: it starts over.
+    if (!options.unit) {
+      throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
+    }
+    options.out.write(
+      `--resume: no checkpoint at ${checkpointFile} yet: training from the start\n`,
+    );
   }
   const saved = resume?.settings.config as UnetConfig | undefined;
   if (saved) {
@@ -386,9 +399,13 @@ export async function trainUnet(
     `${config.imageSize}², Adam ${config.learningRate}`;
   let lastProbs: Float32Array = new Float32Array(0);
   try {
-    return await withRun(openStore(), UNET_EXPERIMENT, {
+    await withRun(openStore(), UNET_EXPERIMENT, {
       runName,
-      tags: { "denograd.lab": "tp4", "denograd.exercise": "1" },
+      tags: {
+        "denograd.lab": "tp4",
+        "denograd.exercise": "1",
+        ...unitTags(options.plan, unetUnit(config.loss)),
+      },
     }, async (run: Run) => {
       await run.logParams({
         loss: config.loss,
@@ -493,15 +510,17 @@ export async function trainUnet(
           `(dataset), val IoU ${f4(final.iouKeras)} / ${f4(final.iouDataset)}; ` +
           `${trained.timing.secondsPerEpoch.toFixed(1)} s/epoch; MLflow run ${run.id}\n`,
       );
-      return {
+      const outcome: UnetOutcome = {
         config,
-        run,
+        runName,
+        runId: run.id,
         history: trained.history,
         params,
         final,
-        perImageDice: overlap.perImageDice,
-        timing: trained.timing,
+        secondsPerEpoch: trained.timing.secondsPerEpoch,
+        foreground: data.foreground,
       };
+      await logUnitResult(run, outcome);
     });
   } finally {
     optimizer.dispose();
@@ -509,7 +528,7 @@ export async function trainUnet(
   }
 }
 
-function checksOf(result: UnetRunResult, quick: boolean): Check[] {
+function checksOf(result: UnetOutcome, quick: boolean): Check[] {
   const { loss } = result.config;
   const enforced = loss === "dice" && !quick;
   const at = (value: number, target: number) => value >= target;
@@ -552,7 +571,7 @@ function checksOf(result: UnetRunResult, quick: boolean): Check[] {
 }
 
 /** The side-by-side table of --compare-losses and what explains a collapse. */
-function comparison(results: readonly UnetRunResult[], foreground: number): string {
+function comparison(results: readonly UnetOutcome[], foreground: number): string {
   // The best constant prediction p = foreground share: its BCE is the entropy of the labels.
   const allBackgroundBce = -(foreground * Math.log(foreground) +
     (1 - foreground) * Math.log(1 - foreground));
@@ -586,65 +605,85 @@ function comparison(results: readonly UnetRunResult[], foreground: number): stri
   ].join("\n");
 }
 
-/** Exercise 1: one U-Net (the --loss, Dice by default), or the three losses compared. */
-export async function runUnetExercise(
+/** Which U-Nets exercise 1 trains: the --loss (Dice by default), or all three compared. */
+export interface UnetSelection {
+  loss: LossName;
+  compare: boolean;
+  baseFilters?: number;
+}
+
+export const selectedLosses = (selection: UnetSelection): LossName[] =>
+  selection.compare ? [...LOSS_NAMES] : [selection.loss];
+
+/** Trains the U-Net of one loss (a unit of exercise 1). */
+export async function trainUnetUnit(
   options: Tp4Options,
-  { loss, compare, baseFilters: requested }: {
-    loss: LossName;
-    compare: boolean;
-    baseFilters?: number;
-  },
-): Promise<ExerciseResult> {
-  const started = performance.now();
+  loss: LossName,
+  requested: number | undefined,
+): Promise<void> {
   const { baseFilters, announcement } = await defaultBaseFilters(requested, options.quick);
   if (announcement) options.out.write(`${announcement}\n`);
-  const losses: LossName[] = compare ? [...LOSS_NAMES] : [loss];
-  const data = segmentationData(unetConfig(options, losses[0], baseFilters));
-  const results: UnetRunResult[] = [];
+  options.out.write(`\n== TP4 Exercise 1 — U-Net, ${loss} loss ==\n`);
+  const config = unetConfig(options, loss, baseFilters);
+  const data = segmentationData(config);
   try {
-    for (const name of losses) {
-      options.out.write(`\n== TP4 Exercise 1 — U-Net, ${name} loss ==\n`);
-      results.push(await trainUnet(options, unetConfig(options, name, baseFilters), data));
-    }
-    if (compare) {
-      const figure = curvesSpec("TP4 — validation Dice per loss", [
-        {
-          title: "Validation Dice (Keras, soft)",
-          y: "Dice",
-          series: results.map((r) => ({
-            name: r.config.loss,
-            values: r.history.history.val_dice_coef,
-          })),
-        },
-        {
-          title: "Validation Dice (dataset, > 0.5)",
-          y: "Dice",
-          series: results.map((r) => ({
-            name: r.config.loss,
-            values: r.history.history.val_dice_dataset,
-          })),
-        },
-      ]);
-      const png = await renderPng(figure);
-      const text = comparison(results, data.foreground);
-      options.out.write(`\n== losses compared ==\n${text}\n`);
-      for (const r of results) {
-        // The runs are finished; like MlflowClient.log_artifact, these add to them.
-        await r.run.logDict("loss_comparison.vl.json", figure);
-        await r.run.logArtifact("loss_comparison.png", png);
-        await r.run.logText("loss_comparison.txt", `${text}\n`);
-      }
-    }
+    await trainUnet(options, config, data);
   } finally {
     data.dispose();
+  }
+}
+
+/**
+ * Exercise 1's checks from its units' results; with --compare-losses, the losses side by side,
+ * printed and added to each run (like MlflowClient.log_artifact on a finished run).
+ */
+export async function unetExerciseResult(
+  store: TrackingStore,
+  options: Tp4Options,
+  selection: UnetSelection,
+  found: ReadonlyMap<string, FoundUnit<unknown>>,
+): Promise<ExerciseResult> {
+  const results = selectedLosses(selection).map((loss) =>
+    found.get(unetUnit(loss))!.result as UnetOutcome
+  );
+  if (selection.compare) {
+    const figure = curvesSpec("TP4 — validation Dice per loss", [
+      {
+        title: "Validation Dice (Keras, soft)",
+        y: "Dice",
+        series: results.map((r) => ({
+          name: r.config.loss,
+          values: r.history.history.val_dice_coef,
+        })),
+      },
+      {
+        title: "Validation Dice (dataset, > 0.5)",
+        y: "Dice",
+        series: results.map((r) => ({
+          name: r.config.loss,
+          values: r.history.history.val_dice_dataset,
+        })),
+      },
+    ]);
+    const png = await renderPng(figure);
+    const text = comparison(results, results[0].foreground);
+    options.out.write(`\n== losses compared ==\n${text}\n`);
+    for (const loss of selectedLosses(selection)) {
+      // The runs are finished; like MlflowClient.log_artifact, these add to them.
+      const run = new Run(store, found.get(unetUnit(loss))!.run.info);
+      await run.logDict("loss_comparison.vl.json", figure);
+      await run.logArtifact("loss_comparison.png", png);
+      await run.logText("loss_comparison.txt", `${text}\n`);
+    }
   }
   const first = results[0];
   return {
     exercise: 1,
-    title: `U-Net (base ${baseFilters}, ${first.params.toLocaleString("en-US")} params, ` +
-      `${first.config.imageSize}², ${first.timing.secondsPerEpoch.toFixed(1)} s/epoch)`,
+    title: `U-Net (base ${first.config.baseFilters}, ${
+      first.params.toLocaleString("en-US")
+    } params, ${first.config.imageSize}², ${first.secondsPerEpoch.toFixed(1)} s/epoch)`,
     checks: results.flatMap((r) => checksOf(r, options.quick)),
-    runs: results.map((r) => `${r.run.name} (${r.run.id})`),
-    seconds: (performance.now() - started) / 1000,
+    runs: results.map((r) => `${r.runName} (${r.runId})`),
+    seconds: unitSeconds(found),
   };
 }

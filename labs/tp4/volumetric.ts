@@ -17,7 +17,8 @@ import { openStore } from "../../tracking/store.ts";
 import { SHAPE_NAMES, shapeVolumes, type Volumes } from "../data/volumes.ts";
 import { learningCurvesSpec } from "../figures.ts";
 import { logModel, readResumePoint, trainRun } from "../train_run.ts";
-import { type Check, type ExerciseResult, f4, tupleText } from "../checks.ts";
+import { type Check, f4, tupleText } from "../checks.ts";
+import { logUnitResult, unitTags } from "../unit_runs.ts";
 import type { Tp4Options } from "./common.ts";
 import { greyTile, gridPng } from "../images.ts";
 import { kerasModelJson } from "./keras_json.ts";
@@ -96,13 +97,19 @@ function slicesFigure(volumes: Volumes, probs: Float32Array, count: number) {
   });
 }
 
-export async function runVolumeExercise(options: Tp4Options): Promise<ExerciseResult> {
-  const started = performance.now();
+/** Exercise 3 (its one unit): the Conv3D block trained on ball vs cylinder volumes. */
+export async function trainVolumeUnit(options: Tp4Options): Promise<void> {
   options.out.write("\n== TP4 Exercise 3 — Conv3D on ball vs cylinder volumes ==\n");
   const checkpointFile = path.join(options.checkpointDir, "tp4", VOLUME_RUN, "last.safetensors");
   const resume = options.resume ? await readResumePoint(checkpointFile) : null;
   if (options.resume && !resume) {
-    throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
+    // A sweep's task requeued before its first epoch ended has nothing to resume: it starts over.
+    if (!options.unit) {
+      throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
+    }
+    options.out.write(
+      `--resume: no checkpoint at ${checkpointFile} yet: training from the start\n`,
+    );
   }
   const saved = resume?.settings.config as VolumeConfig | undefined;
   const config = saved
@@ -121,9 +128,13 @@ export async function runVolumeExercise(options: Tp4Options): Promise<ExerciseRe
   const optimizer = new Adam(model.parameters(), { lr: config.learningRate });
   const params = model.trainableCount();
   try {
-    const outcome = await withRun(openStore(), VOLUME_EXPERIMENT, {
+    await withRun(openStore(), VOLUME_EXPERIMENT, {
       runName: VOLUME_RUN,
-      tags: { "denograd.lab": "tp4", "denograd.exercise": "3" },
+      tags: {
+        "denograd.lab": "tp4",
+        "denograd.exercise": "3",
+        ...unitTags(options.plan, VOLUME_RUN),
+      },
     }, async (run) => {
       await run.logParams({
         optimizer: "adam",
@@ -184,32 +195,28 @@ export async function runVolumeExercise(options: Tp4Options): Promise<ExerciseRe
         `${VOLUME_RUN}: val accuracy ${f4(final.valAccuracy)}, val loss ${f4(final.valLoss)}; ` +
           `${trained.timing.secondsPerEpoch.toFixed(1)} s/epoch; MLflow run ${run.id}\n`,
       );
-      return { id: run.id, final, timing: trained.timing };
+      const checks: Check[] = [
+        {
+          name: "Conv3D: val accuracy (ball vs cylinder)",
+          value: f4(final.valAccuracy),
+          students: "made up (BJ loss ~U(0.1, 0.4); 0.82 hard-coded)",
+          target: `≥ ${ACCURACY_TARGET}`,
+          pass: final.valAccuracy >= ACCURACY_TARGET,
+          informational: options.quick,
+        },
+        {
+          name: "Conv3D: parameters",
+          value: params.toLocaleString("en-US"),
+          students: "KR 30689",
+          target: "= 30,689",
+          pass: params === CONV3D_PARAMS,
+        },
+      ];
+      await logUnitResult(run, {
+        title: `Conv3D (${trained.timing.secondsPerEpoch.toFixed(1)} s/epoch)`,
+        checks,
+      });
     });
-    const checks: Check[] = [
-      {
-        name: "Conv3D: val accuracy (ball vs cylinder)",
-        value: f4(outcome.final.valAccuracy),
-        students: "made up (BJ loss ~U(0.1, 0.4); 0.82 hard-coded)",
-        target: `≥ ${ACCURACY_TARGET}`,
-        pass: outcome.final.valAccuracy >= ACCURACY_TARGET,
-        informational: options.quick,
-      },
-      {
-        name: "Conv3D: parameters",
-        value: params.toLocaleString("en-US"),
-        students: "KR 30689",
-        target: "= 30,689",
-        pass: params === CONV3D_PARAMS,
-      },
-    ];
-    return {
-      exercise: 3,
-      title: `Conv3D (${outcome.timing.secondsPerEpoch.toFixed(1)} s/epoch)`,
-      checks,
-      runs: [`${VOLUME_RUN} (${outcome.id})`],
-      seconds: (performance.now() - started) / 1000,
-    };
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
     optimizer.dispose();
