@@ -16,6 +16,7 @@ import { loadMnist } from "./data/mnist.ts";
 import { learningCurvesSpec } from "./figures.ts";
 import { type LabArgs, UsageError } from "./registry.ts";
 import { readResumePoint, resumedSettings, type Timing, trainRun } from "./train_run.ts";
+import { logUnitResult, unitTags } from "./unit_runs.ts";
 
 /** `--quick`: the first QUICK_TRAIN training images (the last 10 % validate) and QUICK_TEST tests. */
 export const QUICK_TRAIN = 2000;
@@ -86,8 +87,15 @@ export interface MnistRunSpec {
   curveNames: Record<string, string>;
   /** MLflow names of the test accuracy and loss (logged at step 0). */
   testNames: { accuracy: string; loss: string };
-  /** Tags added to the run's (e.g. a unit's, labs/unit_runs.ts). */
-  tags?: Record<string, string>;
+  /** The run is unit `name` of plan `plan` (labs/unit_runs.ts): tagged so, its result logged. */
+  unit?: { plan: string; name: string };
+}
+
+/** What a unit's MNIST run leaves for its lab's summary (`unit_result.json`). */
+export interface MnistUnitResult {
+  test: { accuracy: number; loss: number };
+  history: History;
+  epochsRun: number;
 }
 
 export interface MnistRunResult {
@@ -145,7 +153,10 @@ export async function trainMnistRun(
   const earlyStopping = spec.earlyStopping ? new EarlyStopping(spec.earlyStopping) : null;
   return await withRun(openStore(), spec.experiment, {
     runName: spec.runName,
-    tags: { "denograd.lab": spec.slug, ...spec.tags },
+    tags: {
+      "denograd.lab": spec.slug,
+      ...(spec.unit ? unitTags(spec.unit.plan, spec.unit.name) : {}),
+    },
   }, async (run) => {
     await run.logParams({ ...spec.params, seed, quick: args.quick });
     const trained = await trainRun(run, {
@@ -194,6 +205,10 @@ export async function trainMnistRun(
       timing: trained.timing,
     };
     if (finish) await finish(run, result);
+    if (spec.unit) {
+      const { test, history, epochsRun } = result;
+      await logUnitResult(run, { test, history, epochsRun } satisfies MnistUnitResult);
+    }
     return result;
   });
 }

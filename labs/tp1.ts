@@ -9,11 +9,11 @@ import * as path from "node:path";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { withSoftmax } from "../models/mlp.ts";
 import { writeFileAtomic } from "../tracking/files.ts";
-import { loadMnistSplits, pct, trainMnistRun } from "./mnist_run.ts";
+import { loadMnistSplits, type MnistUnitResult, pct, trainMnistRun } from "./mnist_run.ts";
 import { openStore } from "../tracking/store.ts";
 import { type LabArgs, type LabUnit, registerLab, type SummaryOutcome } from "./registry.ts";
 import { logModel } from "./train_run.ts";
-import { findUnitRuns, logUnitResult, planKey, unitTags } from "./unit_runs.ts";
+import { findUnitRuns, planKey } from "./unit_runs.ts";
 
 /** Where `deno task serve` loads the model from by default. */
 export const MODEL_PATH = "models/mnist-model.safetensors";
@@ -47,15 +47,9 @@ function units(args: LabArgs): LabUnit[] {
   }];
 }
 
-interface Tp1Result {
-  test_accuracy: number;
-  test_loss: number;
-  model_path: string;
-}
-
 /** The unit's test accuracy and where its model went, from its latest finished run. */
 async function summarize(args: LabArgs): Promise<SummaryOutcome> {
-  const { found, missing } = await findUnitRuns<Tp1Result>(
+  const { found, missing } = await findUnitRuns<MnistUnitResult>(
     openStore(),
     "Default",
     planOf(args),
@@ -64,8 +58,10 @@ async function summarize(args: LabArgs): Promise<SummaryOutcome> {
   const unit = found.get(UNIT);
   if (unit) {
     args.out.write(
-      `TP1: test accuracy ${pct(unit.result.test_accuracy)}, test loss ` +
-        `${unit.result.test_loss.toFixed(4)}; model ${unit.result.model_path}; MLflow run ` +
+      `TP1: test accuracy ${pct(unit.result.test.accuracy)}, test loss ` +
+        `${unit.result.test.loss.toFixed(4)}; model ${
+          path.resolve(tp1ModelPath(args))
+        }; MLflow run ` +
         `${unit.run.info.runId} (${unit.run.info.runName})\n`,
     );
   }
@@ -95,7 +91,7 @@ async function run(args: LabArgs): Promise<void> {
         val_loss: "val_loss",
       },
       testNames: { accuracy: "test_accuracy", loss: "test_loss" },
-      tags: unitTags(planOf(args), UNIT),
+      unit: { plan: planOf(args), name: UNIT },
     }, async (mlflowRun, r) => {
       const bytes = await logModel(mlflowRun, "mnist-model", withSoftmax(r.model), {
         input_shape: "[784]",
@@ -106,11 +102,6 @@ async function run(args: LabArgs): Promise<void> {
       });
       await Deno.mkdir(path.dirname(modelPath), { recursive: true });
       await writeFileAtomic(modelPath, bytes);
-      await logUnitResult(mlflowRun, {
-        test_accuracy: r.test.accuracy,
-        test_loss: r.test.loss,
-        model_path: path.resolve(modelPath),
-      });
     });
     args.out.write(
       `Test accuracy: ${result.test.accuracy.toFixed(4)} (${pct(result.test.accuracy)}), ` +

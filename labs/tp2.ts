@@ -13,18 +13,20 @@
 import { Adam, type Optimizer, RMSprop, SGD } from "../engine/optim/optimizers.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import type { History } from "../engine/train/fit.ts";
-import type { Run } from "../tracking/run.ts";
+import { Run } from "../tracking/run.ts";
+import { openStore, type TrackingStore } from "../tracking/store.ts";
 import { curvesSpec, renderPng } from "./figures.ts";
 import {
   disposeRun,
   loadMnistSplits,
-  type MnistRunResult,
   type MnistRunSpec,
   type MnistSplits,
+  type MnistUnitResult,
   pct,
   trainMnistRun,
 } from "./mnist_run.ts";
-import { type LabArgs, registerLab } from "./registry.ts";
+import { type LabArgs, type LabUnit, registerLab, type SummaryOutcome } from "./registry.ts";
+import { findUnitRuns, type FoundUnit, planKey } from "./unit_runs.ts";
 
 const BATCH_SIZE = 128;
 
@@ -92,13 +94,26 @@ async function conclude(run: Run, text: string, out: LabArgs["out"] | null): Pro
   out?.write(`conclusion: ${text}\n`);
 }
 
+/** Everything that changes what the units train; --exercise only picks among them. */
+const planOf = (args: LabArgs) =>
+  planKey("tp2", {
+    quick: args.quick,
+    seed: args.seed,
+    epochs: args.epochs ?? "default",
+    batch_size: args.batchSize ?? "default",
+  });
+
+/** Each run is a unit, named as the run. */
 function specFor(
   args: LabArgs,
   epochsDefault: number,
-  spec: Omit<MnistRunSpec, "epochs" | "batchSize" | "seed" | "curveNames" | "testNames">,
+  spec: Omit<MnistRunSpec, "epochs" | "batchSize" | "seed" | "curveNames" | "testNames"> & {
+    runName: string;
+  },
 ): MnistRunSpec {
   return {
     ...spec,
+    unit: { plan: planOf(args), name: spec.runName },
     epochs: args.epochs ?? (args.quick ? 1 : epochsDefault),
     batchSize: args.batchSize ?? BATCH_SIZE,
     seed: args.seed,
@@ -218,6 +233,9 @@ async function exercise2(args: LabArgs, data: MnistSplits, earlier: Earlier) {
   disposeRun(result);
 }
 
+const OPTIMIZER_EXPERIMENT = "Optimizer Comparison";
+const optimizerRun = (entry: OptimizerEntry) => `Optimizer_Comparison_${entry.name}`;
+
 interface OptimizerEntry {
   name: string;
   make: (params: Tensor[]) => Optimizer;
@@ -239,30 +257,37 @@ export const OPTIMIZERS: readonly OptimizerEntry[] = [
   },
 ];
 
-async function exercise3(args: LabArgs, data: MnistSplits) {
-  const results: { entry: OptimizerEntry; result: MnistRunResult }[] = [];
-  for (const entry of OPTIMIZERS) {
-    const spec = specFor(args, 10, {
-      slug: `tp2/ex3-${entry.name.toLowerCase()}`,
-      experiment: "Optimizer Comparison",
-      runName: `Optimizer_Comparison_${entry.name}`,
-      title: `TP2 Ex3 — ${entry.name.replaceAll("_", " ")}`,
-      model: { dropout: 0.2 },
-      optimizer: entry.make,
-      params: {},
-    });
-    spec.params = {
-      optimizer: entry.name,
-      epochs: spec.epochs,
-      batch_size: spec.batchSize,
-      dropout_rate: 0.2,
-      ...entry.params,
-    };
-    const result = await trainMnistRun(args, data, spec);
-    results.push({ entry, result });
-    disposeRun(result);
-  }
+/** One optimizer of exercise 3 (a unit): a fresh model and optimizer, 10 epochs. */
+async function trainOptimizer(args: LabArgs, data: MnistSplits, entry: OptimizerEntry) {
+  const spec = specFor(args, 10, {
+    slug: `tp2/ex3-${entry.name.toLowerCase()}`,
+    experiment: OPTIMIZER_EXPERIMENT,
+    runName: optimizerRun(entry),
+    title: `TP2 Ex3 — ${entry.name.replaceAll("_", " ")}`,
+    model: { dropout: 0.2 },
+    optimizer: entry.make,
+    params: {},
+  });
+  spec.params = {
+    optimizer: entry.name,
+    epochs: spec.epochs,
+    batch_size: spec.batchSize,
+    dropout_rate: 0.2,
+    ...entry.params,
+  };
+  disposeRun(await trainMnistRun(args, data, spec));
+}
 
+/**
+ * Exercise 3's comparison from its three runs in the store: the figure and the ranked
+ * conclusion, added to each (finished) run like MlflowClient.log_artifact/set_tag.
+ */
+async function compareOptimizers(
+  store: TrackingStore,
+  args: LabArgs,
+  found: ReadonlyMap<string, FoundUnit<MnistUnitResult>>,
+) {
+  const results = OPTIMIZERS.map((entry) => ({ entry, ...found.get(optimizerRun(entry))! }));
   const figure = curvesSpec("TP2 Ex3 — optimizer comparison (validation)", [
     {
       title: "Validation accuracy",
@@ -303,11 +328,11 @@ async function exercise3(args: LabArgs, data: MnistSplits) {
         "per-parameter step sizes from running gradient magnitudes suit the sparse, " +
         "unevenly scaled MNIST gradients, while SGD's single learning rate of 0.01 lags."
       : "SGD with momentum kept pace with the adaptive optimizers on this run.");
-  for (const [i, { result }] of results.entries()) {
-    // The runs are finished; like MlflowClient.log_artifact/set_tag, these add to them.
-    await result.run.logDict("optimizer_comparison.vl.json", figure);
-    await result.run.logArtifact("optimizer_comparison.png", png);
-    await conclude(result.run, text, i === 0 ? args.out : null);
+  for (const [i, { run: record }] of results.entries()) {
+    const run = new Run(store, record.info);
+    await run.logDict("optimizer_comparison.vl.json", figure);
+    await run.logArtifact("optimizer_comparison.png", png);
+    await conclude(run, text, i === 0 ? args.out : null);
   }
 }
 
@@ -404,26 +429,132 @@ async function exercise5(args: LabArgs, data: MnistSplits) {
   disposeRun(result);
 }
 
-const EXERCISES = [exercise1, exercise2, exercise3, exercise4, exercise5];
+interface Tp2Unit extends LabUnit {
+  exercise: number;
+  experiment: string;
+  train(data: MnistSplits, earlier: Earlier): Promise<void>;
+}
 
-async function run(args: LabArgs): Promise<void> {
+/** Every run of the lab (those --exercise selects), in the order the whole lab trains them. */
+function tp2Units(args: LabArgs): Tp2Unit[] {
+  const epochs = (n: number) => args.epochs ?? (args.quick ? 1 : n);
+  const unit = (
+    exercise: number,
+    experiment: string,
+    name: string,
+    trains: string,
+    defaultEpochs: number,
+    train: Tp2Unit["train"],
+  ): Tp2Unit => ({
+    exercise,
+    experiment,
+    name,
+    trains: `${trains}, ${epochs(defaultEpochs)} epoch(s)`,
+    seconds: 10 + epochs(defaultEpochs) * (args.quick ? 1 : 8),
+    train,
+  });
+  const units = [
+    unit(
+      1,
+      "Bias Variance Analysis",
+      "Base_Model_Bias_Variance",
+      "TP1's MLP",
+      15,
+      (d, e) => exercise1(args, d, e),
+    ),
+    unit(
+      2,
+      "Regularization",
+      "Model_With_L2_Dropout",
+      "MLP + L2 + Dropout 0.5",
+      15,
+      (d, e) => exercise2(args, d, e),
+    ),
+    ...OPTIMIZERS.map((entry) =>
+      unit(
+        3,
+        OPTIMIZER_EXPERIMENT,
+        optimizerRun(entry),
+        `MLP with ${entry.name}`,
+        10,
+        (d) => trainOptimizer(args, d, entry),
+      )
+    ),
+    unit(
+      4,
+      "Batch Normalization Test",
+      "Model_With_BatchNorm",
+      "MLP + BatchNorm",
+      10,
+      (d) => exercise4(args, d),
+    ),
+    unit(
+      5,
+      "TP2_Improving_Deep_Models",
+      "Run_Improved_Model_L2_BN_ES",
+      "L2 + BN + ES",
+      20,
+      (d) => exercise5(args, d),
+    ),
+  ];
+  return units.filter((u) => args.exercise === undefined || u.exercise === args.exercise);
+}
+
+/**
+ * From the units' runs in the store: exercise 3's comparison, then each run's test accuracy.
+ * An exercise with a unit missing is left out and the unit named.
+ */
+async function summarize(args: LabArgs): Promise<SummaryOutcome> {
+  const store = openStore();
+  const units = tp2Units(args);
+  const lines = ["\n== TP2 summary =="];
+  const missing: string[] = [];
+  for (let exercise = 1; exercise <= 5; exercise++) {
+    const own = units.filter((u) => u.exercise === exercise);
+    if (own.length === 0) continue;
+    const runs = await findUnitRuns<MnistUnitResult>(
+      store,
+      own[0].experiment,
+      planOf(args),
+      own.map((u) => u.name),
+    );
+    if (runs.missing.length > 0) {
+      missing.push(...runs.missing);
+      lines.push(`Exercise ${exercise}: no finished run of ${runs.missing.join(", ")}`);
+      continue;
+    }
+    if (exercise === 3) await compareOptimizers(store, args, runs.found);
+    for (const { run, result } of runs.found.values()) {
+      lines.push(
+        `Exercise ${exercise} — ${run.info.runName}: test accuracy ${pct(result.test.accuracy)} ` +
+          `after ${result.epochsRun} epoch(s) (MLflow run ${run.info.runId})`,
+      );
+    }
+  }
+  args.out.write(`${lines.join("\n")}\n`);
+  return { status: 0, missing };
+}
+
+async function run(args: LabArgs): Promise<number> {
+  const units = tp2Units(args).filter((u) => args.unit === undefined || u.name === args.unit);
   const data = await loadMnistSplits(args.quick);
+  // Within one process, exercise 2's conclusion cites exercise 1's numbers.
   const earlier: Earlier = {};
   try {
-    for (const [i, exercise] of EXERCISES.entries()) {
-      if (args.exercise === undefined || args.exercise === i + 1) {
-        await exercise(args, data, earlier);
-      }
-    }
+    for (const unit of units) await unit.train(data, earlier);
   } finally {
     data.dispose();
   }
+  if (args.unit !== undefined) return 0;
+  return (await summarize(args)).status;
 }
 
 registerLab({
   name: "tp2",
   description: "TP2: bias/variance, L2 + Dropout, optimizer comparison, BatchNorm, early stopping",
   flags: ["batch-size", "exercise", "resume"],
-  exercises: EXERCISES.length,
+  exercises: 5,
   run,
+  units: tp2Units,
+  summarize,
 });
