@@ -1,6 +1,7 @@
 // The closing tables of the labs with exercises: each check is our number beside the students'
 // and the target, with a verdict; plus the host-side helpers those labs share.
 import { gpu } from "../engine/device.ts";
+import { formatDuration } from "../engine/train/progress.ts";
 
 /** One line of the closing table. */
 export interface Check {
@@ -54,3 +55,31 @@ export const tupleText = (shape: readonly number[]) =>
 export async function onSoftwareAdapter(): Promise<boolean> {
   return (await gpu()).report.isFallbackAdapter;
 }
+
+/** The closing summary of a lab's exercises: one table per exercise, then the verdict. */
+export function exercisesSummary(
+  lab: string,
+  results: readonly ExerciseResult[],
+  seconds: number,
+): string {
+  const lines = [`\n== ${lab} summary (${formatDuration(seconds)} in all) ==`];
+  for (const r of results) {
+    lines.push(
+      `\nExercise ${r.exercise} — ${r.title} (${formatDuration(r.seconds)}; MLflow runs ` +
+        `${r.runs.join(", ")})`,
+      checksTable(r.checks),
+    );
+  }
+  const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass && !c.informational));
+  const enforced = results.flatMap((r) => r.checks.filter((c) => !c.informational)).length;
+  lines.push(
+    failed.length
+      ? `\n${failed.length} target(s) missed: ${failed.map((c) => c.name).join("; ")}`
+      : `\nall ${enforced} enforced targets reached`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+/** A lab's exit status: 1 when an enforced target is missed. */
+export const exitStatus = (results: readonly ExerciseResult[]) =>
+  results.some((r) => r.checks.some((c) => !c.pass && !c.informational)) ? 1 : 0;

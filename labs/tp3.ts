@@ -8,8 +8,7 @@
 // official binary release, downloaded once into the data cache, or `--data DIR`). MLflow
 // experiment TP3_CNN, one run per model. The closing table puts each result beside the
 // students' and the target; the exit status is 1 when an enforced target is missed.
-import { formatDuration } from "../engine/train/progress.ts";
-import { checksTable, type ExerciseResult } from "./checks.ts";
+import { type ExerciseResult, exercisesSummary, exitStatus } from "./checks.ts";
 import { loadCifar10 } from "./data/cifar10.ts";
 import { loadFashionMnist } from "./data/fashion_mnist.ts";
 import type { ImageClasses } from "./data/image_classes.ts";
@@ -31,25 +30,6 @@ import { runStyleExercise } from "./tp3/style.ts";
 const UNITS = [...MODEL_KEYS, "style"] as const;
 const STYLE_FLAGS = ["weights", "content", "style", "steps", "image-size"] as const;
 const CLASSIFIER_FLAGS = ["epochs", "batch-size", "resume", "dataset", "data"] as const;
-
-export function summaryText(results: readonly ExerciseResult[], seconds: number): string {
-  const lines = [`\n== TP3 summary (${formatDuration(seconds)} in all) ==`];
-  for (const r of results) {
-    lines.push(
-      `\nExercise ${r.exercise} — ${r.title} (${formatDuration(r.seconds)}; MLflow runs ` +
-        `${r.runs.join(", ")})`,
-      checksTable(r.checks),
-    );
-  }
-  const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass && !c.informational));
-  const enforced = results.flatMap((r) => r.checks.filter((c) => !c.informational)).length;
-  lines.push(
-    failed.length
-      ? `\n${failed.length} target(s) missed: ${failed.map((c) => c.name).join("; ")}`
-      : `\nall ${enforced} enforced targets reached`,
-  );
-  return lines.join("\n") + "\n";
-}
 
 const isDatasetName = (name: string): name is DatasetName =>
   (DATASET_NAMES as readonly string[]).includes(name);
@@ -158,8 +138,8 @@ async function run(args: LabArgs): Promise<number> {
         "(models/vgg16.ts says how to convert Keras' or PyTorch's ImageNet weights).\n",
     );
   }
-  args.out.write(summaryText(results, (performance.now() - started) / 1000));
-  return results.some((r) => r.checks.some((c) => !c.pass && !c.informational)) ? 1 : 0;
+  args.out.write(exercisesSummary("TP3", results, (performance.now() - started) / 1000));
+  return exitStatus(results);
 }
 
 registerLab({

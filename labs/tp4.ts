@@ -10,9 +10,8 @@
 // `--unit`); the closing table, built from their runs in the store (after the whole lab, or alone
 // with `--summarize`), puts each result beside the students' and the target; the exit status is
 // 1 when an enforced target is missed.
-import { formatDuration } from "../engine/train/progress.ts";
 import { openStore, type TrackingStore } from "../tracking/store.ts";
-import { checksTable, type ExerciseResult } from "./checks.ts";
+import { type ExerciseResult, exercisesSummary, exitStatus } from "./checks.ts";
 import { type LabArgs, type LabUnit, registerLab, type SummaryOutcome } from "./registry.ts";
 import type { Tp4Options } from "./tp4/common.ts";
 import { METRICS_EXPERIMENT, METRICS_RUN, trainMetricsUnit } from "./tp4/metrics_table.ts";
@@ -29,25 +28,6 @@ import {
 } from "./tp4/unet.ts";
 import { trainVolumeUnit, VOLUME_EXPERIMENT, VOLUME_RUN, volumeConfig } from "./tp4/volumetric.ts";
 import { findUnitRuns, planKey, unitSeconds } from "./unit_runs.ts";
-
-export function summaryText(results: readonly ExerciseResult[], seconds: number): string {
-  const lines = [`\n== TP4 summary (${formatDuration(seconds)} in all) ==`];
-  for (const r of results) {
-    lines.push(
-      `\nExercise ${r.exercise} — ${r.title} (${formatDuration(r.seconds)}; MLflow runs ` +
-        `${r.runs.join(", ")})`,
-      checksTable(r.checks),
-    );
-  }
-  const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass && !c.informational));
-  const enforced = results.flatMap((r) => r.checks.filter((c) => !c.informational)).length;
-  lines.push(
-    failed.length
-      ? `\n${failed.length} target(s) missed: ${failed.map((c) => c.name).join("; ")}`
-      : `\nall ${enforced} enforced targets reached`,
-  );
-  return lines.join("\n") + "\n";
-}
 
 /** The U-Nets exercise 1 trains, with the flags checked. */
 function selectionOf(args: LabArgs): UnetSelection {
@@ -174,9 +154,9 @@ async function summarizeExercises(
       seconds: unitSeconds(runs.found),
     });
   }
-  args.out.write(summaryText(results, seconds ?? results.reduce((t, r) => t + r.seconds, 0)));
-  const failed = results.some((r) => r.checks.some((c) => !c.pass && !c.informational));
-  return { status: failed ? 1 : 0, missing };
+  const total = seconds ?? results.reduce((t, r) => t + r.seconds, 0);
+  args.out.write(exercisesSummary("TP4", results, total));
+  return { status: exitStatus(results), missing };
 }
 
 async function run(args: LabArgs): Promise<number> {
