@@ -10,122 +10,38 @@
 //      patience 5, restore best weights), up to 20 epochs
 // Per-epoch metrics follow BJ's scripts (training_/validation_{accuracy,loss}, step = epoch index;
 // final_test_accuracy, final_test_loss). `--epochs` overrides every exercise's epoch count.
-import { Adam, type Optimizer, RMSprop, SGD } from "../engine/optim/optimizers.ts";
-import type { Tensor } from "../engine/tensor.ts";
-import type { History } from "../engine/train/fit.ts";
-import { Run } from "../tracking/run.ts";
-import { openStore, type TrackingStore } from "../tracking/store.ts";
-import { curvesSpec, renderPng } from "./figures.ts";
+import { Adam } from "../engine/optim/optimizers.ts";
+import { openStore } from "../tracking/store.ts";
 import {
   disposeRun,
   loadMnistSplits,
-  type MnistRunSpec,
   type MnistSplits,
   type MnistUnitResult,
   pct,
   trainMnistRun,
 } from "./mnist_run.ts";
 import { type LabArgs, type LabUnit, registerLab, type SummaryOutcome } from "./registry.ts";
-import { findUnitRuns, type FoundUnit, planKey } from "./unit_runs.ts";
-
-const BATCH_SIZE = 128;
-
-/** Keras names of the history keys → the MLflow metric names BJ's TP2 scripts log. */
-const CURVE_NAMES = {
-  accuracy: "training_accuracy",
-  loss: "training_loss",
-  val_accuracy: "validation_accuracy",
-  val_loss: "validation_loss",
-};
-const TEST_NAMES = { accuracy: "final_test_accuracy", loss: "final_test_loss" };
-
-// ---- Exercise 1: the bias/variance verdict ------------------------------------------------------
-
-/**
- * Thresholds of the verdict, in the course's terms (train/dev error against human-level error):
- * - avoidable bias = training error − BAYES_ERROR, where BAYES_ERROR ≈ 0.2 % is the human-level
- *   (and best published) error on MNIST; HIGH BIAS when it exceeds BIAS_THRESHOLD (1 point);
- * - variance = dev error − training error; HIGH VARIANCE when it exceeds VARIANCE_THRESHOLD
- *   (1 point, roughly 3× the ±0.3-point sampling noise of a 6,000-image dev set).
- * Training accuracy is Keras' running mean over the last epoch (dropout active), as the students
- * read it. BJ's own thresholds (train < 0.90 → bias, gap > 0.02 → variance) call his 0.9961 vs
- * 0.9822 "balanced" although his report concludes "high variance"; 1 point agrees with both his
- * conclusion and KR's (gap > 0.015).
- */
-export const BAYES_ERROR = 0.002;
-export const BIAS_THRESHOLD = 0.01;
-export const VARIANCE_THRESHOLD = 0.01;
-
-export type Verdict = "high bias" | "high variance" | "high bias and high variance" | "balanced";
-
-export function biasVarianceVerdict(trainAccuracy: number, valAccuracy: number) {
-  const avoidableBias = 1 - trainAccuracy - BAYES_ERROR;
-  const variance = trainAccuracy - valAccuracy;
-  const bias = avoidableBias > BIAS_THRESHOLD;
-  const high = variance > VARIANCE_THRESHOLD;
-  const verdict: Verdict = bias && high
-    ? "high bias and high variance"
-    : bias
-    ? "high bias"
-    : high
-    ? "high variance"
-    : "balanced";
-  return { verdict, avoidableBias, variance };
-}
-
-const last = (h: History, key: string) => h.history[key].at(-1)!;
-
-/** Epoch (1-based) of the lowest validation loss. */
-function bestValLossEpoch(h: History): number {
-  const losses = h.history.val_loss;
-  return losses.indexOf(Math.min(...losses)) + 1;
-}
-
-/** First epoch (1-based) whose validation accuracy reaches `level`, or null. */
-function epochReaching(h: History, level: number): number | null {
-  const i = h.history.val_accuracy.findIndex((a) => a >= level);
-  return i < 0 ? null : i + 1;
-}
-
-/** Tags the run with its conclusion and logs it as conclusion.txt; prints it unless `out` is null. */
-async function conclude(run: Run, text: string, out: LabArgs["out"] | null): Promise<void> {
-  await run.setTag("conclusion", text);
-  await run.logText("conclusion.txt", `${text}\n`);
-  out?.write(`conclusion: ${text}\n`);
-}
-
-/** Everything that changes what the units train; --exercise only picks among them. */
-const planOf = (args: LabArgs) =>
-  planKey("tp2", {
-    quick: args.quick,
-    seed: args.seed,
-    epochs: args.epochs ?? "default",
-    batch_size: args.batchSize ?? "default",
-  });
-
-/** Each run is a unit, named as the run. */
-function specFor(
-  args: LabArgs,
-  epochsDefault: number,
-  spec: Omit<MnistRunSpec, "epochs" | "batchSize" | "seed" | "curveNames" | "testNames"> & {
-    runName: string;
-  },
-): MnistRunSpec {
-  return {
-    ...spec,
-    unit: { plan: planOf(args), name: spec.runName },
-    epochs: args.epochs ?? (args.quick ? 1 : epochsDefault),
-    batchSize: args.batchSize ?? BATCH_SIZE,
-    seed: args.seed,
-    curveNames: CURVE_NAMES,
-    testNames: TEST_NAMES,
-  };
-}
-
-/** Results of earlier exercises of this invocation, for the comparisons in later conclusions. */
-interface Earlier {
-  baseline?: { history: History; variance: number };
-}
+import { findUnitRuns } from "./unit_runs.ts";
+import {
+  BAYES_ERROR,
+  bestValLossEpoch,
+  BIAS_THRESHOLD,
+  biasVarianceVerdict,
+  conclude,
+  type Earlier,
+  epochReaching,
+  last,
+  planOf,
+  specFor,
+  VARIANCE_THRESHOLD,
+} from "./tp2/common.ts";
+import {
+  compareOptimizers,
+  OPTIMIZER_EXPERIMENT,
+  optimizerRun,
+  OPTIMIZERS,
+  trainOptimizer,
+} from "./tp2/optimizers.ts";
 
 async function exercise1(args: LabArgs, data: MnistSplits, earlier: Earlier) {
   const spec = specFor(args, 15, {
@@ -231,109 +147,6 @@ async function exercise2(args: LabArgs, data: MnistSplits, earlier: Earlier) {
     );
   });
   disposeRun(result);
-}
-
-const OPTIMIZER_EXPERIMENT = "Optimizer Comparison";
-const optimizerRun = (entry: OptimizerEntry) => `Optimizer_Comparison_${entry.name}`;
-
-interface OptimizerEntry {
-  name: string;
-  make: (params: Tensor[]) => Optimizer;
-  params: Record<string, unknown>;
-}
-
-/** The handout's dictionary; every run builds a fresh optimizer (and model) from it. */
-export const OPTIMIZERS: readonly OptimizerEntry[] = [
-  {
-    name: "SGD_with_momentum",
-    make: (p) => new SGD(p, { lr: 0.01, momentum: 0.9 }),
-    params: { learning_rate: 0.01, momentum: 0.9 },
-  },
-  { name: "RMSprop", make: (p) => new RMSprop(p), params: { learning_rate: 0.001, rho: 0.9 } },
-  {
-    name: "Adam",
-    make: (p) => new Adam(p),
-    params: { learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999 },
-  },
-];
-
-/** One optimizer of exercise 3 (a unit): a fresh model and optimizer, 10 epochs. */
-async function trainOptimizer(args: LabArgs, data: MnistSplits, entry: OptimizerEntry) {
-  const spec = specFor(args, 10, {
-    slug: `tp2/ex3-${entry.name.toLowerCase()}`,
-    experiment: OPTIMIZER_EXPERIMENT,
-    runName: optimizerRun(entry),
-    title: `TP2 Ex3 — ${entry.name.replaceAll("_", " ")}`,
-    model: { dropout: 0.2 },
-    optimizer: entry.make,
-    params: {},
-  });
-  spec.params = {
-    optimizer: entry.name,
-    epochs: spec.epochs,
-    batch_size: spec.batchSize,
-    dropout_rate: 0.2,
-    ...entry.params,
-  };
-  disposeRun(await trainMnistRun(args, data, spec));
-}
-
-/**
- * Exercise 3's comparison from its three runs in the store: the figure and the ranked
- * conclusion, added to each (finished) run like MlflowClient.log_artifact/set_tag.
- */
-async function compareOptimizers(
-  store: TrackingStore,
-  args: LabArgs,
-  found: ReadonlyMap<string, FoundUnit<MnistUnitResult>>,
-) {
-  const results = OPTIMIZERS.map((entry) => ({ entry, ...found.get(optimizerRun(entry))! }));
-  const figure = curvesSpec("TP2 Ex3 — optimizer comparison (validation)", [
-    {
-      title: "Validation accuracy",
-      y: "accuracy",
-      series: results.map(({ entry, result }) => ({
-        name: entry.name,
-        values: result.history.history.val_accuracy,
-      })),
-    },
-    {
-      title: "Validation loss",
-      y: "loss",
-      series: results.map(({ entry, result }) => ({
-        name: entry.name,
-        values: result.history.history.val_loss,
-      })),
-    },
-  ]);
-  const png = await renderPng(figure);
-  const ranked = [...results].sort((a, b) => b.result.test.accuracy - a.result.test.accuracy);
-  const line = ({ entry, result }: (typeof results)[number]) => {
-    const reach = epochReaching(result.history, 0.98);
-    return `${entry.name} ${pct(result.test.accuracy)} (loss ${
-      result.test.loss.toFixed(4)
-    }; epoch-1 dev ${pct(result.history.history.val_accuracy[0])}; dev ≥ 98 % ${
-      reach ? `at epoch ${reach}` : "never"
-    })`;
-  };
-  const sgd = results.find((r) => r.entry.name === "SGD_with_momentum")!;
-  const adaptive = results.filter((r) => r !== sgd);
-  const adaptiveFaster = adaptive.every((r) =>
-    r.result.history.history.val_accuracy[0] > sgd.result.history.history.val_accuracy[0]
-  );
-  const text = `Test accuracy after ${sgd.result.epochsRun} epochs, best first: ` +
-    `${ranked.map(line).join("; ")}. ` +
-    (adaptiveFaster
-      ? "The adaptive optimizers (RMSprop, Adam) converge faster than SGD with momentum: " +
-        "per-parameter step sizes from running gradient magnitudes suit the sparse, " +
-        "unevenly scaled MNIST gradients, while SGD's single learning rate of 0.01 lags."
-      : "SGD with momentum kept pace with the adaptive optimizers on this run.");
-  for (const [i, { run: record }] of results.entries()) {
-    const run = new Run(store, record.info);
-    await run.logDict("optimizer_comparison.vl.json", figure);
-    await run.logArtifact("optimizer_comparison.png", png);
-    await conclude(run, text, i === 0 ? args.out : null);
-  }
 }
 
 async function exercise4(args: LabArgs, data: MnistSplits) {

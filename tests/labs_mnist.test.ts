@@ -12,7 +12,7 @@ import { init, Tensor } from "../engine/tensor.ts";
 import { predict } from "../engine/train/fit.ts";
 import { loadMnist } from "../labs/data/mnist.ts";
 import { QUICK_TEST } from "../labs/mnist_run.ts";
-import { biasVarianceVerdict } from "../labs/tp2.ts";
+import { biasVarianceVerdict } from "../labs/tp2/common.ts";
 import { FileStore } from "../tracking/file_store.ts";
 import type { RunRecord } from "../tracking/store.ts";
 import { engineOptionsFromEnv } from "../host/env.ts";
