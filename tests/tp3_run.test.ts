@@ -84,6 +84,21 @@ Deno.test("tp3 --quick on Fashion-MNIST: a run per model with metrics, test metr
     assert.equal(run.params.train_images, String(QUICK_TRAIN));
     await assertRunComplete(mlruns, run, QUICK_TEST);
   }
+  // The closing table again, from the store alone; the plan lists the three models.
+  const again = await runLab(["tp3", "--quick", "--summarize"], mlruns);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /all 3 enforced targets reached/);
+  assert.match(again.stdout, /Which model overfits less/);
+  const plan = await runLab(["tp3", "--quick", "--plan"]);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.deepEqual(JSON.parse(plan.stdout).units.map((u: { name: string }) => u.name), [
+    "cnn",
+    "resnet",
+    "resnet_bn",
+  ]);
+  const other = await runLab(["tp3", "--quick", "--seed", "5", "--summarize"], mlruns);
+  assert.equal(other.code, 1, "another plan has no runs");
+  assert.match(other.stdout + other.stderr, /cnn/);
 });
 
 Deno.test("tp3 --quick --dataset cifar10 --data DIR --unit cnn: files in the official format, Keras' 2,122,186 parameters", async () => {
@@ -114,7 +129,14 @@ Deno.test("tp3 --quick --dataset cifar10 --data DIR --unit cnn: files in the off
     path.join(tmp, "ckpt"),
   ], mlruns);
   assert.equal(out.code, 0, out.stdout + out.stderr);
-  assert.match(out.stdout, /classic CNN: parameters +2,122,186 +KR 2,122,186 += 2,122,186 +PASS/);
+  // One unit trains and stops; its exercise's table comes from the store.
+  assert.doesNotMatch(out.stdout, /== TP3 summary/);
+  const table = await runLab(
+    ["tp3", "--quick", "--dataset", "cifar10", "--exercise", "1", "--summarize"],
+    mlruns,
+  );
+  assert.equal(table.code, 0, table.stdout + table.stderr);
+  assert.match(table.stdout, /classic CNN: parameters +2,122,186 +KR 2,122,186 += 2,122,186 +PASS/);
   const [run, ...others] = await tp3Runs(mlruns);
   assert.equal(others.length, 0);
   assert.equal(run.info.runName, "cnn_conv32-pool-conv64-pool-dense512_cifar10");
@@ -128,8 +150,8 @@ Deno.test("tp3 command lines that cannot run: exit 2 with a message, no stack tr
   const cases: [string[], RegExp][] = [
     [["--dataset", "mnist"], /--dataset mnist: expected one of fashion-mnist, cifar10/],
     [["--exercise", "3"], /questions only/],
-    [["--unit", "vgg"], /--unit vgg: tp3's units are cnn, resnet, resnet_bn/],
-    [["--unit", "resnet", "--exercise", "1"], /--unit resnet belongs to exercise 2/],
+    [["--unit", "vgg"], /--unit vgg: lab 'tp3' has units cnn, resnet, resnet_bn$/m],
+    [["--unit", "resnet", "--exercise", "1"], /--unit resnet: lab 'tp3' has units cnn$/m],
     [["--data", empty], /Fashion-MNIST: no train-images-idx3-ubyte\[\.gz\] in .*--data DIR/],
     [["--dataset", "cifar10", "--data", empty], /CIFAR-10: --data .* holds neither/],
     [["--exercise", "4"], /--weights/],

@@ -76,6 +76,8 @@ function options(overrides: Partial<Tp3Options>): Tp3Options {
     resume: false,
     checkpointDir: "unused",
     dataset: "fashion-mnist",
+    plan: "tp3 test",
+    unit: false,
     out: { isTTY: false, write: (text) => lines.push(text) },
     ...overrides,
   };

@@ -24,6 +24,7 @@ import { type Check, type ExerciseResult, f4, tupleText } from "../checks.ts";
 import { headOf, type ImageClasses, oneHot, pixelsOf } from "../data/image_classes.ts";
 import { learningCurvesSpec, renderPng } from "../figures.ts";
 import { logModel, readResumePoint, type Timing, trainRun } from "../train_run.ts";
+import { logUnitResult, unitTags } from "../unit_runs.ts";
 import type { Tp3Options } from "./common.ts";
 import {
   confusionMatrix,
@@ -124,15 +125,25 @@ export function classifierConfig(
 export const runNameOf = (c: Pick<ClassifierConfig, "model" | "dataset">) =>
   `${MODELS[c.model].architecture}_${c.dataset}`;
 
-/** What one trained model leaves for the closing table and the conclusion. */
-export interface ClassifierOutcome {
-  spec: ModelSpec;
-  runId: string;
+/** What one trained model logs for the closing table and the conclusion (unit_result.json). */
+export interface ClassifierResult {
+  model: ModelKey;
   params: number;
   history: Record<string, number[]>;
   test: { loss: number; accuracy: number };
   timing: Timing;
 }
+
+export interface ClassifierOutcome extends ClassifierResult {
+  spec: ModelSpec;
+  runId: string;
+}
+
+export const outcomeOf = (runId: string, result: ClassifierResult): ClassifierOutcome => ({
+  ...result,
+  spec: MODELS[result.model],
+  runId,
+});
 
 /** Class probabilities of the test images, read back once. */
 async function testProbabilities(model: Module, x: Tensor, batchSize: number) {
@@ -182,7 +193,8 @@ export async function trainClassifier(
   const runName = runNameOf({ model: key, dataset: data.name });
   const checkpointFile = path.join(options.checkpointDir, "tp3", runName, "last.safetensors");
   const resume = options.resume ? await readResumePoint(checkpointFile) : null;
-  if (options.resume && !resume) {
+  // A requeued sweep task gets --resume even when it died before its first checkpoint.
+  if (options.resume && !resume && !options.unit) {
     throw new Error(`--resume: no checkpoint at ${checkpointFile}; train without --resume first`);
   }
   const saved = resume?.settings.config as ClassifierConfig | undefined;
@@ -209,7 +221,7 @@ export async function trainClassifier(
       tags: {
         "denograd.lab": "tp3",
         "denograd.exercise": String(spec.exercise),
-        "denograd.tp3.model": key,
+        ...unitTags(options.plan, key),
       },
     }, async (run) => {
       await run.logParams({
@@ -310,14 +322,15 @@ export async function trainClassifier(
         `${runName}: test accuracy ${f4(testLogs.accuracy)}, test loss ${f4(testLogs.loss)}; ` +
           `${trained.timing.secondsPerEpoch.toFixed(1)} s/epoch; MLflow run ${run.id}\n`,
       );
-      return {
-        spec,
-        runId: run.id,
+      const result: ClassifierResult = {
+        model: key,
         params,
         history: trained.history.history,
         test: { loss: testLogs.loss, accuracy: testLogs.accuracy },
         timing: trained.timing,
       };
+      await logUnitResult(run, result);
+      return outcomeOf(run.id, result);
     });
   } finally {
     dataset.dispose();

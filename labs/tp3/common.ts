@@ -25,4 +25,8 @@ export interface Tp3Options {
   steps?: number;
   /** Exercise 4: edge of the square images optimised. */
   imageSize?: number;
+  /** The plan key every unit's run is tagged with (labs/unit_runs.ts). */
+  plan: string;
+  /** Training one unit (`--unit`): `--resume` without a checkpoint yet starts over. */
+  unit: boolean;
 }

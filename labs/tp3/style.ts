@@ -25,6 +25,7 @@ import {
 import { withRun } from "../../tracking/run.ts";
 import { openStore } from "../../tracking/store.ts";
 import { type Check, type ExerciseResult, tupleText } from "../checks.ts";
+import { logUnitResult, unitTags } from "../unit_runs.ts";
 import { encodePng, gridPng, type Tile } from "../images.ts";
 import { UsageError } from "../registry.ts";
 import type { Tp3Options } from "./common.ts";
@@ -47,6 +48,12 @@ export const MISSING_WEIGHTS_MESSAGE =
   "--weights FILE, with tensors block1_conv1.weight [3, 3, 3, 64], block1_conv1.bias [64] … " +
   "block5_conv3.bias [512]; the header of models/vgg16.ts converts Keras' " +
   "VGG16(include_top=False) or torchvision's vgg16 weights in a few lines of Python";
+
+/** The unit name of the style transfer (`--unit style`). */
+export const STYLE_UNIT = "style";
+
+/** What the run logs for the closing table (unit_result.json). */
+export type StyleResult = Pick<ExerciseResult, "title" | "checks">;
 
 export interface StyleConfig {
   weightsFile: string;
@@ -181,7 +188,11 @@ export async function runStyleExercise(options: Tp3Options): Promise<ExerciseRes
     const runName = `gatys_vgg16_img${size}_steps${config.steps}`;
     const outcome = await withRun(openStore(), STYLE_EXPERIMENT, {
       runName,
-      tags: { "denograd.lab": "tp3", "denograd.exercise": "4" },
+      tags: {
+        "denograd.lab": "tp3",
+        "denograd.exercise": "4",
+        ...unitTags(options.plan, STYLE_UNIT),
+      },
     }, async (run) => {
       await run.logParams({
         weights_file: path.basename(config.weightsFile),
@@ -244,49 +255,53 @@ export async function runStyleExercise(options: Tp3Options): Promise<ExerciseRes
         `${runName}: ${lossLine(transfer.losses[0])} → ${lossLine(transfer.losses.at(-1)!)}; ` +
           `${formatDuration(secondsPerStep * config.steps)}; MLflow run ${run.id}\n`,
       );
-      return { id: run.id, losses: transfer.losses, secondsPerStep };
-    });
-    const [first, last] = [outcome.losses[0], outcome.losses.at(-1)!];
-    const noStudent = "— (no student wrote the loop)";
-    const checks: Check[] = [
-      {
-        name: "Style transfer: total loss fell",
-        value: `${e3(first.total)} → ${e3(last.total)}`,
-        students: noStudent,
-        target: "final < initial",
-        pass: last.total < first.total,
-      },
-      {
-        name: "VGG16 base: parameters",
-        value: params.toLocaleString("en-US"),
-        students: "Keras VGG16(include_top=False)",
-        target: "= 14,714,688",
-        pass: params === VGG16_PARAMS,
-      },
-      {
-        name: "Extractor: six output shapes",
-        value: shapes.map((s) => s.split(" ")[1]).join(" "),
-        students: "UD printed them (512×512 input)",
-        target: `§4.5 scaled to ${size}×${size}`,
-        pass: shapes.every((s, i) => s.endsWith(expectedShapes[i])),
-      },
-      ...([["content", "content"], ["style", "style"], [
-        "total variation",
-        "totalVariation",
-      ]] as const)
-        .map(([label, key]): Check => ({
-          name: `Style transfer: ${label} loss (weighted)`,
-          value: `${e3(first[key])} → ${e3(last[key])}`,
+      const [first, last] = [transfer.losses[0], transfer.losses.at(-1)!];
+      const noStudent = "— (no student wrote the loop)";
+      const checks: Check[] = [
+        {
+          name: "Style transfer: total loss fell",
+          value: `${e3(first.total)} → ${e3(last.total)}`,
           students: noStudent,
-          target: "reported",
-          pass: true,
-          informational: true,
-        })),
-    ];
+          target: "final < initial",
+          pass: last.total < first.total,
+        },
+        {
+          name: "VGG16 base: parameters",
+          value: params.toLocaleString("en-US"),
+          students: "Keras VGG16(include_top=False)",
+          target: "= 14,714,688",
+          pass: params === VGG16_PARAMS,
+        },
+        {
+          name: "Extractor: six output shapes",
+          value: shapes.map((s) => s.split(" ")[1]).join(" "),
+          students: "UD printed them (512×512 input)",
+          target: `§4.5 scaled to ${size}×${size}`,
+          pass: shapes.every((s, i) => s.endsWith(expectedShapes[i])),
+        },
+        ...([["content", "content"], ["style", "style"], [
+          "total variation",
+          "totalVariation",
+        ]] as const)
+          .map(([label, key]): Check => ({
+            name: `Style transfer: ${label} loss (weighted)`,
+            value: `${e3(first[key])} → ${e3(last[key])}`,
+            students: noStudent,
+            target: "reported",
+            pass: true,
+            informational: true,
+          })),
+      ];
+      const unitResult: StyleResult = {
+        title: `Neural style transfer (${secondsPerStep.toFixed(2)} s/step)`,
+        checks,
+      };
+      await logUnitResult(run, unitResult);
+      return { id: run.id, unitResult };
+    });
     return {
       exercise: 4,
-      title: `Neural style transfer (${outcome.secondsPerStep.toFixed(2)} s/step)`,
-      checks,
+      ...outcome.unitResult,
       runs: [`${runName} (${outcome.id})`],
       seconds: (performance.now() - started) / 1000,
     };
