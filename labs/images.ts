@@ -177,7 +177,8 @@ export async function gridPng(options: GridOptions): Promise<Uint8Array> {
   const captioned = rows.some((r) => r.captions?.length);
   const rowHeight = cell + gap + (captioned ? 16 : 0);
   // Room for the title too (about 9 px per character of 15 px bold DejaVu Sans).
-  const width = Math.max(left + columns.length * (cell + gap) + 8, left + 9 * title.length);
+  const across = Math.max(columns.length, ...rows.map((r) => r.tiles.length));
+  const width = Math.max(left + across * (cell + gap) + 8, left + 9 * title.length);
   const height = top + rows.length * rowHeight + (footer ? 28 : 8);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">`,

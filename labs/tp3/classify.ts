@@ -309,7 +309,7 @@ export async function trainClassifier(
           test.images,
           data.shape,
           data.classes,
-          worstMistakes(test.labels, probabilities, classes, 24),
+          worstMistakes(test.labels, probabilities, classes, 20),
         ),
       );
       await run.logArtifact(

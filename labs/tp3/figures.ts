@@ -116,7 +116,7 @@ export function mistakesPng(
   shape: readonly number[],
   classes: readonly string[],
   mistakes: readonly Misclassified[],
-  perRow = 6,
+  perRow = 5,
 ): Promise<Uint8Array> {
   const rows = [];
   for (let start = 0; start < mistakes.length; start += perRow) {
@@ -133,7 +133,7 @@ export function mistakesPng(
     title,
     columns: [],
     rows,
-    cell: 112,
+    cell: 150,
     footer: "caption: true class → predicted class, with the probability the model gave it",
   });
 }
