@@ -352,7 +352,8 @@ export class Runtime {
    * Builds every pipeline that `use` launches with createComputePipelineAsync, so the compiles
    * (seconds in a browser) never block the thread that later runs the kernels. `use` runs once
    * as a dry run: launches are recorded, nothing is dispatched, and what it computes or reads
-   * back is meaningless. Returns how many pipelines were built.
+   * back is meaningless; host-side state it advances (an optimizer's step count, dropout's
+   * counter) does advance, so dry-run scratch objects. Returns how many pipelines were built.
    */
   async prepare(use: () => unknown): Promise<number> {
     if (this.preparing) throw new Error("denograd: prepare() calls cannot nest");
