@@ -4,6 +4,7 @@
 // the benchmarks page read.
 import { useSignal } from "@preact/signals";
 import { fmt, type ResultFile, resultFileName, type ResultRow } from "../../bench/lib/report.ts";
+import { BenchTable } from "../bench_table.tsx";
 import { loadBench, loadEngine } from "./engine.ts";
 
 export interface BenchRunnerProps {
@@ -121,34 +122,7 @@ export function BenchRunner(props: BenchRunnerProps) {
         per case, the device synced inside each, as `deno task bench`. The ceilings always run.
       </p>
       <div style="display: flex; gap: 2rem; flex-wrap: wrap; align-items: flex-start">
-        <div class="table-scroll">
-          <table class="bench">
-            <thead>
-              <tr>
-                <th>kernel</th>
-                <th>shape</th>
-                <th class="number">ms</th>
-                <th class="number">GFLOP/s</th>
-                <th class="number">GB/s</th>
-                <th class="number">% of roofline</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.value.map((r) => (
-                <tr key={r.name}>
-                  <td>{r.kernel}</td>
-                  <td class="mono">{r.shape}</td>
-                  <td class="number">{r.error ? "failed" : fmt(r.ms?.avg)}</td>
-                  <td class="number">{fmt(r.gflops)}</td>
-                  <td class="number">{fmt(r.gbps)}</td>
-                  <td class="number">
-                    {r.percent === undefined ? "" : `${fmt(r.percent)} (${r.bound})`}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <BenchTable rows={rows.value} />
         <Roofline rows={rows.value} />
       </div>
     </div>

@@ -8,6 +8,7 @@ import {
   readResultFile,
   rooflineSpec,
 } from "../bench_results.ts";
+import { BenchTable } from "../bench_table.tsx";
 import { Island } from "../island.tsx";
 import { NotFound, type Route } from "../route.ts";
 
@@ -16,39 +17,6 @@ function FilePicker(props: { name: string; files: string[]; value: string }) {
     <select name={props.name}>
       {props.files.map((f) => <option key={f} value={f} selected={f === props.value}>{f}</option>)}
     </select>
-  );
-}
-
-function ResultTable({ result }: { result: ResultFile }) {
-  return (
-    <div class="table-scroll">
-      <table class="bench">
-        <thead>
-          <tr>
-            <th>kernel</th>
-            <th>shape</th>
-            <th class="number">ms</th>
-            <th class="number">GFLOP/s</th>
-            <th class="number">GB/s</th>
-            <th class="number">% of roofline</th>
-          </tr>
-        </thead>
-        <tbody>
-          {result.results.map((r) => (
-            <tr key={r.name}>
-              <td>{r.kernel}</td>
-              <td class="mono">{r.shape}</td>
-              <td class="number">{r.error ? "failed" : fmt(r.ms?.avg)}</td>
-              <td class="number">{fmt(r.gflops)}</td>
-              <td class="number">{fmt(r.gbps)}</td>
-              <td class="number">
-                {r.percent === undefined ? "" : `${fmt(r.percent)} (${r.bound})`}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
   );
 }
 
@@ -142,7 +110,7 @@ export const route: Route = {
                   <button type="submit">show</button>
                 </form>
                 <p>{describeRun(shown.result)}</p>
-                <ResultTable result={shown.result} />
+                <BenchTable rows={shown.result.results} />
                 <h2>Two result files side by side</h2>
                 <form method="get" class="controls">
                   <input type="hidden" name="file" value={shown.name} />
