@@ -2,8 +2,7 @@
 // Chromium on Dawn (SwiftShader here): Tint compiles every kernel they use, and the browser's
 // limits (10 storage buffers per stage, 256-byte offsets) apply. One case per kernel variant
 // class per test runs (OpCheck.variant), since Chromium builds pipelines ~6× slower than Deno.
-// Chromium's adapter does not depend on DENO_WEBGPU_BACKEND, so the gl pass of CI leaves it to
-// the vulkan pass. Cost: about 4 minutes on this project's 2-core machine shared with other jobs
+// Cost: about 4 minutes on this project's 2-core machine shared with other jobs
 // (206 op checks, ~330 kernels compiled by Tint); the page's `?all` runs every case (1036).
 import assert from "node:assert/strict";
 import { ALL_OP_CHECKS, type OpSuiteOutcome, type OpSuiteReport } from "./op_checks/run.ts";
@@ -33,7 +32,6 @@ function countsByFamily(report: OpSuiteReport): string {
 
 Deno.test({
   name: "browser op suite: every family's op checks pass in Chromium (Dawn/Tint)",
-  ignore: Deno.env.get("DENO_WEBGPU_BACKEND") === "gl",
   async fn() {
     const server = servePageScript(await bundleForBrowser("tests/browser/op_suite_page.ts"));
     const browser = await launchWebGpuChromium();

@@ -12,7 +12,6 @@ const FILTER = "matmul 256×256×256";
 
 Deno.test({
   name: "benchmark page in Chromium: a results file that bench:compare and the UI read",
-  ignore: Deno.env.get("DENO_WEBGPU_BACKEND") === "gl",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

@@ -43,7 +43,6 @@ async function labStore(dir: string): Promise<string> {
 
 Deno.test({
   name: "engine pages in Chromium: playground and attention match Deno, spirals train in the page",
-  ignore: Deno.env.get("DENO_WEBGPU_BACKEND") === "gl",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
