@@ -107,7 +107,11 @@ Deno.test("matmul: more than 65535 batches are split across dispatches", async (
   const batches = 70000;
   const ra = ref([batches, 1, 2], randomData(batches * 2, rng));
   const rb = ref([batches, 2, 1], randomData(batches * 2, rng));
-  const got = await matmul(Tensor.from(ra.data, ra.shape), Tensor.from(rb.data, rb.shape)).data();
+  const [a, b] = [Tensor.from(ra.data, ra.shape), Tensor.from(rb.data, rb.shape)];
+  const product = matmul(a, b);
+  const got = await product.data();
+  // Freed here, not by the garbage collector in the middle of the next test's memory count.
+  for (const t of [a, b, product]) t.dispose();
   assertClose(got, matmulRef(ra, rb).data, { atol: 1e-6 });
 });
 
