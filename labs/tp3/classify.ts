@@ -44,8 +44,6 @@ export const QUICK_TEST = 200;
 
 export const MODEL_KEYS = ["cnn", "resnet", "resnet_bn"] as const;
 export type ModelKey = typeof MODEL_KEYS[number];
-export const isModelKey = (name: string): name is ModelKey =>
-  (MODEL_KEYS as readonly string[]).includes(name);
 
 export interface ModelSpec {
   key: ModelKey;
@@ -103,7 +101,7 @@ export interface ClassifierConfig {
   quick: boolean;
 }
 
-export function classifierConfig(
+function classifierConfig(
   options: Tp3Options,
   model: ModelKey,
   data: ImageClasses,
@@ -122,7 +120,7 @@ export function classifierConfig(
   };
 }
 
-export const runNameOf = (c: Pick<ClassifierConfig, "model" | "dataset">) =>
+const runNameOf = (c: Pick<ClassifierConfig, "model" | "dataset">) =>
   `${MODELS[c.model].architecture}_${c.dataset}`;
 
 /** What one trained model logs for the closing table and the conclusion (unit_result.json). */
