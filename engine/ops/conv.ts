@@ -2,8 +2,9 @@
 // [kh, kw, in, out]), conv3d (NDHWC, [kd, kh, kw, in, out]) and conv2dTranspose (kernel
 // [kh, kw, out, in], as Keras stores it). Strides, dilation, "valid" and TensorFlow's "same"
 // padding (the odd cell of padding at the bottom/right), an optional bias and the matmul's fused
-// activation epilogue. Each pass — forward, dX, dW — is one implicit-GEMM dispatch; the
-// transposed conv runs the dX kernel as its forward and the forward kernel as its dX.
+// activation epilogue. Each pass — forward, dX, dW — is one implicit-GEMM dispatch (a dW split
+// over pixels adds a sum of its partials); the transposed conv runs the dX kernel as its forward
+// and the forward kernel as its dX.
 import { type BackwardRule, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import {
@@ -174,16 +175,20 @@ interface PassArgs {
   op: string;
 }
 
-/** One pass as one dispatch; its result, and the pre-activation when asked for. */
+/**
+ * One pass as one dispatch (a split weight pass: two, the second summing the splits); its
+ * result, and the pre-activation when asked for.
+ */
 function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
   const g = p.geometry;
   const { m, n, k, slices } = convGemm(p.pass, g);
-  const { wx, wy, tm, tn } = pickTile(CONV_TILES.get(), m, n, k * slices);
-  const groups: [number, number, number] = [
-    Math.ceil(n / (wx * tn)),
-    Math.ceil(m / (wy * tm)),
-    slices,
-  ];
+  const options = CONV_TILES.get().filter((o) => p.pass === "weight" || !o.tile.splitK);
+  const tile = pickTile(options, m, n, k * slices);
+  const blocks = [Math.ceil(n / (tile.wx * tile.tn)), Math.ceil(m / (tile.wy * tile.tm))];
+  const splitGroups = tile.splitK
+    ? splitGroupCount(blocks[0] * blocks[1] * slices, k, tile.splitK)
+    : 1;
+  const groups: [number, number, number] = [blocks[0], blocks[1], slices * splitGroups];
   const limit = runtime().device.limits.maxComputeWorkgroupsPerDimension;
   if (groups[1] > limit) {
     throw new Error(
@@ -201,9 +206,12 @@ function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
     const zeros = Tensor.zeros(p.outShape);
     return { out: zeros, pre: null };
   }
+  const splits = splitGroups * (tile.splitK ?? 0);
+  // A split weight pass writes one partial kernel gradient per split, summed below.
+  const target = splits ? Tensor.empty([splits, ...p.outShape]) : out;
   const buffers = [p.a.storage, p.b.storage];
   if (p.bias) buffers.push(p.bias.storage);
-  buffers.push(out.storage);
+  buffers.push(target.storage);
   if (pre) buffers.push(pre.storage);
   runtime().launch(
     convKernel({
@@ -214,18 +222,33 @@ function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
       bias: !!p.bias,
       activation: p.activation ?? null,
       savePre: !!pre,
-      tile: { wx, wy, tm, tn },
+      tile,
     }),
     {
       buffers,
-      params: convParams(p.pass, g, p.alpha ?? 0),
+      params: convParams(p.pass, g, p.alpha ?? 0, splits),
       groups,
       flops: convFlops(g),
-      outputs: [out],
+      outputs: [target],
       op: p.op,
     },
   );
-  return { out, pre };
+  if (!splits) return { out, pre };
+  out.dispose();
+  const total = sum(target, 0);
+  target.dispose();
+  return { out: total, pre };
+}
+
+/**
+ * Split groups for a weight pass of `blocks` workgroups per group: enough workgroups for twice
+ * the adapter's threads (a CPU adapter runs one workgroup per core at a time), each split still
+ * summing at least 64 pixels so the partials stay a small share of the work.
+ */
+function splitGroupCount(blocks: number, depth: number, splitK: number): number {
+  const threads = globalThis.navigator?.hardwareConcurrency ?? 8;
+  const wanted = Math.ceil((2 * threads) / blocks);
+  return Math.max(1, Math.min(wanted, Math.floor(depth / (64 * splitK))));
 }
 
 // ---- the ops ------------------------------------------------------------------------------

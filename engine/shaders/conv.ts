@@ -32,7 +32,8 @@ export type Dims3 = [number, number, number];
  * The uniforms. `g` holds every size a loop or branch reads, behind the dynamic index `zero`
  * (see MATMUL_UNIFORMS: lavapipe recompiles shaders whose loop bounds sit at constant offsets):
  * g[0] = (M, N, K, batch), g[1] = input dims, g[2] = output dims, g[3] = kernel dims,
- * g[4] = strides, g[5] = pads before, g[6] = dilations, g[7] = (Cin, Cout, taps, phase rows).
+ * g[4] = strides, g[5] = pads before, g[6] = dilations, g[7] = (Cin, Cout, taps, phase rows of
+ * dX, or the depth splits of a split weight pass).
  */
 const CONV_UNIFORMS = uniformBlock({ g: "array<vec4u, 8>", zero: "u32", alpha: "f32" });
 export type ConvFields = typeof CONV_UNIFORMS.fields;
@@ -54,33 +55,52 @@ export interface ConvTile {
   wy: number;
   tm: number;
   tn: number;
+  /** The workgroup's x axis walks rows (see MatmulTile). */
+  rowsOnX?: boolean;
+  /**
+   * Weight pass only: this many invocations along x each sum one chunk of the depth (the output
+   * pixels) for the whole wx·tn × wy·tm block (wx = wy = 1), into a partial result the op then
+   * sums. The weight pass has few rows and columns (channels) and a deep K (pixels): splitting K
+   * keeps every SIMD lane busy with a full register block.
+   */
+  splitK?: number;
 }
 
 /**
  * Tiles per adapter class, picked per pass like the matmul's: the least padded work per unit of
  * speed, so a pass takes the tile whose columns cover its N (Cout, or Cin for dX) most tightly.
- * Measured on lavapipe (2 cores, the bench's layers, interleaved runs): 16×8 blocks beat 16×16
- * and 32×16 at 32–64 channels (fewer live registers), 32×32 wins from 256 channels; eight lanes
- * along the columns is one SIMD row. GPUs take a conventional 16×8 grid of 4×4 blocks until a
- * GPU measures better (no shared-memory staging yet).
+ * Measured on lavapipe (2 cores, AVX-512, the bench's layers, interleaved runs): lavapipe packs
+ * only the workgroup's x axis into SIMD lanes, so x must hold 8 invocations; with the rows on x
+ * (8 lanes of pixels, each owning 32 rows × all 32 columns) the forward and dX run 2–3× faster
+ * than with the columns on x, which at 32–64 channels either pads columns or leaves lanes idle.
+ * The weight pass (rows and columns are channels, the depth is pixels) splits the depth across
+ * the lanes instead: 1.8× faster at 32 channels. GPUs take a conventional 16×8 grid of 4×4 blocks
+ * until a GPU measures better (no shared-memory staging yet).
  */
-export const CONV_TILES = tunable<MatmulTileOption[]>("conv", {
+export const CONV_TILES = tunable<MatmulTileOption<ConvTile>[]>("conv", {
   cpu: [
-    { tile: { shared: false, wx: 8, wy: 1, tm: 32, tn: 32, bk: 4 }, speed: 1, minMacs: 1 << 24 },
-    { tile: { shared: false, wx: 8, wy: 1, tm: 16, tn: 8, bk: 4 }, speed: 0.75 },
-    { tile: { shared: false, wx: 4, wy: 1, tm: 16, tn: 8, bk: 4 }, speed: 0.7 },
-    { tile: { shared: false, wx: 4, wy: 1, tm: 16, tn: 4, bk: 4 }, speed: 0.4 },
-    // Few rows (dW of a first layer: 1–3 input channels) or few columns (its dX).
-    { tile: { shared: false, wx: 4, wy: 1, tm: 4, tn: 8, bk: 4 }, speed: 0.3 },
-    { tile: { shared: false, wx: 1, wy: 8, tm: 8, tn: 4, bk: 4 }, speed: 0.2 },
+    // Register blocks of 1,024 accumulators compile for ~6 s (then the driver caches them).
+    { tile: { wx: 1, wy: 8, tm: 32, tn: 32, rowsOnX: true }, speed: 1, minMacs: 1 << 22 },
+    { tile: { wx: 1, wy: 8, tm: 64, tn: 16, rowsOnX: true }, speed: 0.6, minMacs: 1 << 22 },
+    { tile: { wx: 1, wy: 8, tm: 32, tn: 8, rowsOnX: true }, speed: 0.45 },
+    { tile: { wx: 1, wy: 8, tm: 32, tn: 4, rowsOnX: true }, speed: 0.29 },
+    // The weight pass: few rows (input channels) and columns, many pixels to split. Just below
+    // the rows-on-x block's speed: from ~256 channels, where there are blocks enough, the
+    // partial sums would only cost memory.
+    { tile: { wx: 1, wy: 1, tm: 32, tn: 32, splitK: 8 }, speed: 0.95, minMacs: 1 << 22 },
+    { tile: { wx: 1, wy: 1, tm: 4, tn: 32, splitK: 8 }, speed: 0.28 },
+    // Small products (the big blocks would compile longer than they run).
+    { tile: { wx: 4, wy: 1, tm: 16, tn: 8 }, speed: 0.55 },
+    { tile: { wx: 4, wy: 1, tm: 4, tn: 8 }, speed: 0.3 },
   ],
   gpu: [
-    { tile: { shared: false, wx: 16, wy: 8, tm: 4, tn: 4, bk: 4 }, speed: 1 },
-    { tile: { shared: false, wx: 8, wy: 8, tm: 4, tn: 4, bk: 4 }, speed: 0.8 },
+    { tile: { wx: 16, wy: 8, tm: 4, tn: 4 }, speed: 1 },
+    { tile: { wx: 8, wy: 8, tm: 4, tn: 4 }, speed: 0.8 },
   ],
 }, (options) => {
   for (const { tile } of options) {
-    const ok = tile.tm % 4 === 0 && tile.tn % 4 === 0 && tile.wx * tile.wy <= 256 && !tile.shared;
+    const ok = tile.tm % 4 === 0 && tile.tn % 4 === 0 && tile.wx * tile.wy <= 256 &&
+      (!tile.splitK || (tile.wx === 1 && tile.wy === 1 && tile.splitK <= 256));
     if (!ok) throw new Error(`conv: invalid tile ${JSON.stringify(tile)}`);
   }
 });
@@ -113,7 +133,7 @@ export function convGemm(pass: ConvPass, g: ConvGeometry) {
   return { m: phaseRows, n: g.cin, k: taps * g.cout, slices: phases, phaseRows };
 }
 
-export function convParams(pass: ConvPass, g: ConvGeometry, alpha: number) {
+export function convParams(pass: ConvPass, g: ConvGeometry, alpha: number, splits = 0) {
   const { m, n, k, phaseRows } = convGemm(pass, g);
   const taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
   return {
@@ -131,7 +151,7 @@ export function convParams(pass: ConvPass, g: ConvGeometry, alpha: number) {
       0,
       ...g.dilations,
       0,
-      ...[g.cin, g.cout, taps, phaseRows],
+      ...[g.cin, g.cout, taps, pass === "weight" ? splits : phaseRows],
     ],
     zero: 0,
     alpha,
@@ -157,6 +177,8 @@ export function convKernel(v: ConvVariant): KernelSpec<ConvFields> {
       v.savePre ? "pre" : "",
       `${t.wx}x${t.wy}`,
       `${t.tm}x${t.tn}`,
+      t.rowsOnX ? "rx" : "",
+      t.splitK ? `k${t.splitK}` : "",
     ].join("."),
     bindings,
     uniforms: CONV_UNIFORMS,
@@ -193,6 +215,12 @@ function convSource(v: ConvVariant): string {
 
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
+  const split = !!v.tile.splitK;
+  const [rowLane, colLane] = split
+    ? ["0u", "0u"]
+    : v.tile.rowsOnX
+    ? ["lid.x", "lid.y"]
+    : ["lid.y", "lid.x"];
   emit("let z = u.zero;");
   emit("let sizes = u.g[z]; let ch = u.g[z + 7u];");
   ["inD", "outD", "kD", "st", "pd", "dl"].forEach((name, i) =>
@@ -204,10 +232,14 @@ function convSource(v: ConvVariant): string {
   // same across the WX lanes (the matmul's assignment).
   for (const i of range(TM)) {
     emit(
-      `let row${i} = (wid.y * ${(TM / 4) * WY}u + ${i >> 2}u * ${WY}u + lid.y) * 4u + ${i & 3}u;`,
+      `let row${i} = (wid.y * ${(TM / 4) * WY}u + ${i >> 2}u * ${WY}u + ${rowLane}) * 4u + ${
+        i & 3
+      }u;`,
     );
   }
-  for (const j4 of range(N4)) emit(`let cg${j4} = (wid.x * ${N4}u + ${j4}u) * ${WX}u + lid.x;`);
+  for (const j4 of range(N4)) {
+    emit(`let cg${j4} = (wid.x * ${N4}u + ${j4}u) * ${WX}u + ${colLane};`);
+  }
   for (const i of range(TM)) for (const j4 of range(N4)) emit(`var c${i}_${j4} = vec4f(0.0);`);
   const col = (j: number) => `(cg${j >> 2} * 4u + ${j & 3}u)`;
   const fma = (a: string, i: number, b: string, j4: number) =>
@@ -239,7 +271,8 @@ function convSource(v: ConvVariant): string {
       emit(`  let rowC = out${i} * N;`);
     } else {
       emit(`if (row${i} < M) {`);
-      emit(`  let rowC = (${v.pass === "weight" ? "wid.z * M + " : ""}row${i}) * N;`);
+      const slice = v.pass !== "weight" ? "" : split ? "(split * taps + t) * M + " : "wid.z * M + ";
+      emit(`  let rowC = (${slice}row${i}) * N;`);
     }
     emitRowStores(emit, i, { ...v, tn: TN, vecC, n4: "(N / 4u)" }, col);
     emit(`}`);
@@ -248,7 +281,9 @@ function convSource(v: ConvVariant): string {
   return `${CONV_UNIFORMS.struct()}
 ${header}
 ${v.activation ? ACTIVATIONS : ""}
-@compute @workgroup_size(${WX}, ${WY})
+@compute @workgroup_size(${
+    split ? v.tile.splitK : v.tile.rowsOnX ? `${WY}, ${WX}` : `${WX}, ${WY}`
+  })
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   ${lines.join("\n  ")}
 }`;
@@ -402,7 +437,16 @@ function weightLoop(v: ConvVariant, emit: Emit, fma: Fma, vecA: boolean, vecB: b
   const { tm: TM, tn: TN } = v.tile;
   const N4 = TN / 4;
   const ax = axes(v);
-  emit("let t = wid.z;");
+  const split = !!v.tile.splitK;
+  if (split) {
+    // Slice wid.z = group · taps + tap; invocation x of the group sums chunk `split` of the depth.
+    emit("let t = wid.z % taps;");
+    emit(`let split = (wid.z / taps) * ${v.tile.splitK}u + lid.x;`);
+    emit("let chunk = (K + ch.w - 1u) / ch.w;");
+    emit("let pStart = min(K, split * chunk); let pEnd = min(K, pStart + chunk);");
+  } else {
+    emit("let t = wid.z;");
+  }
   emit("let tap = vec3u(t / (kD.y * kD.z), (t / kD.z) % kD.y, t % kD.z);");
   emit("let first = vec3i(tap * dl) - vec3i(pd);");
   // Rows (input channels), clamped; as vec4 groups when Cin % 4 == 0 (a group's 4 rows are the
@@ -412,9 +456,16 @@ function weightLoop(v: ConvVariant, emit: Emit, fma: Fma, vecA: boolean, vecB: b
   } else {
     for (const i of range(TM)) emit(`let ra${i} = min(row${i}, Cin - 1u);`);
   }
-  emit("var o = vec3u(0u);");
-  emit("var n = 0u;");
-  emit("for (var p = 0u; p < K; p++) {");
+  if (split) {
+    emit("let plane = outD.y * outD.z;");
+    emit("var o = vec3u((pStart / plane) % outD.x, (pStart / outD.z) % outD.y, pStart % outD.z);");
+    emit("var n = pStart / (plane * outD.x);");
+    emit("for (var p = pStart; p < pEnd; p++) {");
+  } else {
+    emit("var o = vec3u(0u);");
+    emit("var n = 0u;");
+    emit("for (var p = 0u; p < K; p++) {");
+  }
   emit("let src = vec3i(o * st) + first;");
   const inside = ax.map((a) => `src.${AXIS[a]} >= 0 && src.${AXIS[a]} < i32(inD.${AXIS[a]})`)
     .join(" && ");

@@ -11,6 +11,9 @@ import { grid1d, LINEAR_INDEX, WG } from "./common.ts";
 
 export type MatmulActivation = "relu" | "leaky_relu" | "sigmoid" | "tanh" | "gelu";
 
+/** What the tile picker needs of a tile: its lanes and its register block. */
+export type BlockTile = Pick<MatmulTile, "wx" | "wy" | "tm" | "tn">;
+
 export interface MatmulTile {
   /** Stage A/B tiles in workgroup memory (GPUs), or load fragments from storage (CPU adapters). */
   shared: boolean;
@@ -22,11 +25,17 @@ export interface MatmulTile {
   tn: number;
   /** K depth of a shared tile, a multiple of 4 (ignored without `shared`). */
   bk: number;
+  /**
+   * The workgroup's x axis walks rows instead of columns. CPU adapters run the x axis as SIMD
+   * lanes (lavapipe packs only x into a vector), so a product with few columns keeps every lane
+   * busy by spreading rows across them.
+   */
+  rowsOnX?: boolean;
 }
 
-/** One entry of an adapter's tile table. */
-export interface MatmulTileOption {
-  tile: MatmulTile;
+/** One entry of an adapter's tile table (the matmul's, or another family's tiles). */
+export interface MatmulTileOption<T extends BlockTile = MatmulTile> {
+  tile: T;
   /** Throughput relative to the table's fastest tile, on a product the tile covers exactly. */
   speed: number;
   /** Only for products of at least this many multiply-adds (big tiles compile for seconds). */
@@ -65,13 +74,13 @@ export const MATMUL_TILES = tunable<MatmulTileOption[]>("matmul", {
  * The option with the least padded work per unit of speed for M×N outputs; `depth` is K times the
  * number of output matrices and summed batches (it only decides which options are big enough).
  */
-export function pickTile(
-  options: MatmulTileOption[],
+export function pickTile<T extends BlockTile>(
+  options: MatmulTileOption<T>[],
   m: number,
   n: number,
   depth: number,
-): MatmulTile {
-  let best: MatmulTileOption | null = null;
+): T {
+  let best: MatmulTileOption<T> | null = null;
   let bestCost = Infinity;
   for (const option of options) {
     const { wx, wy, tm, tn } = option.tile;
@@ -223,6 +232,7 @@ function variantKey(v: MatmulVariant): string {
     t.shared ? `s${t.bk}` : "d",
     `${t.wx}x${t.wy}`,
     `${t.tm}x${t.tn}`,
+    t.rowsOnX ? "rx" : "",
   ].join(".");
 }
 
@@ -279,8 +289,9 @@ function matmulSource(v: MatmulVariant): string {
   emit("let sizes = u.sizes[u.zero];");
   emit("let M = sizes.x; let N = sizes.y; let K = sizes.z; let reduceCount = sizes.w;");
   emit("let M4 = M / 4u; let N4 = N / 4u; let K4 = K / 4u;");
-  for (const i4 of range(M4)) emit(`let rg${i4} = wid.y * ${BM4}u + ${i4 * WY}u + lid.y;`);
-  for (const j4 of range(N4)) emit(`let cg${j4} = wid.x * ${BN4}u + ${j4 * WX}u + lid.x;`);
+  const [rowLane, colLane] = v.tile.rowsOnX ? ["lid.x", "lid.y"] : ["lid.y", "lid.x"];
+  for (const i4 of range(M4)) emit(`let rg${i4} = wid.y * ${BM4}u + ${i4 * WY}u + ${rowLane};`);
+  for (const j4 of range(N4)) emit(`let cg${j4} = wid.x * ${BN4}u + ${j4 * WX}u + ${colLane};`);
   for (const i of range(TM)) for (const j4 of range(N4)) emit(`var c${i}_${j4} = vec4f(0.0);`);
 
   const fma = (a: string, i: number, b: string, j4: number) =>
@@ -313,7 +324,7 @@ function matmulSource(v: MatmulVariant): string {
 ${header}
 ${v.activation ? ACTIVATIONS : ""}
 ${v.tile.shared ? sharedDecls(v) : ""}
-@compute @workgroup_size(${WX}, ${WY})
+@compute @workgroup_size(${v.tile.rowsOnX ? `${WY}, ${WX}` : `${WX}, ${WY}`})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
         @builtin(local_invocation_index) li: u32) {
   ${lines.join("\n  ")}
