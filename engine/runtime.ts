@@ -1,4 +1,5 @@
 // Pipeline cache, buffer pool, lazy command submission, per-dispatch uniforms, debug counters.
+import { GpuChecks } from "./checks.ts";
 import { type GpuContext, noteKernel } from "./device.ts";
 import {
   type UniformBlock,
@@ -151,10 +152,7 @@ export class Runtime {
     names: string[];
   } | null = null;
 
-  /** The first failed check (an index into `checks`), 0xffffffff while all pass. */
-  private checkFlag: Storage | null = null;
-  /** What each check encoded since the last failure reports if it fails (by flag index). */
-  private checks: string[] = [];
+  private readonly checks = new GpuChecks(this);
 
   constructor(readonly ctx: GpuContext, options: RuntimeOptions = {}) {
     this.device = ctx.device;
@@ -277,7 +275,7 @@ export class Runtime {
 
   /** Reads `bytes` bytes back to the host; submits pending work first. */
   async read(storage: Storage, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
-    await this.throwIfCheckFailed();
+    await this.checks.throwIfFailed();
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.stagingBuffer(size);
     const encoder = this.currentEncoder();
@@ -441,11 +439,11 @@ export class Runtime {
     this.encode(kernel, args, uniforms, [gx, gy, gz]);
     if (this.checkNaN) {
       for (const out of args.outputs ?? []) {
-        this.checkFinite(out.storage, out.size, args.op ?? kernel.name);
+        this.checks.finite(out.storage, out.size, args.op ?? kernel.name);
       }
     }
     if (this.checkIndices) {
-      for (const range of args.indices ?? []) this.checkRange(range, args.op ?? kernel.name);
+      for (const range of args.indices ?? []) this.checks.range(range, args.op ?? kernel.name);
     }
   }
 
@@ -559,7 +557,7 @@ export class Runtime {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
-    await this.throwIfCheckFailed();
+    await this.checks.throwIfFailed();
   }
 
   /** Per-kernel counts, and GPU time / GFLOP/s where timestamps exist (DENOGRAD_DEBUG=1). */
@@ -577,104 +575,7 @@ export class Runtime {
     }
     return lines.join("\n");
   }
-
-  // ---- checks on the GPU: NaN / Inf (DENOGRAD_CHECK_NAN=1), indices (DENOGRAD_CHECK_INDICES=1)
-
-  /** Registers a check that reports `message` if it fails; returns its index for the flag. */
-  private addCheck(message: string): { flag: Storage; index: number } {
-    if (!this.checkFlag) {
-      this.checkFlag = this.alloc(4);
-      this.upload(this.checkFlag, new Uint32Array([0xffffffff]));
-    }
-    this.checks.push(message);
-    return { flag: this.checkFlag, index: this.checks.length - 1 };
-  }
-
-  /** Encodes a check that records `opName` if `storage` holds a NaN or Inf in its first `n` floats. */
-  private checkFinite(storage: Storage, n: number, opName: string): void {
-    const { flag, index } = this.addCheck(
-      `op '${opName}' produced NaN or Inf (DENOGRAD_CHECK_NAN)`,
-    );
-    const groups = Math.ceil(n / 256);
-    const gx = Math.min(groups, 65535);
-    this.launch(CHECK_FINITE, {
-      buffers: [storage, flag],
-      params: { n, index, gx },
-      groups: [gx, Math.ceil(groups / gx)],
-    });
-  }
-
-  /** Encodes a check that records `opName` if an index of `range` is outside [0, bound). */
-  private checkRange(range: IndexRange, opName: string): void {
-    if (range.size === 0) return;
-    const { flag, index } = this.addCheck(
-      `op '${opName}' got ${range.what ?? "an index"} outside [0, ${range.bound}) ` +
-        "(DENOGRAD_CHECK_INDICES)",
-    );
-    const groups = Math.ceil(range.size / 256);
-    const gx = Math.min(groups, 65535);
-    this.launch(CHECK_RANGE, {
-      buffers: [range.storage, flag],
-      params: { n: range.size, bound: range.bound, index, gx },
-      groups: [gx, Math.ceil(groups / gx)],
-    });
-  }
-
-  private async throwIfCheckFailed(): Promise<void> {
-    const flag = this.checkFlag;
-    if (!flag) return;
-    this.checkFlag = null; // reading it below must not recurse into this check
-    const first = new Uint32Array(await this.read(flag, 4))[0];
-    this.checkFlag = flag;
-    if (first !== 0xffffffff) {
-      const failed = this.checks[first];
-      this.upload(flag, new Uint32Array([0xffffffff]));
-      this.checks = [];
-      throw new Error(`denograd: ${failed}`);
-    }
-  }
 }
-
-/**
- * A kernel that records `u.index` in `flag` (the smallest wins) when element i of x, read as
- * u32, fails `test` — the NaN/Inf check and the index-range check.
- */
-function flagKernel<F extends UniformFields>(
-  name: string,
-  uniforms: UniformBlock<F>,
-  test: string,
-): KernelSpec<F> {
-  return {
-    name,
-    key: "",
-    bindings: ["read", "write"],
-    uniforms,
-    code: () => `
-${uniforms.struct()}
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> flag: array<atomic<u32>>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wg.y * u.gx + wg.x) * 256u + li;
-  if (i >= u.n) { return; }
-  if (${test}) { atomicMin(&flag[0], u.index); }
-}`,
-  };
-}
-
-const CHECK_FINITE = flagKernel(
-  "check_finite",
-  uniformBlock({ n: "u32", index: "u32", gx: "u32" }),
-  "(x[i] & 0x7f800000u) == 0x7f800000u",
-);
-
-// i32 indices are read as u32: a negative one becomes huge and fails the same test.
-const CHECK_RANGE = flagKernel(
-  "check_range",
-  uniformBlock({ n: "u32", bound: "u32", index: "u32", gx: "u32" }),
-  "x[i] >= u.bound",
-);
 
 const POISON_UNIFORMS = uniformBlock({ n: "u32", gx: "u32" });
 const POISON: KernelSpec<typeof POISON_UNIFORMS.fields> = {
