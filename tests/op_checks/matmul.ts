@@ -66,11 +66,18 @@ function check(
 
 test("matmul: odd shapes, every transpose combination, forward and gradients", async () => {
   await underEachLayout(async (layout) => {
-    // [M, K, N]: scalars, sizes off every tile, K = 1, multiples of 4 (vec4 paths), and a
-    // narrow output (the CPU table's tile for N ≤ 16).
-    for (
-      const [m, k, n] of [[1, 1, 1], [3, 5, 7], [33, 17, 65], [5, 1, 6], [8, 12, 16], [70, 9, 10]]
-    ) {
+    // [M, K, N]: scalars, sizes off every tile, K = 1, multiples of 4 (vec4 paths), and narrow
+    // outputs (the CPU table's tiles for N ≤ 16 and, rows on the SIMD axis, N ≤ 12).
+    const sizes = [
+      [1, 1, 1],
+      [3, 5, 7],
+      [33, 17, 65],
+      [5, 1, 6],
+      [8, 12, 16],
+      [70, 9, 10],
+      [70, 12, 8],
+    ];
+    for (const [m, k, n] of sizes) {
       for (const [transA, transB] of TRANSPOSES) {
         const s = shapes(m, k, n, transA, transB);
         await check(`${layout} ${m}×${k}×${n}`, s.a, s.b, { transA, transB });
