@@ -17,7 +17,7 @@ import {
   type Dims3,
 } from "../shaders/conv.ts";
 import { type MatmulActivation, pickTile } from "../shaders/matmul.ts";
-import { formatShape, Tensor } from "../tensor.ts";
+import { formatShape, sizeOf, Tensor } from "../tensor.ts";
 import { activationGrad, ACTIVATIONS } from "./matmul.ts";
 import { sum } from "./reduce.ts";
 
@@ -196,19 +196,15 @@ function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
         "use a smaller batch",
     );
   }
-  const out = Tensor.empty(p.outShape);
-  const pre = p.savePre ? Tensor.empty(p.outShape) : null;
-  if (out.size === 0) return { out, pre };
-  if (m === 0 || k === 0) {
-    // No rows, or nothing to sum (an empty batch under dW): the result is zeros (+ bias).
-    out.dispose();
-    pre?.dispose();
-    const zeros = Tensor.zeros(p.outShape);
-    return { out: zeros, pre: null };
+  if (sizeOf(p.outShape) === 0) {
+    return { out: Tensor.empty(p.outShape), pre: p.savePre ? Tensor.empty(p.outShape) : null };
   }
+  // No rows, or nothing to sum (an empty batch under dW): the result is zeros (+ bias).
+  if (m === 0 || k === 0) return { out: Tensor.zeros(p.outShape), pre: null };
   const splits = splitGroups * (tile.splitK ?? 0);
   // A split weight pass writes one partial kernel gradient per split, summed below.
-  const target = splits ? Tensor.empty([splits, ...p.outShape]) : out;
+  const target = Tensor.empty(splits ? [splits, ...p.outShape] : p.outShape);
+  const pre = p.savePre ? Tensor.empty(p.outShape) : null;
   const buffers = [p.a.storage, p.b.storage];
   if (p.bias) buffers.push(p.bias.storage);
   buffers.push(target.storage);
@@ -233,8 +229,7 @@ function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
       op: p.op,
     },
   );
-  if (!splits) return { out, pre };
-  out.dispose();
+  if (!splits) return { out: target, pre };
   const total = sum(target, 0);
   target.dispose();
   return { out: total, pre };

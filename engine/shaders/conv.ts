@@ -19,6 +19,7 @@ import { uniformBlock } from "../uniforms.ts";
 import {
   ACTIVATIONS,
   emitRowStores,
+  laneAxes,
   type MatmulActivation,
   type MatmulTileOption,
 } from "./matmul.ts";
@@ -215,12 +216,11 @@ function convSource(v: ConvVariant): string {
 
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
-  const split = !!v.tile.splitK;
-  const [rowLane, colLane] = split
-    ? ["0u", "0u"]
-    : v.tile.rowsOnX
-    ? ["lid.x", "lid.y"]
-    : ["lid.y", "lid.x"];
+  // A split weight pass's lanes split the depth: every lane owns the whole block.
+  const lanes = v.tile.splitK
+    ? { rowLane: "0u", colLane: "0u", size: `${v.tile.splitK}` }
+    : laneAxes(v.tile);
+  const { rowLane, colLane } = lanes;
   emit("let z = u.zero;");
   emit("let sizes = u.g[z]; let ch = u.g[z + 7u];");
   ["inD", "outD", "kD", "st", "pd", "dl"].forEach((name, i) =>
@@ -271,7 +271,7 @@ function convSource(v: ConvVariant): string {
       emit(`  let rowC = out${i} * N;`);
     } else {
       emit(`if (row${i} < M) {`);
-      const slice = v.pass !== "weight" ? "" : split ? "(split * taps + t) * M + " : "wid.z * M + ";
+      const slice = v.pass === "weight" ? "(split * taps + t) * M + " : "";
       emit(`  let rowC = (${slice}row${i}) * N;`);
     }
     emitRowStores(emit, i, { ...v, tn: TN, vecC, n4: "(N / 4u)" }, col);
@@ -281,9 +281,7 @@ function convSource(v: ConvVariant): string {
   return `${CONV_UNIFORMS.struct()}
 ${header}
 ${v.activation ? ACTIVATIONS : ""}
-@compute @workgroup_size(${
-    split ? v.tile.splitK : v.tile.rowsOnX ? `${WY}, ${WX}` : `${WX}, ${WY}`
-  })
+@compute @workgroup_size(${lanes.size})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   ${lines.join("\n  ")}
 }`;
@@ -437,15 +435,15 @@ function weightLoop(v: ConvVariant, emit: Emit, fma: Fma, vecA: boolean, vecB: b
   const { tm: TM, tn: TN } = v.tile;
   const N4 = TN / 4;
   const ax = axes(v);
-  const split = !!v.tile.splitK;
-  if (split) {
-    // Slice wid.z = group · taps + tap; invocation x of the group sums chunk `split` of the depth.
-    emit("let t = wid.z % taps;");
+  // Slice wid.z = group · taps + tap; a split pass's invocation x of the group sums chunk
+  // `split` of the depth, an unsplit one (one group, split 0) all of it.
+  emit("let t = wid.z % taps;");
+  if (v.tile.splitK) {
     emit(`let split = (wid.z / taps) * ${v.tile.splitK}u + lid.x;`);
     emit("let chunk = (K + ch.w - 1u) / ch.w;");
     emit("let pStart = min(K, split * chunk); let pEnd = min(K, pStart + chunk);");
   } else {
-    emit("let t = wid.z;");
+    emit("let split = 0u; let pStart = 0u; let pEnd = K;");
   }
   emit("let tap = vec3u(t / (kD.y * kD.z), (t / kD.z) % kD.y, t % kD.z);");
   emit("let first = vec3i(tap * dl) - vec3i(pd);");
@@ -456,16 +454,11 @@ function weightLoop(v: ConvVariant, emit: Emit, fma: Fma, vecA: boolean, vecB: b
   } else {
     for (const i of range(TM)) emit(`let ra${i} = min(row${i}, Cin - 1u);`);
   }
-  if (split) {
-    emit("let plane = outD.y * outD.z;");
-    emit("var o = vec3u((pStart / plane) % outD.x, (pStart / outD.z) % outD.y, pStart % outD.z);");
-    emit("var n = pStart / (plane * outD.x);");
-    emit("for (var p = pStart; p < pEnd; p++) {");
-  } else {
-    emit("var o = vec3u(0u);");
-    emit("var n = 0u;");
-    emit("for (var p = 0u; p < K; p++) {");
-  }
+  // The first pixel's position, once; then the counter advances with adds and compares.
+  emit("let plane = outD.y * outD.z;");
+  emit("var o = vec3u((pStart / plane) % outD.x, (pStart / outD.z) % outD.y, pStart % outD.z);");
+  emit("var n = pStart / (plane * outD.x);");
+  emit("for (var p = pStart; p < pEnd; p++) {");
   emit("let src = vec3i(o * st) + first;");
   const inside = ax.map((a) => `src.${AXIS[a]} >= 0 && src.${AXIS[a]} < i32(inD.${AXIS[a]})`)
     .join(" && ");

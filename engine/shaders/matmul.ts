@@ -98,6 +98,16 @@ export function pickTile<T extends BlockTile>(
   return best.tile;
 }
 
+/**
+ * Which local id walks the rows and which the columns of a tile's block, and the workgroup size
+ * that puts `rowsOnX` tiles' rows on x (the axis CPU adapters run as SIMD lanes).
+ */
+export function laneAxes(t: BlockTile & { rowsOnX?: boolean }) {
+  return t.rowsOnX
+    ? { rowLane: "lid.x", colLane: "lid.y", size: `${t.wy}, ${t.wx}` }
+    : { rowLane: "lid.y", colLane: "lid.x", size: `${t.wx}, ${t.wy}` };
+}
+
 /** Workgroup memory a tile needs (bytes); must stay within 16 KiB. */
 function tileSharedBytes(t: MatmulTile): number {
   return t.shared ? t.bk * (t.wy * t.tm + t.wx * t.tn) * 4 : 0;
@@ -293,7 +303,7 @@ function matmulSource(v: MatmulVariant): string {
   emit("let sizes = u.sizes[u.zero];");
   emit("let M = sizes.x; let N = sizes.y; let K = sizes.z; let reduceCount = sizes.w;");
   emit("let M4 = M / 4u; let N4 = N / 4u; let K4 = K / 4u;");
-  const [rowLane, colLane] = v.tile.rowsOnX ? ["lid.x", "lid.y"] : ["lid.y", "lid.x"];
+  const { rowLane, colLane, size } = laneAxes(v.tile);
   for (const i4 of range(M4)) emit(`let rg${i4} = wid.y * ${BM4}u + ${i4 * WY}u + ${rowLane};`);
   for (const j4 of range(N4)) emit(`let cg${j4} = wid.x * ${BN4}u + ${j4 * WX}u + ${colLane};`);
   for (const i of range(TM)) for (const j4 of range(N4)) emit(`var c${i}_${j4} = vec4f(0.0);`);
@@ -328,7 +338,7 @@ function matmulSource(v: MatmulVariant): string {
 ${header}
 ${v.activation ? ACTIVATIONS : ""}
 ${v.tile.shared ? sharedDecls(v) : ""}
-@compute @workgroup_size(${v.tile.rowsOnX ? `${WY}, ${WX}` : `${WX}, ${WY}`})
+@compute @workgroup_size(${size})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
         @builtin(local_invocation_index) li: u32) {
   ${lines.join("\n  ")}
