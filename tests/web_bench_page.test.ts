@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import type { ResultFile } from "../bench/lib/report.ts";
 import { collectPageErrors, launchWebGpuChromium } from "./browser_webgpu.ts";
-import { baseUrl, BENCH_DIR, buildIslands, serveUi } from "./web_helpers.ts";
+import { baseUrl, BENCH_DIR, buildIslands, HYDRATION_MS, serveUi } from "./web_helpers.ts";
 
 const FILTER = "matmul 256×256×256";
 
@@ -27,7 +27,7 @@ Deno.test({
       const errors = collectPageErrors(page);
       const query = `filter=${encodeURIComponent(FILTER)}&region-ms=50&iterations=3`;
       await page.goto(`${baseUrl(server)}/benchmarks/browser?${query}`);
-      await page.waitForSelector("html[data-hydrated]");
+      await page.waitForSelector("html[data-hydrated]", { timeout: HYDRATION_MS });
       await page.click("button[data-run]");
       await page.waitForSelector("html[data-bench-done]", { timeout: 600_000 });
       const kernels = await page.locator("table.bench tbody tr td:first-child").allTextContents();

@@ -22,7 +22,7 @@ import type { TrainReport } from "../web/islands/TrainSpirals.tsx";
 import { collectPageErrors, launchWebGpuChromium } from "./browser_webgpu.ts";
 import { setup } from "./helpers.ts";
 import { runLab } from "./lab_runner.ts";
-import { baseUrl, buildIslands, launchChromium, serveUi } from "./web_helpers.ts";
+import { baseUrl, buildIslands, HYDRATION_MS, launchChromium, serveUi } from "./web_helpers.ts";
 
 const DIGITS = 6;
 /** Demo lab, quick data (320 training points), 16 hidden units: 40 epochs get below this. */
@@ -122,7 +122,7 @@ Deno.test({
         const page = await browser.newPage();
         const errors = collectPageErrors(page);
         await page.goto(`${base}/train?epochs=${TRAIN_EPOCHS}`);
-        await page.waitForSelector("html[data-hydrated]");
+        await page.waitForSelector("html[data-hydrated]", { timeout: HYDRATION_MS });
         await page.click("button[data-train]");
         await page.waitForSelector("html[data-trained]", { timeout: 600_000 });
         const report: TrainReport = JSON.parse(

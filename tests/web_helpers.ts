@@ -11,6 +11,9 @@ import { runLab } from "./lab_runner.ts";
 
 const root = path.resolve(import.meta.dirname!, "..");
 export const BENCH_DIR = path.join(root, "bench", "results");
+/** A page hydrates once its islands bundle has loaded and run: over Playwright's 30 s default once
+ * on a 2-core machine busy with the other test files, so the wait is longer. */
+export const HYDRATION_MS = 120_000;
 
 /** `deno task web:build`: the bundle the pages load. */
 export async function buildIslands(): Promise<void> {

@@ -12,6 +12,7 @@ import {
   baseUrl,
   BENCH_DIR,
   buildIslands,
+  HYDRATION_MS,
   launchChromium,
   serveUi,
   writeLabStore,
@@ -55,7 +56,7 @@ Deno.test({
     const visit = async (url: string) => {
       const response = await page.goto(base + url);
       assert.equal(response?.status(), 200, url);
-      await page.waitForSelector("html[data-hydrated]");
+      await page.waitForSelector("html[data-hydrated]", { timeout: HYDRATION_MS });
     };
     const shoot = async (name: string) => {
       await page.waitForTimeout(300);
@@ -96,7 +97,7 @@ Deno.test({
         await page.check("input[aria-label='select Optimizer_Comparison_RMSprop']");
         await shoot("runs_table");
         await page.click("#compare-link");
-        await page.waitForSelector("html[data-hydrated]");
+        await page.waitForSelector("html[data-hydrated]", { timeout: HYDRATION_MS });
         // --quick trains one epoch: each metric is one value, shown per run in a table.
         const columns = await page.locator("table.single-values thead th").allTextContents();
         assert.deepEqual(columns.slice(1).sort(), [
