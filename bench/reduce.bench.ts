@@ -37,6 +37,17 @@ const CASES: Case[] = [
     },
   },
   {
+    // A conv layer's bias gradient: dY [N·H·W, C] over its pixels.
+    kernel: "sum",
+    variant: "over the batch axis",
+    shape: "[65536, 32] → [32]",
+    work: reduceWork(65536 * 32, 32),
+    setup: () => {
+      const x = Tensor.uniform([65536, 32]).keep();
+      return () => sum(x, 0).dispose();
+    },
+  },
+  {
     kernel: "sum",
     variant: "of all",
     shape: "[4096, 1024] → []",

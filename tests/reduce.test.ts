@@ -71,7 +71,13 @@ Deno.test("sum, max: long axes with few outputs (chunked) stay within float64 to
   const { rng } = testRng();
   await underEachTuning(async (tuning) => {
     for (
-      const [shape, axis] of [[[3, 100003], 1], [[20011, 2], 0], [[50001], 0]] as [
+      const [shape, axis] of [
+        [[3, 100003], 1],
+        [[20011, 2], 0],
+        [[50001], 0],
+        [[3, 100004], 1],
+        [[20011, 4], 0],
+      ] as [
         number[],
         number,
       ][]
@@ -130,17 +136,34 @@ Deno.test("argmax: first index on ties, negative values, every axis", async () =
 });
 
 Deno.test("softmax: masked (−Infinity) entries get 0; a fully masked row is NaN as in PyTorch", async () => {
-  const x = Tensor.from([0, -Infinity, 0, -Infinity, -Infinity, -Infinity, 1e4, -Infinity, 1e4], [
-    3,
-    3,
-  ]);
-  const y = await softmax(x).data();
-  assertClose(y.slice(0, 3), [0.5, 0, 0.5]);
-  assert.ok(y.slice(3, 6).every(Number.isNaN));
-  assertClose(y.slice(6), [0.5, 0, 0.5]);
-  const logY = await logSoftmax(x).data();
-  assertClose(logY.slice(0, 3), [-Math.LN2, -Infinity, -Math.LN2]);
-  assert.ok(logY.slice(3, 6).every(Number.isNaN));
+  // Rows of 3 load scalars, rows of 8 vec4s; leading masked entries come before any finite one.
+  // Few rows share a workgroup's lanes, 300 rows take one lane each (the online pass).
+  const cases = [[3, [1]], [3, [0]], [8, [0, 1, 2, 3, 6]], [8, [4, 5, 6, 7]]] as [
+    number,
+    number[],
+  ][];
+  for (const [row, masked] of cases) {
+    for (const repeats of [1, 100]) {
+      const rowOf = (fill: number) =>
+        Array.from({ length: row }, (_, i) => (masked.includes(i) ? -Infinity : fill));
+      const block = [...rowOf(0), ...rowOf(-Infinity), ...rowOf(1e4)];
+      const x = Tensor.from(Array.from({ length: repeats }, () => block).flat(), [
+        3 * repeats,
+        row,
+      ]);
+      const what = `rows of ${row} masked at ${masked}, ${3 * repeats} rows`;
+      const share = 1 / (row - masked.length);
+      const expected = rowOf(share).map((v) => (v === -Infinity ? 0 : v));
+      const [y, logY] = [await softmax(x).data(), await logSoftmax(x).data()];
+      for (let b = 0; b < 3 * repeats * row; b += 3 * row) {
+        assertClose(y.slice(b, b + row), expected, { what });
+        assert.ok(y.slice(b + row, b + 2 * row).every(Number.isNaN), what);
+        assertClose(y.slice(b + 2 * row, b + 3 * row), expected, { what });
+        assertClose(logY.slice(b, b + row), expected.map(Math.log), { what });
+        assert.ok(logY.slice(b + row, b + 2 * row).every(Number.isNaN), what);
+      }
+    }
+  }
 });
 
 Deno.test("reduce ops: clear errors for bad axes and dtypes", () => {

@@ -7,6 +7,12 @@
 // folds in up to 16 others itself; more go through a tree).
 // When inner = 1 the lanes of one output are adjacent (consecutive lanes read consecutive
 // addresses of the row); otherwise lanes of neighbouring outputs are (consecutive columns).
+//
+// Loads are vec4 wherever the contiguous axis allows: a CPU adapter pays per load instruction
+// (lavapipe: scalar loads reached a third of the copy bandwidth that vec4 loads reach), and a GPU
+// moves 16 bytes per lane. `along`: rows of a multiple of 4 (inner = 1), each lane folds its
+// four columns into one value; `across`: inner a multiple of 4, each lane reduces four adjacent
+// outputs at once. The geometry then counts vec4s: reduce / 4 (along) or inner / 4 (across).
 import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG, wgsl } from "./common.ts";
@@ -19,6 +25,33 @@ export interface LaneLayout {
   splits: number;
   /** inner = 1: lanes of one output are adjacent. */
   rowLanes: boolean;
+  /** How elements are packed into vec4 loads (see the file's head). */
+  vec4: Vec4Packing;
+  /**
+   * Lanes of one output that step through its axis together, `interleave` positions apart; each
+   * group of them takes one contiguous block of the axis. `splits` interleaves all of them (a
+   * GPU's lanes run in lockstep); a CPU adapter runs each SIMD vector of lanes through its whole
+   * loop before the next, so its vectors get blocks of their own and stream through memory.
+   */
+  interleave: number;
+}
+
+export type Vec4Packing = "none" | "along" | "across";
+
+/**
+ * WGSL types and folds for a packing: E is what one load gives, O what one lane's share of an
+ * output is (and what y holds per slot); fold_sum / fold_max turn an E into an O.
+ */
+function packing(vec4: Vec4Packing): string {
+  const [e, o] = vec4 === "none" ? ["f32", "f32"] : vec4 === "along" ? ["vec4f", "f32"] : [
+    "vec4f",
+    "vec4f",
+  ];
+  const along = vec4 === "along";
+  return `alias E = ${e};
+alias O = ${o};
+fn fold_sum(e: E) -> O { return ${along ? "(e.x + e.y) + (e.z + e.w)" : "e"}; }
+fn fold_max(e: E) -> O { return ${along ? "max(max(e.x, e.y), max(e.z, e.w))" : "e"}; }`;
 }
 
 /** The uniform block `G` every kernel here reads. */
@@ -40,10 +73,12 @@ type Geometry = typeof GEOMETRY.fields;
 
 /**
  * WGSL declaring `col`, `split`, `p` (output index), `live`, `base` (element 0 of the reduced
- * axis) and `start`/`end`, the positions along it this output covers.
+ * axis), `start`/`end`, the positions along it this output covers, and `first`/`last`, the part
+ * this lane visits (every `interleave`-th position from `first`).
  */
 function prelude(layout: LaneLayout): string {
-  const { cols, splits, rowLanes } = layout;
+  const { cols, splits, rowLanes, interleave } = layout;
+  const groups = splits / interleave;
   const lane = rowLanes
     ? `let col = lid / ${splits}u; let split = lid % ${splits}u;`
     : `let col = lid % ${cols}u; let split = lid / ${cols}u;`;
@@ -54,7 +89,12 @@ function prelude(layout: LaneLayout): string {
   let o = slice / g.chunks;
   let base = o * g.reduce * g.inner + (p - slice * g.inner);
   let start = (slice - o * g.chunks) * g.chunk;
-  let end = min(g.reduce, start + g.chunk);`;
+  let end = min(g.reduce, start + g.chunk);
+  let block = ((end - start + ${groups - 1}u) / ${groups}u + ${
+    interleave - 1
+  }u) / ${interleave}u * ${interleave}u;
+  let first = start + split / ${interleave}u * block + split % ${interleave}u;
+  let last = min(end, start + (split / ${interleave}u + 1u) * block);`;
 }
 
 // The step between tree partners in shared memory, and the slot holding an output's result
@@ -98,14 +138,16 @@ export function combineLanes(
 }
 
 function layoutKey(layout: LaneLayout): string {
-  return `${layout.cols}x${layout.splits}${layout.rowLanes ? "r" : "c"}`;
+  const { cols, splits, rowLanes, vec4, interleave } = layout;
+  return `${cols}x${splits}${rowLanes ? "r" : "c"}${vec4}/${interleave}`;
 }
 
 export type ReduceKind = "sum" | "max";
 
 /**
  * y[p] = scale · Σ (or max) over the reduced axis. With `withIndex` the max kernel also writes
- * the first position of the maximum into `index` (i32), for argmax and max's backward.
+ * the first position of the maximum into `index` (i32), for argmax and max's backward; that
+ * kernel loads scalars (positions are per element).
  */
 export function reduceKernel(
   kind: ReduceKind,
@@ -114,6 +156,9 @@ export function reduceKernel(
 ): KernelSpec<Geometry> {
   const isMax = kind === "max";
   const tracked = isMax && withIndex;
+  if (tracked && layout.vec4 !== "none") {
+    throw new Error("reduceKernel: the argmax-tracking max loads scalars (vec4 'none')");
+  }
   const { head } = slots(layout);
   return {
     name: "reduce",
@@ -122,8 +167,9 @@ export function reduceKernel(
     uniforms: GEOMETRY,
     code: () =>
       wgsl`${GEOMETRY.struct("G")}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${packing(layout.vec4)}
+@group(0) @binding(0) var<storage, read> x: array<E>;
+@group(0) @binding(1) var<storage, read_write> y: array<O>;
 #if ${tracked}
 @group(0) @binding(2) var<storage, read_write> index: array<i32>;
 @group(0) @binding(3) var<uniform> g: G;
@@ -131,50 +177,52 @@ var<workgroup> best_at: array<u32, ${WG}>;
 #else
 @group(0) @binding(2) var<uniform> g: G;
 #endif
-var<workgroup> acc: array<f32, ${WG}>;
+var<workgroup> acc: array<O, ${WG}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${prelude(layout)}
-#if ${isMax}
+#if ${tracked}
   var best = g.neg_inf;
   var at = 0xffffffffu;  // no element seen yet: the first one always wins
   if (live) {
-    for (var r = start + split; r < end; r += ${layout.splits}u) {
+    for (var r = first; r < last; r += ${layout.interleave}u) {
       let v = x[base + r * g.inner];
       if (v > best || at == 0xffffffffu) { best = v; at = r; }
     }
   }
   acc[lid] = best;
-#if ${tracked}
   best_at[lid] = at;
-#endif
   ${
         combineLanes(
           layout,
           (a, b) =>
-            tracked
-              ? `let va = acc[${a}]; let vb = acc[${b}]; let ia = best_at[${a}]; let ib = best_at[${b}];
+            `let va = acc[${a}]; let vb = acc[${b}]; let ia = best_at[${a}]; let ib = best_at[${b}];
       // Ties (and lanes that saw nothing) go to the lower position: argmax returns the first.
       if (ib != 0xffffffffu && (ia == 0xffffffffu || vb > va || (vb == va && ib < ia))) {
         acc[${a}] = vb; best_at[${a}] = ib;
-      }`
-              : `acc[${a}] = max(acc[${a}], acc[${b}]);`,
+      }`,
           false,
         )
       }
   if (live && split == 0u) {
     y[p] = acc[${head}];
-#if ${tracked}
     index[p] = i32(best_at[${head}]);
-#endif
   }
-#else
-  var total = 0.0;
+#elif ${isMax}
+  var best = E(g.neg_inf);
   if (live) {
-    for (var r = start + split; r < end; r += ${layout.splits}u) { total += x[base + r * g.inner]; }
+    for (var r = first; r < last; r += ${layout.interleave}u) { best = max(best, x[base + r * g.inner]); }
   }
-  acc[lid] = total;
+  acc[lid] = fold_max(best);
+  ${combineLanes(layout, (a, b) => `acc[${a}] = max(acc[${a}], acc[${b}]);`, false)}
+  if (live && split == 0u) { y[p] = acc[${head}]; }
+#else
+  var total = E(0.0);
+  if (live) {
+    for (var r = first; r < last; r += ${layout.interleave}u) { total += x[base + r * g.inner]; }
+  }
+  acc[lid] = fold_sum(total);
   ${combineLanes(layout, (a, b) => `acc[${a}] += acc[${b}];`, false)}
   if (live && split == 0u) { y[p] = acc[${head}] * g.scale; }
 #endif
@@ -224,12 +272,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   };
 }
 
+function requireRowPacking(kernel: string, layout: LaneLayout): void {
+  if (layout.vec4 === "across") {
+    throw new Error(
+      `${kernel}: vec4 packing 'across' outputs is not supported (use 'along' or 'none')`,
+    );
+  }
+}
+
 /**
  * Softmax (or log-softmax) along the middle axis: max, then Σ exp(x − max), then the output,
  * each pass re-reading the row (it stays in cache). Recomputing exp in the last pass is cheaper
  * than storing it and reading it back. A row that is all −∞ gives NaN, as in PyTorch.
  */
 export function softmaxKernel(log: boolean, layout: LaneLayout): KernelSpec<Geometry> {
+  requireRowPacking("softmaxKernel", layout);
   const { head } = slots(layout);
   return {
     name: "softmax",
@@ -238,8 +295,9 @@ export function softmaxKernel(log: boolean, layout: LaneLayout): KernelSpec<Geom
     uniforms: GEOMETRY,
     code: () =>
       wgsl`${GEOMETRY.struct("G")}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${packing(layout.vec4)}
+@group(0) @binding(0) var<storage, read> x: array<E>;
+@group(0) @binding(1) var<storage, read_write> y: array<E>;
 @group(0) @binding(2) var<uniform> g: G;
 var<workgroup> row_max: array<f32, ${WG}>;
 var<workgroup> row_sum: array<f32, ${WG}>;
@@ -247,36 +305,40 @@ var<workgroup> row_sum: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${prelude(layout)}
-  var m = g.neg_inf;
-  var total = 0.0;
 #if ${layout.splits === 1}
-  // One lane per row: max and Σ exp in a single online pass (one read of the row saved).
+  // One lane per row: max and Σ exp in a single online pass (one read of the row saved), per
+  // component of E. Until a component has seen a finite value, its max is −∞ and its sum 0; the
+  // exponents then shift by 0, not by −∞ (−∞ − −∞ would be NaN). (Rescaling only when a max
+  // moves, behind a branch, measured slower on lavapipe than the second exp.)
   if (!live) { return; }
+  var ms = E(g.neg_inf);
+  var sums = E(0.0);
   for (var r = start; r < end; r += 1u) {
     let v = x[base + r * g.inner];
-    if (v > m) {
-      total = total * exp(m - v) + 1.0;
-      m = v;
-    } else {
-      total += exp(v - m);
-    }
+    let next = max(ms, v);
+    let shift = select(next, E(0.0), next == E(g.neg_inf));
+    sums = sums * exp(ms - shift) + exp(v - shift);
+    ms = next;
   }
-  row_sum[lid] = total;
+  let m = fold_max(ms);
+  // Components merge at the row's max; an all −∞ row makes exp(−∞ − −∞) = NaN, as documented.
+  row_sum[lid] = fold_sum(sums * exp(ms - m));
   let head_slot = lid;
 #else
+  var ms = E(g.neg_inf);
   if (live) {
-    for (var r = start + split; r < end; r += ${layout.splits}u) { m = max(m, x[base + r * g.inner]); }
+    for (var r = first; r < last; r += ${layout.interleave}u) { ms = max(ms, x[base + r * g.inner]); }
   }
-  row_max[lid] = m;
+  row_max[lid] = fold_max(ms);
   ${combineLanes(layout, (a, b) => `row_max[${a}] = max(row_max[${a}], row_max[${b}]);`, true)}
-  m = row_max[${head}];
+  let m = row_max[${head}];
+  var sums = E(0.0);
   if (live) {
-    for (var r = start + split; r < end; r += ${layout.splits}u) {
-      let at = base + r * g.inner;
-      total += exp(x[at] - m);
+    for (var r = first; r < last; r += ${layout.interleave}u) {
+      sums += exp(x[base + r * g.inner] - m);
     }
   }
-  row_sum[lid] = total;
+  row_sum[lid] = fold_sum(sums);
   ${combineLanes(layout, (a, b) => `row_sum[${a}] += row_sum[${b}];`, true)}
   if (!live) { return; }
   let head_slot = ${head};
@@ -284,13 +346,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #if ${log}
   // (x − m) − log Σ: adding log Σ to m first would round it at the scale of m.
   let log_sum = log(row_sum[head_slot]);
-  for (var r = start + split; r < end; r += ${layout.splits}u) {
+  for (var r = first; r < last; r += ${layout.interleave}u) {
     let at = base + r * g.inner;
     y[at] = (x[at] - m) - log_sum;
   }
 #else
   let inv = 1.0 / row_sum[head_slot];
-  for (var r = start + split; r < end; r += ${layout.splits}u) {
+  for (var r = first; r < last; r += ${layout.interleave}u) {
     let at = base + r * g.inner;
     y[at] = exp(x[at] - m) * inv;
   }
@@ -304,6 +366,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * saved output y: one reduction and one write pass per row.
  */
 export function softmaxBackwardKernel(log: boolean, layout: LaneLayout): KernelSpec<Geometry> {
+  requireRowPacking("softmaxBackwardKernel", layout);
   const { head } = slots(layout);
   return {
     name: "softmax_bwd",
@@ -312,18 +375,19 @@ export function softmaxBackwardKernel(log: boolean, layout: LaneLayout): KernelS
     uniforms: GEOMETRY,
     code: () =>
       wgsl`${GEOMETRY.struct("G")}
-@group(0) @binding(0) var<storage, read> y: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${packing(layout.vec4)}
+@group(0) @binding(0) var<storage, read> y: array<E>;
+@group(0) @binding(1) var<storage, read> dy: array<E>;
+@group(0) @binding(2) var<storage, read_write> dx: array<E>;
 @group(0) @binding(3) var<uniform> g: G;
 var<workgroup> acc: array<f32, ${WG}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${prelude(layout)}
-  var total = 0.0;
+  var total = E(0.0);
   if (live) {
-    for (var r = start + split; r < end; r += ${layout.splits}u) {
+    for (var r = first; r < last; r += ${layout.interleave}u) {
       let at = base + r * g.inner;
 #if ${log}
       total += dy[at];
@@ -332,11 +396,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
     }
   }
-  acc[lid] = total;
+  acc[lid] = fold_sum(total);
   ${combineLanes(layout, (a, b) => `acc[${a}] += acc[${b}];`, true)}
   if (!live) { return; }
   let dot_gy = acc[${head}];
-  for (var r = start + split; r < end; r += ${layout.splits}u) {
+  for (var r = first; r < last; r += ${layout.interleave}u) {
     let at = base + r * g.inner;
 #if ${log}
     dx[at] = dy[at] - exp(y[at]) * dot_gy;

@@ -16,7 +16,8 @@ export const REDUCTIONS = {
 
 // Shapes and axis sets: odd sizes, negative axes, adjacent and non-adjacent axis sets, size-1
 // axes, rows long enough to spread over many lanes, columns (reductions over the batch), and
-// long axes with few outputs (reduced in chunks, then over the chunks).
+// long axes with few outputs (reduced in chunks, then over the chunks); rows and inner sizes of
+// a multiple of 4 (vec4 loads along a row, or across four outputs, inner = 4 included).
 export const CASES: [number[], Axes][] = [
   [[7], undefined],
   [[7], 0],
@@ -44,6 +45,11 @@ export const CASES: [number[], Axes][] = [
   [[2, 4099], undefined],
   [[2, 9001], -1],
   [[8500, 3], 0],
+  [[3, 44], -1],
+  [[6, 5, 8], 1],
+  [[9, 12], 0],
+  [[5, 4], 0],
+  [[3, 4004], undefined],
 ];
 
 /** Runs `body` under each adapter tuning: the layouts and chunked passes differ between them. */
@@ -104,6 +110,9 @@ for (const [op, { gpu, ref: refFn }] of Object.entries(SOFTMAXES)) {
       [[4, 1000], -1],
       [[600, 3], 0],
       [[130, 10], -1],
+      [[5, 12], -1],
+      [[2, 516], -1],
+      [[2, 7, 4], 1],
     ];
     await underEachTuning(async (tuning) => {
       for (const [shape, axis] of cases) {
