@@ -17,6 +17,7 @@ import { matmul } from "../engine/ops/matmul.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { sizeOf, Tensor, tidy } from "../engine/tensor.ts";
 import { classicCnn } from "../models/cnn.ts";
+import { MiniResNet } from "../models/resnet.ts";
 import { UNet } from "../models/unet.ts";
 import { benchKernel } from "./lib/kernel.ts";
 import { matmulWork } from "./lib/work.ts";
@@ -162,6 +163,17 @@ const STEPS: { name: string; shape: string; build: () => () => void }[] = [
       return () => trainStep(() => softmaxCrossEntropy(model.forward(x), y), optimizer);
     },
   },
+  ...[false, true].map((batchNorm) => ({
+    name: `mini-ResNet${batchNorm ? " + BatchNorm" : ""} train step (Adam)`,
+    shape: "batch 64, 28×28×1",
+    build: () => {
+      const model = new MiniResNet({ inChannels: 1, batchNorm });
+      const optimizer = new Adam(model.parameters());
+      const x = Tensor.uniform([64, 28, 28, 1], 0, 1).keep();
+      const y = Tensor.from(Array.from({ length: 64 }, (_, i) => i % 10), [64], "i32").keep();
+      return () => trainStep(() => softmaxCrossEntropy(model.forward(x), y), optimizer);
+    },
+  })),
   {
     name: "U-Net train step (Adam, BCE)",
     shape: "batch 4, 128×128×1",

@@ -12,6 +12,11 @@ export function adapterClass(report: AdapterReport): AdapterClass {
   return cpu ? "cpu" : "gpu";
 }
 
+/** Threads a CPU adapter runs workgroups on: one per core, one workgroup each at a time. */
+export function cpuThreads(): number {
+  return globalThis.navigator?.hardwareConcurrency ?? 8;
+}
+
 export class Tunable<T> {
   private forced: T | null = null;
 

@@ -4,6 +4,7 @@
 import { init, type Shape, sizeOf, Tensor } from "../engine/tensor.ts";
 import { Rng } from "../engine/random.ts";
 import type { Runtime } from "../engine/runtime.ts";
+import type { Tunable } from "../engine/tuning.ts";
 import { engineOptionsFromEnv, readEnv } from "../host/env.ts";
 
 /** A float64 host tensor for reference implementations. */
@@ -171,4 +172,19 @@ export async function checkOp(spec: OpCheck): Promise<void> {
   }
   for (const t of [...tensors, out]) t.dispose();
   opCheckCounts.passed++;
+}
+
+/** Runs `body` under each adapter class's table of `tuning`: the layouts differ between them. */
+export async function underEachTable<T>(
+  tuning: Tunable<T>,
+  body: (table: string) => Promise<void>,
+): Promise<void> {
+  for (const [name, value] of Object.entries(tuning.table) as [string, T][]) {
+    tuning.set(value);
+    try {
+      await body(name);
+    } finally {
+      tuning.set(null);
+    }
+  }
 }

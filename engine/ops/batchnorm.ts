@@ -13,6 +13,7 @@ import {
   batchNormStatsKernel,
 } from "../shaders/batchnorm.ts";
 import { WG } from "../shaders/common.ts";
+import { cpuThreads, tunable } from "../tuning.ts";
 
 export interface BatchNormOptions {
   /** Channel axis (default −1: channels-last, as Keras). */
@@ -33,21 +34,44 @@ interface BatchNormAttrs {
   batch_norm: Geometry & { training: boolean; epsilon: number };
 }
 
+export interface BatchNormTuning {
+  /** Each thread a run of rows (true) or every TR-th row. */
+  blockedRows: boolean;
+  /** Workgroups to aim for: rows are cut into chunks until the channel tiles × chunks reach it. */
+  workgroups: number;
+}
+
+export const BATCHNORM_TUNING = tunable<BatchNormTuning>("batchnorm", {
+  // Lavapipe runs each 8-lane vector through its whole loop: with every TR-th row a vector read
+  // 128 B per row at a stride, with runs of rows it streams (see the shader file's head). Each
+  // workgroup pays its barrier phases once: a few per core are enough (ResNet-BN step on 2 cores:
+  // BatchNorm 149 ms with 256 workgroups per layer, 87 ms with 8).
+  cpu: { blockedRows: true, workgroups: 4 * cpuThreads() },
+  // A GPU's lockstep lanes read neighbouring rows together; it wants a few workgroups per SM
+  // (not yet measured on hardware).
+  gpu: { blockedRows: false, workgroups: 256 },
+});
+
 /** Workgroup shape, row chunking and uniform values for a geometry; shared by forward and backward. */
 function plan(geo: Geometry, momentum: number, epsilon: number) {
-  const { channels, inner, rows } = geo;
+  const { inner, rows } = geo;
+  // Channels-last with C a multiple of 4: a lane owns four adjacent channels (vec4 loads), and
+  // the kernels count channel vectors.
+  const vec4 = inner === 1 && geo.channels % 4 === 0;
+  const channels = vec4 ? geo.channels / 4 : geo.channels;
   // Channels-last: a workgroup spans up to 64 adjacent channels so its lanes read contiguously.
   // Otherwise each channel's rows are contiguous runs of `inner`: one channel per workgroup.
   const tc = inner === 1 ? Math.min(64, 2 ** Math.ceil(Math.log2(channels))) : 1;
   const tr = WG / tc;
   const tiles = Math.ceil(channels / tc);
-  // About 256 workgroups in all (lavapipe pays per workgroup barrier phase; GPUs want a few per
-  // SM), ≤ 64 chunks per channel (each apply workgroup re-combines all chunks of its channels),
-  // and at least 4 rows per thread.
-  const targetChunks = Math.min(64, Math.ceil(256 / tiles));
+  // The table's workgroup count in all, ≤ 64 chunks per channel (each apply workgroup
+  // re-combines all chunks of its channels), and at least 4 rows per thread.
+  const { blockedRows, workgroups } = BATCHNORM_TUNING.get();
+  const targetChunks = Math.min(64, Math.ceil(workgroups / tiles));
   const rowsPerChunk = tr * Math.max(4, Math.ceil(rows / (tr * targetChunks)));
   const chunks = Math.ceil(rows / rowsPerChunk);
-  const stepK = tr % inner;
+  const stepRows = blockedRows ? 1 : tr;
+  const stepK = stepRows % inner;
   const params = {
     channels,
     inner,
@@ -56,12 +80,13 @@ function plan(geo: Geometry, momentum: number, epsilon: number) {
     chunks,
     momentum,
     eps: epsilon,
+    step_rows: stepRows,
     step_k: stepK,
-    step_index: Math.floor(tr / inner) * channels * inner + stepK,
+    step_index: Math.floor(stepRows / inner) * channels * inner + stepK,
     wrap: (channels - 1) * inner,
   };
   const groups: [number, number] = [tiles, chunks];
-  return { tc, params, groups, chunks };
+  return { layout: { tc, vec4, blocked: blockedRows }, params, groups, chunks };
 }
 
 function checkChannelVector(t: Tensor, what: string, channels: number, x: Tensor): void {
@@ -124,22 +149,22 @@ export function batchNorm(
 
   const inner = sizeOf(x.shape.slice(a + 1));
   const geo: Geometry = { channels, inner, rows: x.size / channels };
-  const { tc, params, groups, chunks } = plan(geo, momentum, epsilon);
+  const { layout, params, groups, chunks } = plan(geo, momentum, epsilon);
   const rt = runtime();
   const y = Tensor.empty(x.shape);
   const attrs = { ...geo, training, epsilon };
   const inputs = [x, gamma, beta];
 
   if (training) {
-    const partials = Tensor.empty([chunks, channels, 4]);
+    const partials = Tensor.empty([chunks, 3, channels]);
     const batchStats = Tensor.empty([2, channels]);
-    rt.launch(batchNormStatsKernel(tc), {
+    rt.launch(batchNormStatsKernel(layout), {
       buffers: [x.storage, partials.storage],
       params,
       groups,
       flops: 3 * x.size,
     });
-    rt.launch(batchNormApplyKernel(tc, true), {
+    rt.launch(batchNormApplyKernel(layout, true), {
       buffers: [
         x.storage,
         partials.storage,
@@ -160,7 +185,7 @@ export function batchNorm(
     record("batch_norm", y, inputs, [x, batchStats, gamma], attrs);
     batchStats.dispose();
   } else {
-    rt.launch(batchNormApplyKernel(tc, false), {
+    rt.launch(batchNormApplyKernel(layout, false), {
       buffers: [
         x.storage,
         movingMean.storage,
@@ -190,10 +215,10 @@ export function batchNorm(
 const batchNormBackward: BackwardRule<BatchNormAttrs["batch_norm"]> = (grad, node) => {
   const [x, stats, gamma] = node.saved;
   const { channels, inner, rows, training, epsilon } = node.attrs;
-  const { tc, params, groups, chunks } = plan({ channels, inner, rows }, 0, epsilon);
+  const { layout, params, groups, chunks } = plan({ channels, inner, rows }, 0, epsilon);
   const rt = runtime();
-  const partials = Tensor.empty([chunks, channels, 2]);
-  rt.launch(batchNormGradStatsKernel(tc), {
+  const partials = Tensor.empty([chunks, 2, channels]);
+  rt.launch(batchNormGradStatsKernel(layout), {
     buffers: [x.storage, grad.storage, stats.storage, partials.storage],
     params,
     groups,
@@ -202,7 +227,7 @@ const batchNormBackward: BackwardRule<BatchNormAttrs["batch_norm"]> = (grad, nod
   const dx = Tensor.empty(x.shape);
   const dgamma = Tensor.empty([channels]);
   const dbeta = Tensor.empty([channels]);
-  rt.launch(batchNormGradApplyKernel(tc, training), {
+  rt.launch(batchNormGradApplyKernel(layout, training), {
     buffers: [
       x.storage,
       grad.storage,

@@ -18,6 +18,7 @@ import {
 } from "../shaders/conv.ts";
 import { type MatmulActivation, pickTile } from "../shaders/matmul.ts";
 import { formatShape, sizeOf, Tensor } from "../tensor.ts";
+import { cpuThreads } from "../tuning.ts";
 import { activationGrad, ACTIVATIONS } from "./matmul.ts";
 import { sum } from "./reduce.ts";
 
@@ -241,8 +242,7 @@ function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
  * summing at least 64 pixels so the partials stay a small share of the work.
  */
 function splitGroupCount(blocks: number, depth: number, splitK: number): number {
-  const threads = globalThis.navigator?.hardwareConcurrency ?? 8;
-  const wanted = Math.ceil((2 * threads) / blocks);
+  const wanted = Math.ceil((2 * cpuThreads()) / blocks);
   return Math.max(1, Math.min(wanted, Math.floor(depth / (64 * splitK))));
 }
 

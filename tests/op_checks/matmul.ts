@@ -2,7 +2,7 @@ import assert from "../assert.ts";
 import { matmul, type MatmulOptions } from "../../engine/ops/matmul.ts";
 import { MATMUL_TILES, type MatmulActivation } from "../../engine/shaders/matmul.ts";
 import { Tensor } from "../../engine/tensor.ts";
-import { assertClose, checkOp, ref } from "../helpers.ts";
+import { assertClose, checkOp, ref, underEachTable } from "../helpers.ts";
 import { matmulRef } from "../reference/matmul.ts";
 import { type OpCheckTest, opCheckTests } from "./suite.ts";
 
@@ -12,15 +12,8 @@ const ACTIVATIONS: MatmulActivation[] = ["relu", "leaky_relu", "sigmoid", "tanh"
 export const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] as const;
 
 /** Runs `body` with each layout's tiles: the storage-direct (CPU) and shared-memory (GPU) kernels. */
-export async function underEachLayout(body: (layout: string) => Promise<void>): Promise<void> {
-  for (const [name, tiles] of Object.entries(MATMUL_TILES.table)) {
-    MATMUL_TILES.set(tiles);
-    try {
-      await body(name);
-    } finally {
-      MATMUL_TILES.set(null);
-    }
-  }
+export function underEachLayout(body: (layout: string) => Promise<void>): Promise<void> {
+  return underEachTable(MATMUL_TILES, body);
 }
 
 export function shapes(m: number, k: number, n: number, transA: boolean, transB: boolean) {

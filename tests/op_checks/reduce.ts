@@ -1,7 +1,15 @@
 import assert from "../assert.ts";
 import { logSoftmax, max, mean, REDUCE_TUNING, softmax, sum } from "../../engine/ops/reduce.ts";
 import { Tensor } from "../../engine/tensor.ts";
-import { assertClose, checkOp, randomData, type Ref, ref, testRng } from "../helpers.ts";
+import {
+  assertClose,
+  checkOp,
+  randomData,
+  type Ref,
+  ref,
+  testRng,
+  underEachTable,
+} from "../helpers.ts";
 import { maxRef, meanRef, softmaxRef, sumRef } from "../reference/reduce.ts";
 import { type OpCheckTest, opCheckTests } from "./suite.ts";
 
@@ -53,15 +61,8 @@ export const CASES: [number[], Axes][] = [
 ];
 
 /** Runs `body` under each adapter tuning: the layouts and chunked passes differ between them. */
-export async function underEachTuning(body: (tuning: string) => Promise<void>): Promise<void> {
-  for (const [name, tuning] of Object.entries(REDUCE_TUNING.table)) {
-    REDUCE_TUNING.set(tuning);
-    try {
-      await body(name);
-    } finally {
-      REDUCE_TUNING.set(null);
-    }
-  }
+export function underEachTuning(body: (tuning: string) => Promise<void>): Promise<void> {
+  return underEachTable(REDUCE_TUNING, body);
 }
 
 function reducesLastAxis(shape: number[], axes: Axes): boolean {
