@@ -5,7 +5,14 @@ import { type DType, formatShape, type Shape, Tensor } from "../tensor.ts";
 import { type BackwardRule, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
-import { FILL, mapKernel, mapLayout, mapParams, MAX_RANK } from "../shaders/elementwise.ts";
+import {
+  FILL,
+  mapKernel,
+  mapLayout,
+  mapParams,
+  MAX_RANK,
+  vectorReads,
+} from "../shaders/elementwise.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 
@@ -128,7 +135,8 @@ function map(
   const outs = exprs.map(() => Tensor.empty(outShape, outDtype));
   const n = outs[0].size;
   if (n === 0) return outs;
-  const [gx, gy] = grid1d(n);
+  const reads = vectorReads(layout, n);
+  const [gx, gy] = grid1d(n, reads ? 4 : 1);
   runtime().launch(
     mapKernel(label, {
       names: operands.map((o) => o.name),
@@ -136,6 +144,7 @@ function map(
       exprs,
       outTypes: exprs.map(() => outDtype),
       layout,
+      reads,
     }),
     {
       buffers: [...operands.map((o) => o.tensor.storage), ...outs.map((t) => t.storage)],

@@ -28,7 +28,8 @@ for (const op of Object.keys(unaryRef) as (keyof typeof unaryRef)[]) {
     )[op];
     const f = op === "leaky_relu" ? (x: number) => unaryRef.leaky_relu(x, 0.2) : unaryRef[op];
     const [low, high] = UNARY_DOMAIN[op] ?? [-3, 3];
-    for (const shape of [[1], [7], [3, 5, 7], [257, 3]]) {
+    // Sizes that are multiples of 4 run four elements per lane (vec4 loads and stores).
+    for (const shape of [[1], [7], [3, 5, 7], [257, 3], [3, 8]]) {
       await checkOp({
         name: `${op}${JSON.stringify(shape)}`,
         inputs: [{ shape, low, high }],
@@ -59,6 +60,11 @@ for (const op of Object.keys(binaryRef) as (keyof typeof binaryRef)[]) {
       [[1], [4, 3]],
       [[], [5, 3]],
       [[2, 3, 1, 5], [3, 4, 1]],
+      // Four outputs per lane: contiguous, a bias along the innermost axis, one value per row.
+      [[5, 12], [5, 12]],
+      [[5, 12], [12]],
+      [[5, 12], [5, 1]],
+      [[2, 1, 4], [3, 4]],
     ];
     for (const [sa, sb] of cases) {
       await checkOp({
