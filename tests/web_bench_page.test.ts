@@ -59,7 +59,11 @@ Deno.test({
     assert.equal(matmul.file, "matmul.bench.ts");
     assert.equal(matmul.flops, 2 * 256 ** 3);
 
-    const lavapipe = path.join(BENCH_DIR, "llvmpipe-vulkan-2026-12-03.json");
+    // The committed lavapipe result (the newest, when a session has added one).
+    const committed = [...Deno.readDirSync(BENCH_DIR)].map((e) => e.name)
+      .filter((name) => /^llvmpipe-vulkan-\d{4}-\d{2}-\d{2}\.json$/.test(name)).sort();
+    assert.ok(committed.length > 0, `no llvmpipe-vulkan result in ${BENCH_DIR}`);
+    const lavapipe = path.join(BENCH_DIR, committed[committed.length - 1]);
     const compare = await new Deno.Command(Deno.execPath(), {
       args: ["task", "bench:compare", lavapipe, saved],
       stdout: "piped",
