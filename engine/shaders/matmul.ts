@@ -466,11 +466,15 @@ function directMainLoop(v: MatmulVariant, emit: Emit, fma: Fma, row: Index, col:
       }
     }
   } else {
+    // All four depths' fragments first, then row by row as above: each accumulator is read and
+    // written once per four k (a depth-outer order spills the register block four times).
     for (const kk of range(4)) {
       emit(`let ra${kk} = ${v.vecA ? `oA4 + (k + ${kk}u) * M4` : `oA + (k + ${kk}u) * M`};`);
       if (v.vecA) { for (const i4 of range(M4)) emit(`let a${kk}_${i4} = A[ra${kk} + pa${i4}];`); }
       else for (const i of range(TM)) emit(`let a${kk}_${i} = A[ra${kk} + pa${i}];`);
-      for (const i of range(TM)) {
+    }
+    for (const i of range(TM)) {
+      for (const kk of range(4)) {
         for (const j4 of range(N4)) {
           emit(fma(v.vecA ? `a${kk}_${i >> 2}[${i & 3}]` : `a${kk}_${i}`, i, bvec[kk][j4], j4));
         }
