@@ -54,12 +54,13 @@ async function check2d([xs, ks, options]: Case, withBias: boolean, tiles: string
 }
 
 /**
- * The CPU table's layouts — rows on the SIMD axis, the weight pass split over pixels — at blocks
- * small enough that every case takes them (on these shapes the table itself picks other tiles).
+ * The CPU table's layouts — rows on the SIMD axis, the weight pass split over pixels, two pixels
+ * per step (odd chunks leave a tail) — at blocks small enough that every case takes them (on these
+ * shapes the table itself picks other tiles).
  */
 const CPU_LAYOUTS: MatmulTileOption<ConvTile>[] = [
   { tile: { wx: 1, wy: 8, tm: 8, tn: 8, rowsOnX: true }, speed: 1 },
-  { tile: { wx: 1, wy: 1, tm: 8, tn: 8, splitK: 8 }, speed: 1 },
+  { tile: { wx: 1, wy: 1, tm: 8, tn: 8, splitK: 8, pixelsPerStep: 2 }, speed: 1 },
 ];
 
 test("conv2d: forward, dX, dW and bias against the float64 reference (every tile layout)", async () => {
