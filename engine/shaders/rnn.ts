@@ -220,12 +220,18 @@ export function rnnForwardKernel(
     if (W === 4) {
       lines.push("for (var k = 0u; k < H; k += 4u) {");
       for (const r of range(R)) lines.push(`let hk${r} = ${src}[(${base(r)} + k) / 4u];`);
+      // Every weight fragment of the four depths first, then row by row: each accumulator is
+      // read and written once per four k (the R·G block does not fit in registers).
       for (const kk of range(4)) {
         for (const g of range(G)) {
           lines.push(`let w${g}_${kk} = rk[((k + ${kk}u) * GH + ${g}u * H + jv) / 4u];`);
         }
-        for (const r of range(R)) {
-          for (const g of range(G)) lines.push(`a${r}_${g} += hk${r}.${"xyzw"[kk]} * w${g}_${kk};`);
+      }
+      for (const r of range(R)) {
+        for (const g of range(G)) {
+          for (const kk of range(4)) {
+            lines.push(`a${r}_${g} += hk${r}.${"xyzw"[kk]} * w${g}_${kk};`);
+          }
         }
       }
     } else {
