@@ -80,13 +80,15 @@ export function softmaxCrossEntropy(
 
   const scale = reduction === "mean" ? 1 / rows : 1;
   const stats = Tensor.empty([rows, 3]);
-  const layout = laneLayout(rows, classes, 1);
+  // Four classes per load where rows are a multiple of 4 long.
+  const vec4 = classes % 4 === 0;
+  const layout = laneLayout(rows, vec4 ? classes / 4 : classes, 1);
   const onePass = reduction !== "none" && rows * classes <= SINGLE_PASS_LOGITS;
   const rowLoss = Tensor.empty(onePass ? [] : [rows]);
   const groups = onePass ? 1 : Math.max(1, Math.ceil(rows / layout.cols));
   const gx = Math.min(groups, 65535);
   if (rows > 0 || onePass) {
-    runtime().launch(crossEntropyKernel(kind, layout, onePass), {
+    runtime().launch(crossEntropyKernel(kind, layout, onePass, vec4), {
       buffers: [logits.storage, labels.storage, stats.storage, rowLoss.storage],
       params: {
         rows,
@@ -130,8 +132,9 @@ const crossEntropyBackward: BackwardRule<LossAttrs["softmax_cross_entropy"]> = (
   const dlogits = Tensor.empty(logits.shape);
   const dlabels = targetGrad ? Tensor.empty(labels.shape) : null;
   if (logits.size > 0) {
-    const [gx, gy] = grid1d(logits.size);
-    runtime().launch(crossEntropyBackwardKernel(kind, targetGrad), {
+    const vec4 = classes % 4 === 0;
+    const [gx, gy] = grid1d(vec4 ? logits.size / 4 : logits.size);
+    runtime().launch(crossEntropyBackwardKernel(kind, targetGrad, vec4), {
       buffers: [
         logits.storage,
         labels.storage,

@@ -4,7 +4,7 @@
 import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG, wgsl } from "./common.ts";
-import { combineLanes, type LaneLayout } from "./reduce.ts";
+import { combineLanes, type LaneLayout, packing } from "./reduce.ts";
 
 /** Class ids (i32/u32 [N]) or probabilities (f32 [N, C]). */
 export type LabelKind = "ids" | "probs";
@@ -27,26 +27,30 @@ const CE_UNIFORMS = uniformBlock({
  * log Σ exp(x − m) − (x[label] − m) (class ids) or Σ t · (log Σ − (x − m)) (probabilities).
  * Writes `stats` = (m, log Σ, Σ t) per row for the backward pass, and either each row's loss
  * times scale, or (`total`, one workgroup walking every row) scale · Σ rows in loss[0].
- * A class id outside [0, C) makes its row's loss NaN.
+ * A class id outside [0, C) makes its row's loss NaN. With `vec4` (C % 4 == 0) every load is a
+ * vec4 of four classes (a CPU adapter pays per load instruction).
  */
 export function crossEntropyKernel(
   labels: LabelKind,
   layout: LaneLayout,
   total: boolean,
+  vec4: boolean,
 ): KernelSpec<typeof CE_UNIFORMS.fields> {
   const { cols, splits } = layout;
   const probs = labels === "probs";
   const head = `col * ${splits}u`;
+  const width = vec4 ? "u.classes / 4u" : "u.classes";
   return {
     name: "cross_entropy",
-    key: `${labels}|${cols}x${splits}|${total}`,
+    key: `${labels}|${cols}x${splits}|${total}|${vec4}`,
     bindings: ["read", "read", "write", "write"],
     uniforms: CE_UNIFORMS,
     code: () =>
       wgsl`${CE_UNIFORMS.struct()}
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
+${packing(vec4 ? "along" : "none")}
+@group(0) @binding(0) var<storage, read> logits: array<E>;
 #if ${probs}
-@group(0) @binding(1) var<storage, read> labels: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<E>;
 #else
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 #endif
@@ -72,23 +76,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
     let row = (wid.y * u.gx + wid.x + block) * ${cols}u + col;
     let live = row < u.rows;
-    let base = row * u.classes;
-    var m = u.neg_inf;
+    let width = ${width};
+    let base = row * width;
+    var ms = E(u.neg_inf);
     if (live) {
-      for (var c = split; c < u.classes; c += ${splits}u) { m = max(m, logits[base + c]); }
+      for (var c = split; c < width; c += ${splits}u) { ms = max(ms, logits[base + c]); }
     }
-    row_max[lid] = m;
+    row_max[lid] = fold_max(ms);
     ${combineLanes(layout, (a, b) => `row_max[${a}] = max(row_max[${a}], row_max[${b}]);`, true)}
-    m = row_max[${head}];
+    let m = row_max[${head}];
     var sums = vec3f(0.0);
     if (live) {
-      for (var c = split; c < u.classes; c += ${splits}u) {
+      for (var c = split; c < width; c += ${splits}u) {
         let d = logits[base + c] - m;
-        sums.x += exp(d);
+        sums.x += fold_sum(exp(d));
 #if ${probs}
         let t = labels[base + c];
-        sums.y += t;
-        sums.z += t * d;
+        sums.y += fold_sum(t);
+        sums.z += fold_sum(t * d);
 #endif
       }
     }
@@ -105,7 +110,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       let label = labels[row];
       var row_loss = u.nan;
       if (label >= 0 && u32(label) < u.classes) {
-        row_loss = log_sum - (logits[base + u32(label)] - m);
+        row_loss = log_sum - (${
+        vec4 ? "logits[base + u32(label) / 4u][u32(label) % 4u]" : "logits[base + u32(label)]"
+      } - m);
       }
 #endif
       stats[3u * row] = m;
@@ -135,15 +142,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * d logits = (softmax · Σt − t) · g · scale, one lane per logit, from the saved row stats;
  * g is per row ("none") or one value. With `targetGrad` (probabilities that require a
  * gradient) also d labels = −log softmax · g · scale. Rows with an invalid class id get NaN.
+ * With `vec4` (C % 4 == 0) a lane takes four classes of one row.
  */
 export function crossEntropyBackwardKernel(
   labels: LabelKind,
   targetGrad: boolean,
+  vec4: boolean,
 ): KernelSpec<typeof CE_UNIFORMS.fields> {
   const probs = labels === "probs";
+  const E = vec4 ? "vec4f" : "f32";
   return {
     name: "cross_entropy_bwd",
-    key: `${labels}|${targetGrad}`,
+    key: `${labels}|${targetGrad}|${vec4}`,
     bindings: targetGrad
       ? ["read", "read", "read", "read", "write", "write"]
       : ["read", "read", "read", "read", "write"],
@@ -151,17 +161,18 @@ export function crossEntropyBackwardKernel(
     code: () =>
       wgsl`${CE_UNIFORMS.struct()}
 ${LINEAR_INDEX}
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
+alias E = ${E};
+@group(0) @binding(0) var<storage, read> logits: array<E>;
 #if ${probs}
-@group(0) @binding(1) var<storage, read> labels: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<E>;
 #else
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 #endif
 @group(0) @binding(2) var<storage, read> stats: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<E>;
 #if ${targetGrad}
-@group(0) @binding(5) var<storage, read_write> dlabels: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dlabels: array<E>;
 @group(0) @binding(6) var<uniform> u: U;
 #else
 @group(0) @binding(5) var<uniform> u: U;
@@ -170,9 +181,11 @@ ${LINEAR_INDEX}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_index(wid, lid, u.gx);
-  if (i >= u.rows * u.classes) { return; }
-  let row = i / u.classes;
-  let c = i - row * u.classes;
+  let width = ${vec4 ? "u.classes / 4u" : "u.classes"};
+  if (i >= u.rows * width) { return; }
+  let row = i / width;
+  // The class of element 0 of this lane's E.
+  let c = (i - row * width) * ${vec4 ? 4 : 1}u;
   // (x − m) − log Σ: exact at any magnitude of x, unlike x − (m + log Σ).
   let log_p = (logits[i] - stats[3u * row]) - stats[3u * row + 1u];
   let g = dy[select(0u, row, u.per_row_grad != 0u)] * u.scale;
@@ -184,9 +197,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #else
   let label = labels[row];
   if (label < 0 || u32(label) >= u.classes) {
-    dlogits[i] = u.nan;
+    dlogits[i] = E(u.nan);
   } else {
-    dlogits[i] = (exp(log_p) - select(0.0, 1.0, u32(label) == c)) * g;
+    let hit = ${vec4 ? "vec4u(c, c + 1u, c + 2u, c + 3u) == vec4u(u32(label))" : "u32(label) == c"};
+    dlogits[i] = (exp(log_p) - select(E(0.0), E(1.0), hit)) * g;
   }
 #endif
 }`,

@@ -42,7 +42,7 @@ export type Vec4Packing = "none" | "along" | "across";
  * WGSL types and folds for a packing: E is what one load gives, O what one lane's share of an
  * output is (and what y holds per slot); fold_sum / fold_max turn an E into an O.
  */
-function packing(vec4: Vec4Packing): string {
+export function packing(vec4: Vec4Packing): string {
   const [e, o] = vec4 === "none" ? ["f32", "f32"] : vec4 === "along" ? ["vec4f", "f32"] : [
     "vec4f",
     "vec4f",

@@ -36,7 +36,16 @@ function probabilities(n: number, classes: number): number[] {
 
 // [130, 10] spans several row blocks of the one-workgroup path; [5, 1000] spreads rows over
 // many lanes; [200, 170] is past the one-workgroup limit (rows in parallel, then a reduction).
-const CE_SHAPES: [number, number][] = [[1, 1], [7, 3], [130, 10], [5, 1000], [200, 170]];
+// [9, 12] and [203, 164] read four classes per load (C % 4 == 0) on both paths.
+const CE_SHAPES: [number, number][] = [
+  [1, 1],
+  [7, 3],
+  [9, 12],
+  [130, 10],
+  [5, 1000],
+  [200, 170],
+  [203, 164],
+];
 
 test("softmaxCrossEntropy with class ids (i32, u32): forward and gradient", async () => {
   // Both adapter tunings: they spread rows over lanes differently.
