@@ -60,13 +60,14 @@ export const MATMUL_TILES = tunable<MatmulTileOption[]>("matmul", {
     // Outputs at most 16 wide: half the lanes of the tile above clamp fewer columns, ~1.5×
     // faster there; the speed keeps it off wider products.
     { tile: { shared: false, wx: 4, wy: 1, tm: 32, tn: 4, bk: 4 }, speed: 0.2 },
-    // Rows on the SIMD axis, every column of a ≤ 32-wide product in one lane's registers: the
-    // attention products (N = 32, or 128 over K = 32) ran 1.15–1.5× faster than on the tiles
-    // above in same-sitting runs; 0.75× the 32×32 block on 512³.
-    { tile: { shared: false, wx: 1, wy: 8, tm: 16, tn: 32, bk: 4, rowsOnX: true }, speed: 0.75 },
+    // Rows on the SIMD axis, 32 columns in one lane's registers: the attention products (N = 32,
+    // or 128 over K = 32) ran 1.15–1.5× faster than on the tiles above in same-sitting runs, and
+    // N = 784 (the Dense dX, which the 32×32 block pads to 1,024) 1.0–1.3×; 0.75× the 32×32
+    // block on 512³, but it pads N only to a multiple of 32.
+    { tile: { shared: false, wx: 1, wy: 8, tm: 16, tn: 32, bk: 4, rowsOnX: true }, speed: 0.8 },
     // At most 12 wide (a 10-class head and its weight gradient): the same with 12 columns;
     // 1.2–1.6× faster than the 4-wide tiles there, 1.2–1.3× faster than 32 columns.
-    { tile: { shared: false, wx: 1, wy: 8, tm: 16, tn: 12, bk: 4, rowsOnX: true }, speed: 0.3 },
+    { tile: { shared: false, wx: 1, wy: 8, tm: 16, tn: 12, bk: 4, rowsOnX: true }, speed: 0.32 },
   ],
   // Conventional GPU tiling, 256 invocations and ≤ 10 KiB of workgroup memory per tile. Not yet
   // measured on a GPU: the speeds are estimates.
