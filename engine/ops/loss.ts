@@ -34,6 +34,9 @@ export interface LossOptions {
 // (one dispatch); beyond it the rows run in parallel and a reduction follows.
 const SINGLE_PASS_LOGITS = 32768;
 
+/** The cross-entropy kernels load four classes at a time where rows are a multiple of 4 long. */
+const fourClassesPerLoad = (classes: number) => classes % 4 === 0;
+
 function checkReduction(op: string, reduction: string): Reduction {
   if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
     throw new Error(`${op}: reduction '${reduction}' is not one of "mean", "sum", "none"`);
@@ -80,8 +83,7 @@ export function softmaxCrossEntropy(
 
   const scale = reduction === "mean" ? 1 / rows : 1;
   const stats = Tensor.empty([rows, 3]);
-  // Four classes per load where rows are a multiple of 4 long.
-  const vec4 = classes % 4 === 0;
+  const vec4 = fourClassesPerLoad(classes);
   const layout = laneLayout(rows, vec4 ? classes / 4 : classes, 1);
   const onePass = reduction !== "none" && rows * classes <= SINGLE_PASS_LOGITS;
   const rowLoss = Tensor.empty(onePass ? [] : [rows]);
@@ -132,7 +134,7 @@ const crossEntropyBackward: BackwardRule<LossAttrs["softmax_cross_entropy"]> = (
   const dlogits = Tensor.empty(logits.shape);
   const dlabels = targetGrad ? Tensor.empty(labels.shape) : null;
   if (logits.size > 0) {
-    const vec4 = classes % 4 === 0;
+    const vec4 = fourClassesPerLoad(classes);
     const [gx, gy] = grid1d(vec4 ? logits.size / 4 : logits.size);
     runtime().launch(crossEntropyBackwardKernel(kind, targetGrad, vec4), {
       buffers: [

@@ -22,6 +22,9 @@ const CE_UNIFORMS = uniformBlock({
   per_row_grad: "u32",
 });
 
+/** Logits per row in the kernels' element type: four classes per vec4 when `vec4` (C % 4 == 0). */
+const rowWidth = (vec4: boolean) => vec4 ? "u.classes / 4u" : "u.classes";
+
 /**
  * Per row of logits [N, C]: m = max, log Σ exp(x − m), and the loss
  * log Σ exp(x − m) − (x[label] − m) (class ids) or Σ t · (log Σ − (x − m)) (probabilities).
@@ -39,7 +42,6 @@ export function crossEntropyKernel(
   const { cols, splits } = layout;
   const probs = labels === "probs";
   const head = `col * ${splits}u`;
-  const width = vec4 ? "u.classes / 4u" : "u.classes";
   return {
     name: "cross_entropy",
     key: `${labels}|${cols}x${splits}|${total}|${vec4}`,
@@ -76,7 +78,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
     let row = (wid.y * u.gx + wid.x + block) * ${cols}u + col;
     let live = row < u.rows;
-    let width = ${width};
+    let width = ${rowWidth(vec4)};
     let base = row * width;
     var ms = E(u.neg_inf);
     if (live) {
@@ -181,7 +183,7 @@ alias E = ${E};
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_index(wid, lid, u.gx);
-  let width = ${vec4 ? "u.classes / 4u" : "u.classes"};
+  let width = ${rowWidth(vec4)};
   if (i >= u.rows * width) { return; }
   let row = i / width;
   // The class of element 0 of this lane's E.

@@ -65,17 +65,19 @@ export function underEachTuning(body: (tuning: string) => Promise<void>): Promis
   return underEachTable(REDUCE_TUNING, body);
 }
 
+/** The reduced axes as indices in [0, rank) (every axis when none are given). */
+function axisList(shape: number[], axes: Axes): number[] {
+  if (axes === undefined) return shape.map((_, i) => i);
+  return (typeof axes === "number" ? [axes] : axes).map((a) => a < 0 ? a + shape.length : a);
+}
+
 /** Elements folded into each output. */
 function reducedCount(shape: number[], axes: Axes): number {
-  if (axes === undefined || axes === null) return shape.reduce((a, b) => a * b, 1);
-  const list = typeof axes === "number" ? [axes] : axes;
-  return list.reduce((p, a) => p * shape[a < 0 ? a + shape.length : a], 1);
+  return axisList(shape, axes).reduce((p, a) => p * shape[a], 1);
 }
 
 function reducesLastAxis(shape: number[], axes: Axes): boolean {
-  if (axes === undefined || axes === null) return true;
-  const list = typeof axes === "number" ? [axes] : axes;
-  return list.some((a) => a === -1 || a === shape.length - 1);
+  return axisList(shape, axes).includes(shape.length - 1);
 }
 
 for (const [op, { gpu, ref: refFn }] of Object.entries(REDUCTIONS)) {
