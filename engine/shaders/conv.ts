@@ -66,8 +66,8 @@ export interface ConvTile {
    */
   splitK?: number;
   /**
-   * Weight pass only: output pixels per step of the depth loop (default 1). With four, each
-   * accumulator is read and written once per four multiply-adds, which pays where the register
+   * Weight pass only: output pixels per step of the depth loop (default 1, at most 4). With n,
+   * each accumulator is read and written once per n multiply-adds, which pays where the register
    * block spills.
    */
   pixelsPerStep?: number;
