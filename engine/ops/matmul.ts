@@ -10,6 +10,7 @@ import {
   activationGradLaunch,
   type BatchDim,
   MATMUL_BATCH_SLOTS,
+  MATMUL_SPLIT_K,
   MATMUL_TILES,
   type MatmulActivation,
   matmulKernel,
@@ -17,6 +18,7 @@ import {
   pickTile,
 } from "../shaders/matmul.ts";
 import { sum } from "./reduce.ts";
+import { cpuThreads } from "../tuning.ts";
 
 export type { MatmulActivation };
 
@@ -214,9 +216,12 @@ function gemm(g: Gemm): { out: Tensor; pre: Tensor | null } {
         `${MAX_GROUPS} workgroups per dimension`,
     );
   }
-  const out = Tensor.empty(g.outShape);
+  const splits = splitCount(g, p, gx * gy * batches);
+  // A split product writes one partial output per chunk of K (the outermost grid slot), summed
+  // below; chunk s starts s·depth rows into both operands.
+  const target = Tensor.empty(splits > 1 ? [splits, ...g.outShape] : g.outShape);
   const pre = g.savePre ? Tensor.empty(g.outShape) : null;
-  if (out.size === 0) return { out, pre };
+  if (target.size === 0) return { out: target, pre };
   const kernel = matmulKernel({
     transA: g.transA,
     transB: g.transB,
@@ -228,23 +233,48 @@ function gemm(g: Gemm): { out: Tensor; pre: Tensor | null } {
     savePre: g.savePre,
     tile,
   });
+  const depth = g.k / splits;
+  const grid = splits > 1
+    ? [...p.grid, { size: splits, strideA: depth * p.m, strideB: depth * g.n }]
+    : p.grid;
   const buffers = [g.a.storage, g.b.storage];
   if (g.bias) buffers.push(g.bias.storage);
-  buffers.push(out.storage);
+  buffers.push(target.storage);
   if (pre) buffers.push(pre.storage);
-  for (let z0 = 0; z0 < batches; z0 += MAX_GROUPS) {
-    const gz = Math.min(MAX_GROUPS, batches - z0);
-    const last = z0 + gz >= batches;
+  const total = batches * splits;
+  for (let z0 = 0; z0 < total; z0 += MAX_GROUPS) {
+    const gz = Math.min(MAX_GROUPS, total - z0);
+    const last = z0 + gz >= total;
     runtime().launch(kernel, {
       buffers,
-      params: matmulParams(p.m, g.n, g.k, z0, p.grid, p.reduce, g.alpha),
+      params: matmulParams(p.m, g.n, depth, z0, grid, p.reduce, g.alpha),
       groups: [gx, gy, gz],
-      flops: matmulFlops(p.m, g.n, g.k, gz * summed),
-      outputs: last ? [out] : [],
+      flops: matmulFlops(p.m, g.n, depth, gz * summed),
+      outputs: last ? [target] : [],
       op: "matmul",
     });
   }
+  if (splits === 1) return { out: target, pre };
+  const out = sum(target, 0);
+  target.dispose();
   return { out, pre };
+}
+
+/**
+ * How many chunks of K a product runs as (1: not split). Only transposed-A, plain-B products
+ * without an epilogue or summed batches split: chunk s of A [K, M] and B [K, N] is then rows
+ * s·K/S onward of both, whatever K is. S divides K, is at most what fills the adapter's
+ * workgroups, and leaves each chunk `minDepth` rows; a K with no such divisor does not split.
+ */
+function splitCount(g: Gemm, p: ReturnType<typeof plan>, workgroups: number): number {
+  if (!g.transA || g.transB || g.bias || g.activation || p.reduce.length > 0) return 1;
+  if (workgroups === 0) return 1;
+  if (p.grid.length === MATMUL_BATCH_SLOTS) return 1;
+  const s = MATMUL_SPLIT_K.get();
+  const target = s.perThread ? s.workgroups * cpuThreads() : s.workgroups;
+  const most = Math.min(Math.ceil(target / workgroups), Math.floor(g.k / s.minDepth));
+  for (let splits = most; splits > 1; splits--) if (g.k % splits === 0) return splits;
+  return 1;
 }
 
 // ---- the op -------------------------------------------------------------------------------

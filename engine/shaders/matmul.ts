@@ -80,6 +80,32 @@ export const MATMUL_TILES = tunable<MatmulTileOption[]>("matmul", {
 }, (options) => options.forEach((o) => checkTile(o.tile)));
 
 /**
+ * Split-K for transposed-A products (Xᵀ·dY: every weight gradient over a long batch): when the
+ * output's tiles give fewer workgroups than the adapter can keep busy, K is cut into chunks that
+ * run side by side and a reduction sums their partial outputs.
+ */
+export interface SplitK {
+  /** Workgroups to aim for; per adapter thread where `perThread` (CPU adapters). */
+  workgroups: number;
+  perThread: boolean;
+  /** Fewest K rows per chunk, so the partial outputs stay a small share of the traffic. */
+  minDepth: number;
+}
+
+export const MATMUL_SPLIT_K = tunable<SplitK>("matmul-split-k", {
+  // Lavapipe runs one workgroup per thread at a time: a 6400-deep 18×192 weight gradient was one
+  // workgroup on one of two cores. One per thread: 1.3–1.8× on the LOP-120 weight gradients
+  // (18×32, 18×192, 128×14 over 6400 and 1216 rows); 2, 4 or 8 per thread were no faster.
+  cpu: { workgroups: 1, perThread: true, minDepth: 128 },
+  // Not yet measured on a GPU: enough workgroups for a large one's compute units.
+  gpu: { workgroups: 256, perThread: false, minDepth: 256 },
+}, (s) => {
+  if (!(s.workgroups >= 1 && s.minDepth >= 1)) {
+    throw new Error(`matmul: invalid split-K setting ${JSON.stringify(s)}`);
+  }
+});
+
+/**
  * The option with the least padded work per unit of speed for M×N outputs; `depth` is K times the
  * number of output matrices and summed batches (it only decides which options are big enough).
  */

@@ -1,6 +1,11 @@
 import assert from "../assert.ts";
 import { matmul, type MatmulOptions } from "../../engine/ops/matmul.ts";
-import { MATMUL_TILES, type MatmulActivation } from "../../engine/shaders/matmul.ts";
+import {
+  MATMUL_SPLIT_K,
+  MATMUL_TILES,
+  type MatmulActivation,
+} from "../../engine/shaders/matmul.ts";
+import { runtime } from "../../engine/runtime.ts";
 import { Tensor } from "../../engine/tensor.ts";
 import { assertClose, checkOp, ref, underEachTable } from "../helpers.ts";
 import { matmulRef } from "../reference/matmul.ts";
@@ -107,6 +112,47 @@ test("matmul: batched, with and without broadcasting", async () => {
     ];
     for (const [a, b, options] of cases) await check(`${layout} batched`, a, b, options);
   });
+});
+
+test("matmul: split-K transposed-A products, forward and gradients", async () => {
+  const rt = runtime();
+  // Many workgroups wanted and short chunks, so these small products split.
+  const eager = { workgroups: 64, perThread: false, minDepth: 8 };
+  const launches = async (a: number[], b: number[]) => {
+    const x = Tensor.uniform(a, -1, 1), y = Tensor.uniform(b, -1, 1);
+    await Promise.all([x.data(), y.data()]); // their fills are not counted below
+    const before = rt.poolStats().dispatches;
+    matmul(x, y, { transA: true }).dispose();
+    x.dispose();
+    y.dispose();
+    return rt.poolStats().dispatches - before;
+  };
+  try {
+    await underEachLayout(async (layout) => {
+      const cases: [number[], number[], number][] = [
+        // [K, M] · [K, N]: K = 105 runs as 7 chunks of 15; 96 as 12 chunks of 8 (vec4 lanes);
+        // a batch beside the chunks; K = 101 (prime) has no divisor and runs whole.
+        [[105, 7], [105, 9], 7],
+        [[96, 8], [96, 12], 12],
+        [[3, 40, 5], [3, 40, 9], 5],
+        [[101, 7], [101, 9], 1],
+      ];
+      for (const [a, b, splits] of cases) {
+        // Split, the product is two launches (partials, then their sum) where it was one; each
+        // launch brings the same extra dispatches (poisoned outputs, NaN checks) in tests.
+        MATMUL_SPLIT_K.set({ ...eager, minDepth: Infinity });
+        const whole = await launches(a, b);
+        MATMUL_SPLIT_K.set(eager);
+        const split = await launches(a, b);
+        assert.equal(split, splits > 1 ? 2 * whole : whole, `${JSON.stringify(a)}: dispatches`);
+        await check(`${layout} split ${splits}`, a, b, { transA: true });
+      }
+      // A plain product's weight gradient (Xᵀ·dY over 210 rows) splits inside the backward.
+      await check(`${layout} split dW`, [210, 7], [7, 5]);
+    });
+  } finally {
+    MATMUL_SPLIT_K.set(null);
+  }
 });
 
 test("matmul: bias and every activation, forward and gradients", async () => {
