@@ -99,6 +99,12 @@ export interface RuntimeOptions {
    * (scatter-add) or gives a NaN loss (softmaxCrossEntropy): nothing is read out of bounds.
    */
   checkIndices?: boolean;
+  /**
+   * The WebGPU backend the host picked, when it knows it (Deno: DENO_WEBGPU_BACKEND). Mesa's GL
+   * path compiles large kernels minutes slower than its Vulkan one, so tuning tables may hold an
+   * entry for it (engine/tuning.ts).
+   */
+  backend?: string;
 }
 
 /** Rounds a byte size up to its pool class: ≤ 12.5 % waste, at least 256 bytes. */
@@ -115,6 +121,8 @@ export class Runtime {
   readonly debugKeys: boolean;
   checkNaN: boolean;
   checkIndices: boolean;
+  /** The host's backend name (RuntimeOptions.backend), null when it did not say. */
+  readonly backend: string | null;
   /** Submit after this many dispatches even if nobody reads a result. */
   maxPendingDispatches = 256;
   /** Upper bound on bytes kept in the pool for reuse; beyond it released buffers are destroyed. */
@@ -160,6 +168,7 @@ export class Runtime {
     this.debugKeys = options.debug === "keys";
     this.checkNaN = options.checkNaN ?? false;
     this.checkIndices = options.checkIndices ?? false;
+    this.backend = options.backend ?? null;
     this.slotAlign = Math.max(ctx.device.limits.minUniformBufferOffsetAlignment, 16);
     this.arena = this.device.createBuffer({
       size: ARENA_BYTES,

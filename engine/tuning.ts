@@ -17,12 +17,19 @@ export function cpuThreads(): number {
   return globalThis.navigator?.hardwareConcurrency ?? 8;
 }
 
+/**
+ * A family's values per adapter class. `cpu-gl`, where given, replaces `cpu` on Mesa's GL path
+ * (the host says so through RuntimeOptions.backend): its GLSL compiler takes minutes on kernels
+ * that its Vulkan path compiles in a second.
+ */
+export type TuningTable<T> = Record<AdapterClass, T> & { "cpu-gl"?: T };
+
 export class Tunable<T> {
   private forced: T | null = null;
 
   constructor(
     readonly family: string,
-    readonly table: Readonly<Record<AdapterClass, T>>,
+    readonly table: Readonly<TuningTable<T>>,
     private readonly validate: (value: T) => void,
   ) {
     for (const value of Object.values(table)) validate(value);
@@ -30,7 +37,11 @@ export class Tunable<T> {
 
   /** The forced value, or the entry for the adapter in use. */
   get(): T {
-    return this.forced ?? this.table[adapterClass(runtime().ctx.report)];
+    if (this.forced !== null) return this.forced;
+    const rt = runtime();
+    const kind = adapterClass(rt.ctx.report);
+    const gl = kind === "cpu" && rt.backend === "gl" ? this.table["cpu-gl"] : undefined;
+    return gl ?? this.table[kind];
   }
 
   /** Forces a value (tests run every table; benchmarks compare them); null restores the table. */
@@ -48,7 +59,7 @@ const registry = new Map<string, Tunable<unknown>>();
  */
 export function tunable<T>(
   family: string,
-  table: Record<AdapterClass, T>,
+  table: TuningTable<T>,
   validate: (value: T) => void = () => {},
 ): Tunable<T> {
   if (registry.has(family)) throw new Error(`tunable: family '${family}' is declared twice`);
@@ -58,6 +69,6 @@ export function tunable<T>(
 }
 
 /** Every declared table, by family (benchmarks record them with their results). */
-export function tuningTables(): Record<string, Readonly<Record<AdapterClass, unknown>>> {
+export function tuningTables(): Record<string, Readonly<TuningTable<unknown>>> {
   return Object.fromEntries([...registry].map(([family, t]) => [family, t.table]));
 }

@@ -20,7 +20,8 @@ export function readEnv(name: string): string | undefined {
  * `init()` options from DENOGRAD_DEBUG (`1`: per-kernel counters and GPU time, `keys`: per
  * kernel specialisation), DENOGRAD_CHECK_NAN (`1`: name the first op that produced a NaN or
  * Inf) and DENOGRAD_CHECK_INDICES (`1`: name the first op that got an out-of-range index or
- * class id). Unset, empty or `0` leaves a switch off.
+ * class id). Unset, empty or `0` leaves a switch off. DENO_WEBGPU_BACKEND is passed on as the
+ * backend the tuning tables see.
  */
 export function engineOptionsFromEnv(
   env: (name: string) => string | undefined = readEnv,
@@ -31,5 +32,7 @@ export function engineOptionsFromEnv(
     debug: debug === "keys" ? "keys" : on(debug),
     checkNaN: on(env("DENOGRAD_CHECK_NAN")),
     checkIndices: on(env("DENOGRAD_CHECK_INDICES")),
+    // Deno's own switch between wgpu's Vulkan and GL backends; some tunings differ on GL.
+    backend: env("DENO_WEBGPU_BACKEND") || undefined,
   };
 }

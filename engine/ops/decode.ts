@@ -13,7 +13,9 @@ import {
   type DecodeDims,
   decodeForwardKernel,
   type DecodeShape,
+  decodeSharedBytes,
   gradLayout,
+  rowsThatFit,
   savedLayout,
   weightLayout,
 } from "../shaders/decode.ts";
@@ -157,7 +159,7 @@ function dimsOf(args: DecodeArgs): DecodeDims {
     );
   }
   const tuning = DECODE_TUNING.get();
-  return {
+  const dims: DecodeDims = {
     hidden: H,
     content: C,
     flags: F,
@@ -168,6 +170,16 @@ function dimsOf(args: DecodeArgs): DecodeDims {
     rows: Math.min(tuning.rows, B),
     lanes: tuning.lanes,
   };
+  // Each row of a workgroup keeps its state in workgroup memory: fewer rows where it would not fit.
+  const limit = runtime().device.limits.maxComputeWorkgroupStorageSize;
+  const rows = rowsThatFit(dims, limit);
+  if (rows === 0) {
+    throw new Error(
+      `${op}: one batch row needs ${decodeSharedBytes({ ...dims, rows: 1 })} bytes of ` +
+        `workgroup memory (units ${H}, context ${M} + ${S} steps), over the adapter's ${limit}`,
+    );
+  }
+  return { ...dims, rows };
 }
 
 /** Tensors in the node's input order (gradients come back in the same order). */

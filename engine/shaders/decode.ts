@@ -41,13 +41,18 @@ export interface DecodeDims extends DecodeShape {
 }
 
 /**
- * `rows`: batch rows per workgroup at most (each weight load serves this many rows). 8 was no
- * faster on lavapipe for forward + backward (238 vs 240 ms at the LOP-120 shape) but the GL
- * backend's compiler took 22 s + 32 s instead of 9 s + 8 s for the unrolled kernels. GPUs take
- * the same until measured.
+ * `rows`: batch rows per workgroup at most (each weight load serves this many rows; fewer where
+ * their workgroup memory would not fit). `lanes`: invocations per workgroup. On lavapipe at the
+ * LOP-120 shape (kernel timestamps, interleaved in one process), 8 rows on 4 lanes ran the
+ * H-TAP decoder's forward 1.7–2.0× and backward 1.9–2.2× faster than 4 rows on 64 lanes (every
+ * barrier switches between a workgroup's SIMD rows, and fewer workgroups load the weights fewer
+ * times); 16 rows ran faster still but overflow 32 KiB of workgroup memory in the backward.
+ * Mesa's GL path compiles the 8-row kernels in ~5 min instead of ~1 (both LOP-120 kernels), and
+ * the op tests' for many minutes, so it keeps 4 rows on 64 lanes. GPUs: not yet measured.
  */
 export const DECODE_TUNING = tunable("decode", {
-  cpu: { rows: 4, lanes: 64 },
+  cpu: { rows: 8, lanes: 4 },
+  "cpu-gl": { rows: 4, lanes: 64 },
   gpu: { rows: 4, lanes: 64 },
 });
 
@@ -140,6 +145,72 @@ export function gradLayout(d: DecodeDims): { at: Layout; total: number } {
       ] as [string, number][]
       : []),
   ]);
+}
+
+/** A workgroup array: name, element type and length. */
+type SharedArray = [name: string, type: "f32" | "vec4f", length: number];
+
+/** The forward kernel's workgroup arrays, R rows each. */
+function forwardShared(d: DecodeDims): SharedArray[] {
+  const { rows: R, hidden: H, keyDim: K } = d;
+  return [
+    ["xs", "f32", R * (d.content + d.flags)],
+    ["hs", "f32", R * H],
+    ["hn", "f32", R * H],
+    ...(K > 0
+      ? [
+        ["qs", "vec4f", R * K / 4],
+        ["cs", "vec4f", R * K / 4],
+        ["gs", "f32", R * H],
+        ["sc", "f32", R * (d.memory + d.steps)],
+        ["stat", "f32", 2 * R],
+      ] as SharedArray[]
+      : []),
+  ];
+}
+
+/** The backward kernel's workgroup arrays, R rows each. */
+function backwardShared(d: DecodeDims): SharedArray[] {
+  const { rows: R, hidden: H, keyDim: K, content: C } = d;
+  return [
+    ["dh", "f32", R * H],
+    ["dhn", "f32", R * H],
+    ["dxs", "f32", R * (C + d.flags)],
+    ["dxc", "f32", R * C],
+    ["dos", "f32", R * C],
+    ["dgx", "vec4f", R * 3 * H / 4],
+    ["dgh", "vec4f", R * 3 * H / 4],
+    ...(K > 0
+      ? [
+        ["dgp", "vec4f", R * H / 4],
+        ["dup", "vec4f", R * H / 4],
+        ["dcs", "vec4f", R * K / 4],
+        ["dqs", "vec4f", R * K / 4],
+        ["ds", "f32", R * (d.memory + d.steps)],
+        ["stat", "f32", R],
+      ] as SharedArray[]
+      : []),
+  ];
+}
+
+function declareShared(arrays: SharedArray[]): string {
+  return arrays.map(([name, type, n]) => `var<workgroup> ${name}: array<${type}, ${n}>;`).join(
+    "\n",
+  );
+}
+
+/** The most batch rows, up to `d.rows`, whose workgroup memory fits `limit` bytes (0: not one). */
+export function rowsThatFit(d: DecodeDims, limit: number): number {
+  let rows = d.rows;
+  while (rows > 0 && decodeSharedBytes({ ...d, rows }) > limit) rows--;
+  return rows;
+}
+
+/** Workgroup memory (bytes) the larger of the two kernels declares for these dims. */
+export function decodeSharedBytes(d: DecodeDims): number {
+  const bytes = (arrays: SharedArray[]) =>
+    arrays.reduce((sum, [, type, n]) => sum + n * (type === "vec4f" ? 16 : 4), 0);
+  return Math.max(bytes(forwardShared(d)), bytes(backwardShared(d)));
 }
 
 export function decodeKey(d: DecodeDims): string {
@@ -274,18 +345,7 @@ ${
     ])
   }
 const F = ${d.flags}u;
-var<workgroup> xs: array<f32, ${d.rows * (d.content + d.flags)}>;
-var<workgroup> hs: array<f32, ${d.rows * d.hidden}>;
-var<workgroup> hn: array<f32, ${d.rows * d.hidden}>;
-${
-    mem
-      ? `var<workgroup> qs: array<vec4f, ${d.rows * d.keyDim / 4}>;
-var<workgroup> cs: array<vec4f, ${d.rows * d.keyDim / 4}>;
-var<workgroup> gs: array<f32, ${d.rows * d.hidden}>;
-var<workgroup> sc: array<f32, ${d.rows * (d.memory + d.steps)}>;
-var<workgroup> stat: array<f32, ${2 * d.rows}>;`
-      : ""
-  }
+${declareShared(forwardShared(d))}
 
 ${entry(d)}
   for (var i = l; i < R * H; i += WGN) {
@@ -448,13 +508,13 @@ ${saveAfterH(p, "queryIn", ["I", "xs[r * I + j - H]"])}
       sc[r * T + j] = e;
     }
     workgroupBarrier();
-    if (l < R) {
+    for (var r = l; r < R; r += WGN) {
       var mx = -3.0e38;
-      for (var j = j0; j < L; j++) { mx = max(mx, sc[l * T + j]); }
+      for (var j = j0; j < L; j++) { mx = max(mx, sc[r * T + j]); }
       var total = 0.0;
-      for (var j = j0; j < L; j++) { total += exp(sc[l * T + j] - mx); }
-      stat[2u * l] = mx;
-      stat[2u * l + 1u] = total;
+      for (var j = j0; j < L; j++) { total += exp(sc[r * T + j] - mx); }
+      stat[2u * r] = mx;
+      stat[2u * r + 1u] = total;
     }
     workgroupBarrier();
     for (var i = l; i < R * T; i += WGN) {
@@ -538,23 +598,7 @@ ${
       "var<storage, read_write> dstate: array<f32>", // dh0 [B, H], then dcontent0 [B, C]
     ])
   }
-var<workgroup> dh: array<f32, ${d.rows * d.hidden}>;
-var<workgroup> dhn: array<f32, ${d.rows * d.hidden}>;
-var<workgroup> dxs: array<f32, ${d.rows * (d.content + d.flags)}>;
-var<workgroup> dxc: array<f32, ${d.rows * d.content}>;
-var<workgroup> dos: array<f32, ${d.rows * d.content}>;
-var<workgroup> dgx: array<vec4f, ${d.rows * 3 * d.hidden / 4}>;
-var<workgroup> dgh: array<vec4f, ${d.rows * 3 * d.hidden / 4}>;
-${
-    mem
-      ? `var<workgroup> dgp: array<vec4f, ${d.rows * d.hidden / 4}>;
-var<workgroup> dup: array<vec4f, ${d.rows * d.hidden / 4}>;
-var<workgroup> dcs: array<vec4f, ${d.rows * d.keyDim / 4}>;
-var<workgroup> dqs: array<vec4f, ${d.rows * d.keyDim / 4}>;
-var<workgroup> ds: array<f32, ${d.rows * (d.memory + d.steps)}>;
-var<workgroup> stat: array<f32, ${d.rows}>;`
-      : ""
-  }
+${declareShared(backwardShared(d))}
 
 ${entry(d)}
   for (var i = l; i < R * H; i += WGN) { dh[i] = 0.0; }
@@ -729,11 +773,11 @@ ${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = dot(a${r}, vec4f(1.
       ds[r * T + j] = e;
     }
     workgroupBarrier();
-    if (l < R) {
-      let b = min(b0 + l, B - 1u);
+    for (var r = l; r < R; r += WGN) {
+      let b = min(b0 + r, B - 1u);
       var total = 0.0;
-      for (var j = j0; j < L; j++) { total += ${p("probs", "b * S + s", "j")} * ds[l * T + j]; }
-      stat[l] = total;
+      for (var j = j0; j < L; j++) { total += ${p("probs", "b * S + s", "j")} * ds[r * T + j]; }
+      stat[r] = total;
     }
     workgroupBarrier();
     // Scaled score gradients and dc are saved: the context keys' and values' gradients are

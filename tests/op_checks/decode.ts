@@ -1,4 +1,8 @@
+import assert from "../assert.ts";
 import { gruDecode } from "../../engine/ops/decode.ts";
+import { decodeSharedBytes, rowsThatFit } from "../../engine/shaders/decode.ts";
+import { runtime } from "../../engine/runtime.ts";
+import { Tensor } from "../../engine/tensor.ts";
 import { decodeRef } from "../reference/decode.ts";
 import { checkOp, type InputSpec } from "../helpers.ts";
 import { type OpCheckTest, opCheckTests } from "./suite.ts";
@@ -118,6 +122,40 @@ test("gruDecode: causal memory, against float64 and finite differences", async (
 test("gruDecode: sliding-window memory, against float64 and finite differences", async () => {
   // Window 3 over M 5 context keys: the first query already drops keys 0 … 2.
   await check({ B: 3, H: 4, C: 3, F: 2, S: 4, K: 4, M: 5, window: 3 });
+});
+
+test("gruDecode: a long memory runs fewer rows per workgroup, or is refused when one does not fit", () => {
+  const limit = runtime().device.limits.maxComputeWorkgroupStorageSize;
+  // Each row keeps its scores over every key in workgroup memory: 2,400 context keys take ~9.9 KB
+  // a row, so 3 of 6 rows fit in 32 KiB; 32,768 / 4 keys leave no row that fits.
+  const dims = { hidden: 4, content: 3, flags: 2, steps: 3, keyDim: 4, window: 0, lanes: 4 };
+  const long = { ...dims, memory: 2400, rows: 6 };
+  const fits = [1, 2, 3, 4, 5, 6].filter((rows) => decodeSharedBytes({ ...long, rows }) <= limit);
+  assert.equal(rowsThatFit(long, limit), fits.at(-1));
+  assert.ok(fits.length > 0 && fits.length < 6, `${fits.length} of 6 rows fit`);
+  assert.equal(rowsThatFit({ ...long, rows: 2 }, limit), Math.min(2, fits.length));
+  assert.equal(rowsThatFit({ ...dims, memory: limit / 4, rows: 8 }, limit), 0);
+  // The op refuses such a memory before anything is dispatched.
+  const huge = { B: 1, H: 4, C: 3, F: 2, S: 1, K: 4, M: limit / 4, window: 0 };
+  const tensors = inputs(huge).map((s) => Tensor.zeros(s.shape));
+  const [h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m] = tensors;
+  assert.throws(
+    () =>
+      gruDecode({
+        h0,
+        content0,
+        flags,
+        kernel,
+        recurrentKernel,
+        bias,
+        outWeight,
+        outBias,
+        memory: memoryOf(m, 0),
+      }),
+    /one batch row needs \d+ bytes of workgroup memory .* over the adapter's/,
+  );
+  for (const t of tensors) t.dispose();
+  return Promise.resolve();
 });
 
 export const DECODE_CHECKS: OpCheckTest[] = tests;
