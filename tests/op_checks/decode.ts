@@ -78,22 +78,27 @@ function memoryOf<T>(m: T[], window: number) {
   };
 }
 
+/** gruDecode's predictions from tensors in `inputs(c)` order. */
+function decode(c: Case, tensors: Tensor[]): Tensor {
+  const [h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m] = tensors;
+  return gruDecode({
+    h0,
+    content0,
+    flags,
+    kernel,
+    recurrentKernel,
+    bias,
+    outWeight,
+    outBias,
+    memory: c.K ? memoryOf(m, c.window) : undefined,
+  }).predictions;
+}
+
 function check(c: Case): Promise<void> {
   return checkOp({
     name: `gruDecode B${c.B} H${c.H} C${c.C} F${c.F} S${c.S} K${c.K} M${c.M} window ${c.window}`,
     inputs: inputs(c),
-    gpu: (h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m) =>
-      gruDecode({
-        h0,
-        content0,
-        flags,
-        kernel,
-        recurrentKernel,
-        bias,
-        outWeight,
-        outBias,
-        memory: c.K ? memoryOf(m, c.window) : undefined,
-      }).predictions,
+    gpu: (...tensors) => decode(c, tensors),
     ref: (h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m) =>
       decodeRef(
         h0,
@@ -138,20 +143,8 @@ test("gruDecode: a long memory runs fewer rows per workgroup, or is refused when
   // The op refuses such a memory before anything is dispatched.
   const huge = { B: 1, H: 4, C: 3, F: 2, S: 1, K: 4, M: limit / 4, window: 0 };
   const tensors = inputs(huge).map((s) => Tensor.zeros(s.shape));
-  const [h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m] = tensors;
   assert.throws(
-    () =>
-      gruDecode({
-        h0,
-        content0,
-        flags,
-        kernel,
-        recurrentKernel,
-        bias,
-        outWeight,
-        outBias,
-        memory: memoryOf(m, 0),
-      }),
+    () => decode(huge, tensors),
     /one batch row needs \d+ bytes of workgroup memory .* over the adapter's/,
   );
   for (const t of tensors) t.dispose();
