@@ -28,11 +28,12 @@ export function engineOptionsFromEnv(
 ): RuntimeOptions {
   const on = (value: string | undefined) => value !== undefined && value !== "" && value !== "0";
   const debug = env("DENOGRAD_DEBUG");
+  // Deno's own switch between wgpu's Vulkan and GL backends; some tunings differ on GL.
+  const backend = env("DENO_WEBGPU_BACKEND");
   return {
     debug: debug === "keys" ? "keys" : on(debug),
     checkNaN: on(env("DENOGRAD_CHECK_NAN")),
     checkIndices: on(env("DENOGRAD_CHECK_INDICES")),
-    // Deno's own switch between wgpu's Vulkan and GL backends; some tunings differ on GL.
-    backend: env("DENO_WEBGPU_BACKEND") || undefined,
+    ...(backend ? { backend } : {}),
   };
 }

@@ -143,7 +143,7 @@ Deno.test("runtime: DENOGRAD_DEBUG=1 reports per-kernel counts (and GPU time wit
   if (rt.ctx.features.timestampQuery) assert.match(line!, /\d+\.\d+\s+\d+\.\d+$/);
 });
 
-Deno.test("runtime: debug switches are init() options; the Deno side maps DENOGRAD_* to them", () => {
+Deno.test("runtime: debug switches are init() options; the Deno side maps DENOGRAD_* and DENO_WEBGPU_BACKEND to them", () => {
   const from = (vars: Record<string, string>) => engineOptionsFromEnv((name) => vars[name]);
   const off = { debug: false, checkNaN: false, checkIndices: false };
   assert.deepEqual(from({}), off);
@@ -156,10 +156,13 @@ Deno.test("runtime: debug switches are init() options; the Deno side maps DENOGR
     { debug: true, checkNaN: true, checkIndices: true },
   );
   assert.deepEqual(from({ DENOGRAD_DEBUG: "keys" }), { ...off, debug: "keys" });
-  const checking = new Runtime(rt.ctx, { checkNaN: true, checkIndices: true });
+  // Deno's backend switch reaches the tuning tables (a cpu-gl entry replaces cpu on GL).
+  assert.deepEqual(from({ DENO_WEBGPU_BACKEND: "gl" }), { ...off, backend: "gl" });
+  const checking = new Runtime(rt.ctx, { checkNaN: true, checkIndices: true, backend: "gl" });
   assert.ok(checking.checkNaN && checking.checkIndices && !checking.debug && !checking.debugKeys);
+  assert.equal(checking.backend, "gl");
   const plain = new Runtime(rt.ctx);
-  assert.ok(!plain.checkNaN && !plain.checkIndices && !plain.debug);
+  assert.ok(!plain.checkNaN && !plain.checkIndices && !plain.debug && plain.backend === null);
 });
 
 Deno.test("tensor: method shortcuts call the op families", async () => {
