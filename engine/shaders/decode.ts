@@ -199,11 +199,12 @@ function declareShared(arrays: SharedArray[]): string {
   );
 }
 
-/** The most batch rows, up to `d.rows`, whose workgroup memory fits `limit` bytes (0: not one). */
+/**
+ * The most batch rows, up to `d.rows`, whose workgroup memory fits `limit` bytes (0: not one).
+ * Every workgroup array holds a fixed number of floats per row, so the bytes grow by one row's.
+ */
 export function rowsThatFit(d: DecodeDims, limit: number): number {
-  let rows = d.rows;
-  while (rows > 0 && decodeSharedBytes({ ...d, rows }) > limit) rows--;
-  return rows;
+  return Math.min(d.rows, Math.floor(limit / decodeSharedBytes({ ...d, rows: 1 })));
 }
 
 /** Workgroup memory (bytes) the larger of the two kernels declares for these dims. */
