@@ -7,7 +7,7 @@ import {
   conv3d,
 } from "../engine/ops/conv.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
-import { setup } from "./helpers.ts";
+import { settleGarbage, setup } from "./helpers.ts";
 import { CONV_CHECKS } from "./op_checks/conv.ts";
 
 const rt = await setup();
@@ -94,6 +94,7 @@ Deno.test("conv: one dispatch per pass, and the pool stays flat over training st
   step();
   clearGrads();
   await rt.sync();
+  await settleGarbage(); // earlier tests' garbage goes now, not in the middle of the count
   const live = rt.poolStats().liveBytes;
   for (let i = 0; i < 5; i++) {
     step();

@@ -31,6 +31,22 @@ export async function setup(): Promise<Runtime> {
   return rt;
 }
 
+/**
+ * Collects garbage and lets the finalizers return dropped tensors' buffers to the pool, so that a
+ * memory count sees what is still held and not when V8 happened to collect an earlier test's
+ * garbage. Needs V8's gc, which `deno task test` exposes.
+ */
+export async function settleGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    throw new Error(
+      "memory counts need V8's gc: run `deno task test` or pass --v8-flags=--expose-gc",
+    );
+  }
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 0)); // finalizers run as a task after it
+}
+
 export function randomData(n: number, rng: Rng, low = -1, high = 1): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.fround(rng.uniform(low, high));

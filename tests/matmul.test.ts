@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { matmul } from "../engine/ops/matmul.ts";
 import { type MatmulActivation } from "../engine/shaders/matmul.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
-import { assertClose, randomData, ref, setup, testRng } from "./helpers.ts";
+import { assertClose, randomData, ref, settleGarbage, setup, testRng } from "./helpers.ts";
 import { matmulRef } from "./reference/matmul.ts";
 import { MATMUL_CHECKS, shapes, TRANSPOSES, underEachLayout } from "./op_checks/matmul.ts";
 
@@ -119,6 +119,9 @@ Deno.test("matmul: a training step's memory stays flat (saved tensors are releas
   const w = Tensor.uniform([15, 7], -1, 1).requireGrad().keep();
   const bias = Tensor.zeros([7]).requireGrad().keep();
   const x = Tensor.uniform([4, 3, 15], -1, 1).keep();
+  // Earlier tests' garbage is released now, not by a collection in the middle of the count; the
+  // steps' own tensors are released by tidy, never by the collector.
+  await settleGarbage();
   const live: number[] = [];
   for (let step = 0; step < 4; step++) {
     tidy(() => {

@@ -14,7 +14,7 @@ import {
 } from "../engine/ops/shape.ts";
 import { runtime } from "../engine/runtime.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
-import { assertClose, randomData, ref, setup, testRng } from "./helpers.ts";
+import { assertClose, randomData, ref, settleGarbage, setup, testRng } from "./helpers.ts";
 import { gatherRef, scatterAddRef } from "./reference/shape.ts";
 import { SHAPE_CHECKS } from "./op_checks/shape.ts";
 
@@ -193,14 +193,14 @@ Deno.test("shape gather/scatterAdd: intermediates are released (pool flat)", asy
     });
   step();
   await runtime().sync();
+  await settleGarbage(); // earlier tests' garbage goes now, not in the middle of the count
   const live = runtime().poolStats().liveBytes;
   for (let i = 0; i < 5; i++) step();
   await runtime().sync();
-  // No view or saved tensor still holds the inputs, and nothing new stays allocated (the
-  // garbage collector may release other tests' tensors meanwhile, hence ≤).
+  // No view or saved tensor still holds the inputs, and nothing new stays allocated.
   assert.equal(table.storage.refs, 1);
   assert.equal(idx.storage.refs, 1);
-  assert.ok(runtime().poolStats().liveBytes <= live);
+  assert.equal(runtime().poolStats().liveBytes, live);
 });
 
 // ---- cast -----------------------------------------------------------------------------------
