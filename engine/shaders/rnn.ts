@@ -23,13 +23,15 @@ export const GATES: Record<RnnCell, number> = { gru: 3, lstm: 4 };
 export const SAVED: Record<RnnCell, number> = { gru: 4, lstm: 5 };
 
 /**
- * Thread layout: a lane owns `width` neighbouring hidden units (4, or 1 when H % 4 ≠ 0) and
- * loops over batch rows `rows` at a time; `lanes` lanes per workgroup along the unit axis.
+ * Thread layout: a lane owns `groups` groups of `width` neighbouring hidden units (4, or 1 when
+ * H % 4 ≠ 0), the groups `lanes` lanes apart, and loops over batch rows `rows` at a time;
+ * `lanes` lanes per workgroup along the unit axis.
  */
 export interface RnnTile {
   width: 1 | 4;
   lanes: number;
   rows: number;
+  groups: number;
 }
 
 /**
@@ -54,11 +56,20 @@ export interface RnnTuning {
   rows: number;
   /** Lanes per workgroup of a per-step grid: one SIMD row on a CPU adapter. */
   tileLanes: number;
+  /**
+   * Most unit groups one lane of a persistent workgroup owns: more groups, fewer lanes (never
+   * fewer than `tileLanes`), so fewer SIMD rows load every row's state at each step.
+   */
+  unitGroups: number;
 }
 
-// Chosen on lavapipe; GPUs take the same until a benchmark measures better.
-const TUNED: RnnTuning = { persistentMaxMacs: 1 << 20, rows: 8, tileLanes: 8 };
-export const RNN_TUNING = tunable<RnnTuning>("rnn", { cpu: TUNED, gpu: TUNED });
+// Chosen on lavapipe; GPUs take the same until a benchmark measures better, except that a GPU
+// keeps one unit group per lane (its lanes are cheap, its registers are not).
+const TUNED: RnnTuning = { persistentMaxMacs: 1 << 20, rows: 8, tileLanes: 8, unitGroups: 2 };
+export const RNN_TUNING = tunable<RnnTuning>("rnn", {
+  cpu: TUNED,
+  gpu: { ...TUNED, unitGroups: 1 },
+});
 
 export function rnnPlan(
   batch: number,
@@ -66,7 +77,7 @@ export function rnnPlan(
   gates: number,
   mode?: "persistent" | "tiled",
 ): RnnPlan {
-  const { persistentMaxMacs, rows: tunedRows, tileLanes } = RNN_TUNING.get();
+  const { persistentMaxMacs, rows: tunedRows, tileLanes, unitGroups } = RNN_TUNING.get();
   const width = hidden % 4 === 0 ? 4 : 1;
   const rows = Math.min(tunedRows, batch);
   const laneCount = Math.ceil(hidden / width);
@@ -74,18 +85,19 @@ export function rnnPlan(
     (mode === "persistent" ||
       (mode !== "tiled" && batch * hidden * gates * hidden <= persistentMaxMacs));
   if (persistent) {
-    const lanes = Math.max(tileLanes, 2 ** Math.ceil(Math.log2(laneCount)));
+    const groups = Math.max(1, Math.min(unitGroups, Math.ceil(laneCount / tileLanes)));
+    const lanes = Math.max(tileLanes, 2 ** Math.ceil(Math.log2(Math.ceil(laneCount / groups))));
     // Batch rows are independent, so each block of `rows` rows gets its own workgroup looping
     // over time: the sequence still costs one dispatch, but runs on every core / SM.
     return {
-      tile: { width, lanes, rows },
+      tile: { width, lanes, rows, groups },
       persistent,
       chunk: rows,
       groups: [1, Math.ceil(batch / rows)],
     };
   }
   return {
-    tile: { width, lanes: tileLanes, rows },
+    tile: { width, lanes: tileLanes, rows, groups: 1 },
     persistent,
     chunk: rows,
     groups: [Math.ceil(laneCount / tileLanes), Math.ceil(batch / rows)],
@@ -140,10 +152,17 @@ class Emitter {
   readonly VT: string;
   readonly W: number;
   readonly R: number;
+  readonly Q: number;
   constructor(readonly tile: RnnTile) {
     this.W = tile.width;
     this.VT = tile.width === 4 ? "vec4f" : "f32";
     this.R = tile.rows;
+    this.Q = tile.groups;
+  }
+
+  /** The kernel key: everything in the tile. */
+  get key(): string {
+    return `w${this.W}l${this.tile.lanes}r${this.R}q${this.Q}`;
   }
 
   /** Index into an array of VT from an index in floats (a multiple of the width). */
@@ -166,10 +185,14 @@ fn tanh_s(x: ${VT}) -> ${VT} { return tanh(clamp(x, ${VT}(-15.0), ${VT}(15.0)));
     return /* wgsl */ `
   let H = u.H;
   let GH = ${gates}u * H;
-  // Out-of-range lanes compute on clamped indices and skip their writes.
-  let j = (wid.x * ${this.tile.lanes}u + lid.x) * ${W}u;
-  let liveUnit = j < H;
-  let jv = min(j, H - ${W}u);
+  // Unit group q: units j_q … j_q + W − 1. Out-of-range groups compute on clamped indices and
+  // skip their writes.
+${
+      range(this.Q).map((q) => `
+  let j${q} = ((wid.x * ${this.Q}u + ${q}u) * ${this.tile.lanes}u + lid.x) * ${W}u;
+  let liveUnit${q} = j${q} < H;
+  let jv${q} = min(j${q}, H - ${W}u);`).join("")
+    }
   let rowStart = wid.y * u.chunk;
   let rowEnd = min(u.B, rowStart + u.chunk);
   let back = u.backwards != 0u;`;
@@ -178,6 +201,11 @@ fn tanh_s(x: ${VT}) -> ${VT} { return tanh(clamp(x, ${VT}(-15.0), ${VT}(15.0)));
   /** Row indices of the block starting at b0 (clamped; `b0 + r < B` tells the live rows). */
   rows(): string {
     return range(this.R).map((r) => `let b${r} = min(b0 + ${r}u, u.B - 1u);`).join("\n");
+  }
+
+  /** Names unit group q's indices as the epilogues use them: j, jv, liveUnit. */
+  unitGroup(q: number): string {
+    return `let j = j${q};\n  let jv = jv${q};\n  let liveUnit = liveUnit${q};`;
   }
 
   /** `var name_r: VT; name_r = VT(0)` for every row (assigned: see the note on naga). */
@@ -211,44 +239,51 @@ export function rnnForwardKernel(
   const S = SAVED[cell];
   const lstm = cell === "lstm";
   const e = new Emitter(tile);
-  const { VT, W, R } = e;
+  const { VT, W, R, Q } = e;
   const at = (i: string) => e.at(i);
-  const acc = range(R).flatMap((r) => range(G).map((g) => `a${r}_${g}`));
+  const blocks = range(R).flatMap((r) => range(Q).map((q) => [r, q]));
+  const acc = blocks.flatMap(([r, q]) => range(G).map((g) => `a${r}_${q}_${g}`));
 
   const recurrence = (src: string, base: (r: number) => string): string => {
     const lines: string[] = [];
     if (W === 4) {
       lines.push("for (var k = 0u; k < H; k += 4u) {");
       for (const r of range(R)) lines.push(`let hk${r} = ${src}[(${base(r)} + k) / 4u];`);
-      // Every weight fragment of the four depths first, then row by row: each accumulator is
-      // read and written once per four k (the R·G block does not fit in registers).
-      for (const kk of range(4)) {
-        for (const g of range(G)) {
-          lines.push(`let w${g}_${kk} = rk[((k + ${kk}u) * GH + ${g}u * H + jv) / 4u];`);
+      // Per unit group, every weight fragment of the four depths first, then row by row: each
+      // accumulator is read and written once per four k (the block does not fit in registers).
+      for (const q of range(Q)) {
+        for (const kk of range(4)) {
+          for (const g of range(G)) {
+            lines.push(`let w${q}_${g}_${kk} = rk[((k + ${kk}u) * GH + ${g}u * H + jv${q}) / 4u];`);
+          }
         }
-      }
-      for (const r of range(R)) {
-        for (const g of range(G)) {
-          for (const kk of range(4)) {
-            lines.push(`a${r}_${g} += hk${r}.${"xyzw"[kk]} * w${g}_${kk};`);
+        for (const r of range(R)) {
+          for (const g of range(G)) {
+            for (const kk of range(4)) {
+              lines.push(`a${r}_${q}_${g} += hk${r}.${"xyzw"[kk]} * w${q}_${g}_${kk};`);
+            }
           }
         }
       }
     } else {
       lines.push("for (var k = 0u; k < H; k++) {");
       for (const r of range(R)) lines.push(`let hk${r} = ${src}[${base(r)} + k];`);
-      for (const g of range(G)) lines.push(`let w${g} = rk[k * GH + ${g}u * H + jv];`);
-      for (const r of range(R)) {
-        for (const g of range(G)) lines.push(`a${r}_${g} += hk${r} * w${g};`);
+      for (const q of range(Q)) {
+        for (const g of range(G)) lines.push(`let w${q}_${g} = rk[k * GH + ${g}u * H + jv${q}];`);
+        for (const r of range(R)) {
+          for (const g of range(G)) lines.push(`a${r}_${q}_${g} += hk${r} * w${q}_${g};`);
+        }
       }
     }
     lines.push("}");
     return lines.join("\n");
   };
 
-  const epilogue = (r: number): string => {
+  const epilogue = (r: number, q: number): string => {
+    const a = (g: number) => `a${r}_${q}_${g}`;
     const head = /* wgsl */ `
 {
+  ${e.unitGroup(q)}
   let b = b${r};
   let live = liveUnit && b0 + ${r}u < u.B;
   let bt = b * u.T + t;
@@ -266,10 +301,10 @@ export function rnnForwardKernel(
   if (!first) { cp = cprev[${at("bt * H + jv")}]; } else if (u.hasC0 != 0u) { cp = c0[${
         at("b * H + jv")
       }]; }
-  let ig = sigm(xp[${at("xo")}] + a${r}_0);
-  let fg = sigm(xp[${at("xo + H")}] + a${r}_1);
-  let gg = tanh_s(xp[${at("xo + 2u * H")}] + a${r}_2);
-  let og = sigm(xp[${at("xo + 3u * H")}] + a${r}_3);
+  let ig = sigm(xp[${at("xo")}] + ${a(0)});
+  let fg = sigm(xp[${at("xo + H")}] + ${a(1)});
+  let gg = tanh_s(xp[${at("xo + 2u * H")}] + ${a(2)});
+  let og = sigm(xp[${at("xo + 3u * H")}] + ${a(3)});
   let c = fg * cp + ig * gg;
   let tc = tanh_s(c);
   let h = og * tc;
@@ -295,9 +330,9 @@ export function rnnForwardKernel(
 }`;
     }
     return head + /* wgsl */ `
-  let hz = a${r}_0 + bias[${at("GH + jv")}];
-  let hr = a${r}_1 + bias[${at("GH + H + jv")}];
-  let hh = a${r}_2 + bias[${at("GH + 2u * H + jv")}];
+  let hz = ${a(0)} + bias[${at("GH + jv")}];
+  let hr = ${a(1)} + bias[${at("GH + H + jv")}];
+  let hh = ${a(2)} + bias[${at("GH + 2u * H + jv")}];
   let z = sigm(xp[${at("xo")}] + hz);
   let rg = sigm(xp[${at("xo + H")}] + hr);
   let n = tanh_s(xp[${at("xo + 2u * H")}] + rg * hh);
@@ -331,7 +366,7 @@ export function rnnForwardKernel(
     : ["xp", "rk", "bias", "h0", "hprev", "acts", "out"];
   return {
     name: `${cell}_forward`,
-    key: `w${W}l${tile.lanes}r${R}`,
+    key: e.key,
     bindings: [...bindings],
     uniforms: RNN_FORWARD_UNIFORMS,
     code: () => /* wgsl */ `
@@ -363,7 +398,7 @@ ${recurrence("hprev", (r) => `(b${r} * u.T + t) * H`)}
       } else if (u.hasH0 != 0u) {
 ${recurrence("h0", (r) => `b${r} * H`)}
       }
-${range(R).map(epilogue).join("\n")}
+${blocks.map(([r, q]) => epilogue(r, q)).join("\n")}
     }
     storageBarrier();
   }
@@ -387,9 +422,10 @@ export function rnnBackwardKernel(
   const S = SAVED[cell];
   const lstm = cell === "lstm";
   const e = new Emitter(tile);
-  const { VT, W, R } = e;
+  const { VT, W, R, Q } = e;
   const at = (i: string) => e.at(i);
   const recurrentGrad = lstm ? "dg" : "dhp";
+  const blocks = range(R).flatMap((r) => range(Q).map((q) => [r, q]));
 
   const recurrence = (): string => {
     const lines: string[] = [];
@@ -399,22 +435,27 @@ export function rnnBackwardKernel(
       for (const r of range(R)) {
         lines.push(`let g${r} = ${recurrentGrad}[(${rowBase(r)} + k) / 4u];`);
       }
-      for (const q of range(4)) lines.push(`let w${q} = rk[((jv + ${q}u) * GH + k) / 4u];`);
-      for (const r of range(R)) {
-        lines.push(
-          `d${r} += vec4f(dot(g${r}, w0), dot(g${r}, w1), dot(g${r}, w2), dot(g${r}, w3));`,
-        );
+      for (const q of range(Q)) {
+        const w = range(4).map((c) => `w${q}_${c}`);
+        range(4).forEach((c) => lines.push(`let ${w[c]} = rk[((jv${q} + ${c}u) * GH + k) / 4u];`));
+        for (const r of range(R)) {
+          const dots = w.map((wc) => `dot(g${r}, ${wc})`).join(", ");
+          lines.push(`d${r}_${q} += vec4f(${dots});`);
+        }
       }
     } else {
       lines.push("for (var k = 0u; k < GH; k++) {");
-      lines.push("let w = rk[jv * GH + k];");
-      for (const r of range(R)) lines.push(`d${r} += ${recurrentGrad}[${rowBase(r)} + k] * w;`);
+      for (const r of range(R)) lines.push(`let g${r} = ${recurrentGrad}[${rowBase(r)} + k];`);
+      for (const q of range(Q)) {
+        lines.push(`let w${q} = rk[jv${q} * GH + k];`);
+        for (const r of range(R)) lines.push(`d${r}_${q} += g${r} * w${q};`);
+      }
     }
     lines.push("}");
     return lines.join("\n");
   };
 
-  const epilogue = (r: number): string => {
+  const epilogue = (r: number, q: number): string => {
     const carryIn = lstm
       ? `if (first) { d += dout[${at("u.tail + b * H + jv")}]; }`
       : `if (first) { d += dout[${at("u.tail + b * H + jv")}]; } else { d += carryH[${
@@ -458,11 +499,12 @@ export function rnnBackwardKernel(
     }`;
     return /* wgsl */ `
 {
+  ${e.unitGroup(q)}
   let b = b${r};
   let live = liveUnit && b0 + ${r}u < u.B;
   let bt = b * u.T + t;
   var d: ${VT};
-  d = d${r};
+  d = d${r}_${q};
   ${carryIn}
   if (!gates) {
     if (live) { carryH[${at("b * H + j")}] = d; }
@@ -481,7 +523,7 @@ export function rnnBackwardKernel(
     : ["dout", "rk", "acts", "hprev", "dxp", "dhp", "carryH"];
   return {
     name: `${cell}_backward`,
-    key: `w${W}l${tile.lanes}r${R}`,
+    key: e.key,
     bindings: [...bindings],
     uniforms: RNN_BACKWARD_UNIFORMS,
     code: () => /* wgsl */ `
@@ -509,11 +551,11 @@ ${e.threadSetup(G)}
     let outPos = select(t, s, back && u.stepOrder != 0u);
     for (var b0 = rowStart; b0 < rowEnd; b0 += ${R}u) {
 ${e.rows()}
-${e.zeroed(range(R).map((r) => `d${r}`))}
+${e.zeroed(blocks.map(([r, q]) => `d${r}_${q}`))}
       if (!first) {
 ${recurrence()}
       }
-${range(R).map(epilogue).join("\n")}
+${blocks.map(([r, q]) => epilogue(r, q)).join("\n")}
     }
     storageBarrier();
   }

@@ -1,4 +1,6 @@
+import assert from "../assert.ts";
 import { Tensor } from "../../engine/tensor.ts";
+import { RNN_TUNING, rnnPlan } from "../../engine/shaders/rnn.ts";
 import {
   gruSequence,
   lstmSequence,
@@ -206,6 +208,28 @@ test("lstm gradients through time (x, kernels, bias, h0, c0; T up to 20)", async
     goBackwards: true,
     outputOrder: "time",
   });
+});
+
+test("gru/lstm gradients with several unit groups per lane (persistent)", async () => {
+  // H = 36: 9 vec4 lane slots, two groups of 8 lanes; H = 17: 17 scalar slots, three groups of
+  // 8. Part of the last group is clamped: it computes and skips its writes.
+  const cases = [{ H: 36, unitGroups: 2, groups: 2 }, { H: 17, unitGroups: 3, groups: 3 }];
+  setRnnMode("persistent");
+  launchMode = "persistent";
+  try {
+    for (const { H, unitGroups, groups } of cases) {
+      RNN_TUNING.set({ ...RNN_TUNING.get(), unitGroups });
+      for (const cell of ["gru", "lstm"] as const) {
+        const dims = { B: 3, T: 4, I: 2, H };
+        assert.equal(rnnPlan(dims.B, H, GATES[cell], "persistent").tile.groups, groups);
+        await checkSequence({ cell, dims, h0: true });
+      }
+    }
+  } finally {
+    RNN_TUNING.set(null);
+    setRnnMode(null);
+    launchMode = "auto";
+  }
 });
 
 export const RNN_CHECKS: OpCheckTest[] = tests;
