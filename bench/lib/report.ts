@@ -11,6 +11,8 @@ export const BENCH_ENV = {
   regionMs: "DENOGRAD_BENCH_REGION_MS",
   /** Timed regions per case. */
   iterations: "DENOGRAD_BENCH_ITERATIONS",
+  /** Set to "after" for the second measurement of the ceilings, once every kernel has run. */
+  ceilingPass: "DENOGRAD_BENCH_CEILING_PASS",
 } as const;
 
 export type CeilingKind = "bandwidth" | "compute";
