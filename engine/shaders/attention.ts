@@ -17,7 +17,7 @@
 import type { KernelSpec } from "../runtime.ts";
 import { tunable } from "../tuning.ts";
 import { uniformBlock } from "../uniforms.ts";
-import { LINEAR_INDEX } from "./common.ts";
+import { LINEAR_INDEX, range } from "./common.ts";
 
 /** How scores are masked: index rules (causal, sliding window) or an additive tensor. */
 export type MaskKind = "none" | "causal" | "window" | "tensor";
@@ -162,7 +162,6 @@ function bindings(dims: Dims, names: Names): string {
   ).join("\n") + `\n@group(0) @binding(${names.length}) var<uniform> u: U;`;
 }
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const chunksOf = (n: number) => Math.ceil(n / 4);
 
 /** WGSL for chunk c (a vec4f, zero-padded past the width) of row `row` of buffer `name`. */

@@ -1,8 +1,12 @@
-// Shared WGSL helpers: the typed preprocessor tag and the 2-D grid used for long 1-D launches.
+// Shared WGSL helpers: the typed preprocessor tag, the 2-D grid used for long 1-D launches and
+// the index list the unrolling generators loop over.
 import { wgsl as untypedWgsl } from "wgsl-preprocessor";
 
 /** `wgsl` tag from wgsl-preprocessor: `#if ${cond}` … `#elif ${c}` … `#else` … `#endif`. */
 export const wgsl: (strings: TemplateStringsArray, ...values: unknown[]) => string = untypedWgsl;
+
+/** 0, 1, …, n − 1: what a generator unrolls over. */
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** Threads per workgroup of the 1-D kernels. */
 export const WG = 256;

@@ -16,6 +16,7 @@
 import type { KernelSpec } from "../runtime.ts";
 import { tunable } from "../tuning.ts";
 import { uniformBlock } from "../uniforms.ts";
+import { range } from "./common.ts";
 import {
   ACTIVATIONS,
   emitRowStores,
@@ -171,8 +172,6 @@ export function convParams(pass: ConvPass, g: ConvGeometry, alpha: number, split
     alpha,
   };
 }
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 export function convKernel(v: ConvVariant): KernelSpec<ConvFields> {
   const bindings: ("read" | "write")[] = ["read", "read"];

@@ -7,7 +7,7 @@
 import type { KernelSpec } from "../runtime.ts";
 import { tunable } from "../tuning.ts";
 import { uniformBlock } from "../uniforms.ts";
-import { grid1d, LINEAR_INDEX, WG } from "./common.ts";
+import { grid1d, LINEAR_INDEX, range, WG } from "./common.ts";
 
 export type MatmulActivation = "relu" | "leaky_relu" | "sigmoid" | "tanh" | "gelu";
 
@@ -260,8 +260,6 @@ fn dact_tanh(y: vec4f) -> vec4f { return 1.0 - y * y; }
 fn dact_gelu(z: vec4f) -> vec4f {
   return 0.5 * erfc4(-0.7071067811865476 * z) + z * exp(-0.5 * z * z) * 0.3989422804014327;
 }`;
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 function variantKey(v: MatmulVariant): string {
   const t = v.tile;

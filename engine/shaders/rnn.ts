@@ -13,7 +13,7 @@
 import type { KernelSpec } from "../runtime.ts";
 import { tunable } from "../tuning.ts";
 import { uniformBlock } from "../uniforms.ts";
-import { LINEAR_INDEX, WG } from "./common.ts";
+import { LINEAR_INDEX, range, WG } from "./common.ts";
 
 export type RnnCell = "gru" | "lstm";
 
@@ -144,8 +144,6 @@ const RNN_BACKWARD_UNIFORMS = uniformBlock({
 
 const BIAS_GRAD_UNIFORMS = uniformBlock({ rows: "u32", n: "u32", gx: "u32" });
 const PLACE_UNIFORMS = uniformBlock({ total: "u32", offset: "u32", n: "u32", gx: "u32" });
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Builds the kernel text shared by both directions for one tile. */
 class Emitter {
