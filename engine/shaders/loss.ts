@@ -4,7 +4,7 @@
 import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG, wgsl } from "./common.ts";
-import { combineLanes, type LaneLayout, packing } from "./reduce.ts";
+import { combineLanes, type LaneLayout, onlineMaxSum, packing } from "./reduce.ts";
 
 /** Class ids (i32/u32 [N]) or probabilities (f32 [N, C]). */
 export type LabelKind = "ids" | "probs";
@@ -41,6 +41,8 @@ export function crossEntropyKernel(
 ): KernelSpec<typeof CE_UNIFORMS.fields> {
   const { cols, splits } = layout;
   const probs = labels === "probs";
+  // One lane per row: class ids need no per-position label term, so max and Σ exp take one pass.
+  const online = splits === 1 && !probs;
   const head = `col * ${splits}u`;
   return {
     name: "cross_entropy",
@@ -80,6 +82,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let live = row < u.rows;
     let width = ${rowWidth(vec4)};
     let base = row * width;
+#if ${online}
+    // One lane per row and class ids: max and Σ exp in one online pass over the logits.
+    ${onlineMaxSum((c) => `logits[base + ${c}]`, "0u", "select(0u, width, live)", "u.neg_inf")}
+    let m = fold_max(run_max);
+    var sums = vec3f(fold_sum(run_sum * exp(run_max - m)), 0.0, 0.0);
+#else
     var ms = E(u.neg_inf);
     if (live) {
       for (var c = split; c < width; c += ${splits}u) { ms = max(ms, logits[base + c]); }
@@ -99,6 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
       }
     }
+#endif
     acc[lid] = sums;
     ${combineLanes(layout, (a, b) => `acc[${a}] += acc[${b}];`, false)}
     if (live && split == 0u) {
