@@ -7,9 +7,11 @@
 // matmuls over all steps.
 //
 // Code is generated fully unrolled (named registers, no arrays): CPU adapters (lavapipe) pay
-// ~100 cycles per vector load while multiply-adds are nearly free, so each lane owns 4
-// neighbouring hidden units (vec4 loads along the unit axis, H % 4 = 0) for a block of batch
-// rows; other H fall back to one unit per lane with scalar loads.
+// about 20 vec4 multiply-adds per vec4 load, the same whether the lanes' addresses match or not,
+// so each lane owns groups of 4 neighbouring hidden units (vec4 loads along the unit axis,
+// H % 4 = 0) for a block of batch rows, and a persistent lane may own several groups so that
+// fewer SIMD vectors repeat each row's state loads; other H fall back to one unit per group with
+// scalar loads.
 import type { KernelSpec } from "../runtime.ts";
 import { tunable } from "../tuning.ts";
 import { uniformBlock } from "../uniforms.ts";
