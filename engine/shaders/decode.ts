@@ -42,17 +42,15 @@ export interface DecodeDims extends DecodeShape {
 
 /**
  * `rows`: batch rows per workgroup at most (each weight load serves this many rows; fewer where
- * their workgroup memory would not fit). `lanes`: invocations per workgroup. On lavapipe at the
- * LOP-120 shape (kernel timestamps, interleaved in one process), 8 rows on 4 lanes ran the
- * H-TAP decoder's forward 1.7–2.0× and backward 1.9–2.2× faster than 4 rows on 64 lanes (every
- * barrier switches between a workgroup's SIMD rows, and fewer workgroups load the weights fewer
- * times); 16 rows ran faster still but overflow 32 KiB of workgroup memory in the backward.
- * Mesa's GL path compiles the 8-row kernels in ~5 min instead of ~1 (both LOP-120 kernels), and
- * the op tests' for many minutes, so it keeps 4 rows on 64 lanes. GPUs: not yet measured.
+ * their workgroup memory would not fit). `lanes`: invocations per workgroup. 8 rows on 4 lanes
+ * ran 2× faster on lavapipe, but at the LOP-120 shape (B 64, H 64, K 32, 100 keys) its gradients
+ * differ from the composed decoder's by orders of magnitude, and H-TAP stopped learning in a full
+ * `train tp5`; so did 8 × 8, 4 × 4, 2 × 4 and 1 × 4, while 4 × 8, 4 × 64 and 8 × 64 match. Until
+ * the kernel is fixed and a test covers that shape, every adapter runs 4 rows on 64 lanes, the
+ * layout every earlier full run trained with.
  */
 export const DECODE_TUNING = tunable("decode", {
-  cpu: { rows: 8, lanes: 4 },
-  "cpu-gl": { rows: 4, lanes: 64 },
+  cpu: { rows: 4, lanes: 64 },
   gpu: { rows: 4, lanes: 64 },
 });
 
