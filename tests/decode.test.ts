@@ -134,3 +134,34 @@ Deno.test("TapModel: the fused decoder gives the composed ops' predictions and g
     });
   }
 });
+
+Deno.test("fused decoder: every parameter's gradient matches the composed decoder at the LOP-120 shape", async () => {
+  // The op checks run small sizes; an 8-row, 4-lane table passed them and still gave gradients
+  // thousands of times too large at this shape (batch 64, 64 units, 32-d keys, 100 of them),
+  // where H-TAP then stopped learning. Here both decoders see the same weights and batch.
+  const B = 64, steps = HORIZON - 1;
+  const gradients = async (decoder: "fused" | "composed") => {
+    const model = new TapModel({
+      sizes: LOP120_SIZES,
+      units: 64,
+      memory: "full",
+      rng: new Rng(1),
+      decoder,
+    });
+    const rng = new Rng(7);
+    const x = Tensor.uniform([B, CONTEXT, STEP_INPUT], 0, 1, rng);
+    const flags = Tensor.uniform([B, steps, 4], 0, 1, rng);
+    const y = Tensor.uniform([B, FRAMES - 1, CONTENT], -1, 1, rng);
+    tidy(() => mse(model.forward(x, flags), y).backward());
+    const out = await Promise.all(model.parameters().map(async (p) => await p.grad!.data()));
+    for (const t of [x, flags, y]) t.dispose();
+    model.dispose();
+    return out;
+  };
+  const fused = await gradients("fused");
+  const composed = await gradients("composed");
+  fused.forEach((g, i) => {
+    const scale = Math.max(...Array.from(composed[i], Math.abs));
+    assertClose(g, composed[i], { atol: 1e-3 * scale + 1e-7, rtol: 1e-2, what: `parameter ${i}` });
+  });
+});
