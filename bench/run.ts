@@ -83,6 +83,7 @@ const loadAfter = Deno.loadavg();
 const { json, records } = main;
 const logs = [main.logs, after.logs].filter(Boolean).join("\n");
 const { code, signal } = main.code !== 0 ? main : after;
+if (logs) console.log(`Output of the benches:\n${logs}\n`);
 
 const adapter = records.find((r) => r.type === "adapter");
 if (!adapter) {
