@@ -45,9 +45,9 @@ export interface DecodeDims extends DecodeShape {
  * their workgroup memory would not fit). `lanes`: invocations per workgroup. 8 rows on 4 lanes
  * ran 2× faster on lavapipe, but at the LOP-120 shape (B 64, H 64, K 32, 100 keys) its gradients
  * differ from the composed decoder's by orders of magnitude, and H-TAP stopped learning in a full
- * `train tp5`; so did 8 × 8, 4 × 4, 2 × 4 and 1 × 4, while 4 × 8, 4 × 64 and 8 × 64 match. Until
- * the kernel is fixed and a test covers that shape, every adapter runs 4 rows on 64 lanes, the
- * layout every earlier full run trained with.
+ * `train tp5`; so did 8 × 8, 4 × 4, 2 × 4 and 1 × 4, while 4 × 8, 4 × 64 and 8 × 64 match (the
+ * TapModel test in tests/decode.test.ts checks that shape). Until the kernel is fixed, every
+ * adapter runs 4 rows on 64 lanes, the layout every earlier full run trained with.
  */
 export const DECODE_TUNING = tunable("decode", {
   cpu: { rows: 4, lanes: 64 },
