@@ -14,6 +14,13 @@ export interface AdapterReport {
   isFallbackAdapter: boolean;
   features: string[];
   limits: Record<string, number>;
+  /**
+   * Loop iterations one invocation may run, all its loops together, before the driver cuts them
+   * short (measured at start-up; Infinity where none was found). Mesa's llvmpipe (lavapipe and
+   * its GL) shares one counter of 65,535 between every loop of a shader and then silently ends
+   * them all, so a kernel past it computes garbage.
+   */
+  loopBudget: number;
 }
 
 export interface GpuContext {
@@ -79,6 +86,7 @@ export async function acquire(gpuApi: GPU | undefined): Promise<GpuContext> {
     ),
     features: [...adapter.features].sort(),
     limits: requiredLimits,
+    loopBudget: await measureLoopBudget(device),
   };
   return {
     device,
@@ -91,6 +99,53 @@ export async function acquire(gpuApi: GPU | undefined): Promise<GpuContext> {
     },
     maxBinding: Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
   };
+}
+
+/** Iterations the probe asks for: far past llvmpipe's limit, a few milliseconds anywhere. */
+const LOOP_PROBE_ITERATIONS = 1 << 20;
+
+/** Runs one loop of LOOP_PROBE_ITERATIONS and reads back how many iterations it completed. */
+async function measureLoopBudget(device: GPUDevice): Promise<number> {
+  const module = device.createShaderModule({
+    code: `@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(1) fn main() {
+  var n = 0u;
+  for (var i = 0u; i < arrayLength(&out) * ${LOOP_PROBE_ITERATIONS}u; i++) { n++; }
+  out[0] = n;
+}`,
+  });
+  const pipeline = device.createComputePipeline({
+    layout: "auto",
+    compute: { module, entryPoint: "main" },
+  });
+  const out = device.createBuffer({
+    size: 4,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+  });
+  const readback = device.createBuffer({
+    size: 4,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(
+    0,
+    device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [{ binding: 0, resource: { buffer: out } }],
+    }),
+  );
+  pass.dispatchWorkgroups(1);
+  pass.end();
+  encoder.copyBufferToBuffer(out, 0, readback, 0, 4);
+  device.queue.submit([encoder.finish()]);
+  await readback.mapAsync(GPUMapMode.READ);
+  const done = new Uint32Array(readback.getMappedRange())[0];
+  readback.unmap();
+  out.destroy();
+  readback.destroy();
+  return done < LOOP_PROBE_ITERATIONS ? done : Infinity;
 }
 
 function limitNames(limits: GPUSupportedLimits): string[] {

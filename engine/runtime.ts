@@ -53,6 +53,12 @@ export interface LaunchArgs<F extends UniformFields> {
   indices?: IndexRange[];
   /** The op named by the NaN and index checks (default: the kernel's name). */
   op?: string;
+  /**
+   * The most loop iterations one invocation runs, every loop together, each loop counted as its
+   * trips + 1 (the exit test): refused when over the adapter's loop budget, where the driver
+   * would silently cut the loops short. Kernels whose loops grow with runtime sizes declare it.
+   */
+  loopIterations?: number;
 }
 
 /** A pooled GPU buffer with a reference count shared by tensor views. */
@@ -435,6 +441,15 @@ export class Runtime {
     }
     if (kernel.uniforms && !args.params) {
       throw new Error(`denograd: kernel '${kernel.name}' launched without its uniform values`);
+    }
+    const budget = this.ctx.report.loopBudget;
+    if ((args.loopIterations ?? 0) > budget) {
+      throw new Error(
+        `denograd: kernel '${kernel.name}' would run ${args.loopIterations} loop iterations in ` +
+          `one invocation, over this adapter's ${budget} (its driver ends every loop of a ` +
+          `shader after that many in all, which would leave the result silently wrong); ` +
+          `use smaller sizes or a GPU adapter`,
+      );
     }
     if (this.preparing) {
       this.preparing.set(`${kernel.name}|${kernel.key}`, kernel as unknown as KernelSpec);

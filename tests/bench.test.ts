@@ -252,6 +252,7 @@ function resultFile(description: string, rows: ResultRow[]): ResultFile {
       isFallbackAdapter: false,
       features: [],
       limits: {},
+      loopBudget: 65535,
       backend: "vulkan",
     },
     deno: { deno: "2.9.6", v8: "", typescript: "" },

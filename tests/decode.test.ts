@@ -91,7 +91,7 @@ Deno.test("gruDecode: bad shapes and sizes are refused with what was expected", 
 Deno.test("TapModel: the fused decoder gives the composed ops' predictions and gradients", async () => {
   // Small sizes for every memory kind, and the LOP-120 shape itself (batch 64, 64 units, 32-d
   // keys): an 8-row, 4-lane decoder table passed the small ones and gave gradients thousands of
-  // times too large at that shape, where H-TAP then stopped learning.
+  // times too large at that shape, where its loops passed the adapter's loop budget.
   const cases = [
     ...(["none", "full", "fifo"] as MemoryKind[]).map((kind) => ({
       kind,

@@ -12,6 +12,7 @@ import {
   decodeBackwardKernel,
   type DecodeDims,
   decodeForwardKernel,
+  decodeLoopIterations,
   type DecodeShape,
   decodeSharedBytes,
   gradLayout,
@@ -159,7 +160,7 @@ function dimsOf(args: DecodeArgs): DecodeDims {
     );
   }
   const tuning = DECODE_TUNING.get();
-  const dims: DecodeDims = {
+  const shape: DecodeShape = {
     hidden: H,
     content: C,
     flags: F,
@@ -167,19 +168,31 @@ function dimsOf(args: DecodeArgs): DecodeDims {
     keyDim: K,
     memory: M,
     window: m?.window ?? 0,
-    rows: Math.min(tuning.rows, B),
-    lanes: tuning.lanes,
   };
-  // Each row of a workgroup keeps its state in workgroup memory: fewer rows where it would not fit.
-  const limit = runtime().device.limits.maxComputeWorkgroupStorageSize;
-  const rows = rowsThatFit(dims, limit);
-  if (rows === 0) {
-    throw new Error(
-      `${op}: one batch row needs ${decodeSharedBytes({ ...dims, rows: 1 })} bytes of ` +
-        `workgroup memory (units ${H}, context ${M} + ${S} steps), over the adapter's ${limit}`,
-    );
+  const device = runtime().device.limits;
+  // Each row of a workgroup keeps its state in workgroup memory: fewer rows where it would not
+  // fit. Few lanes loop more times each: more lanes where the loops would pass the budget.
+  const budget = runtime().ctx.report.loopBudget;
+  const laneCounts = [tuning.lanes, 64, 128, 256].filter((n) =>
+    n >= tuning.lanes && n <= device.maxComputeInvocationsPerWorkgroup
+  );
+  let tried: DecodeDims | undefined;
+  for (const lanes of new Set(laneCounts)) {
+    const dims: DecodeDims = { ...shape, rows: Math.min(tuning.rows, B), lanes };
+    const rows = rowsThatFit(dims, device.maxComputeWorkgroupStorageSize);
+    if (rows === 0) {
+      throw new Error(
+        `${op}: one batch row needs ${decodeSharedBytes({ ...dims, rows: 1 })} bytes of ` +
+          `workgroup memory (units ${H}, context ${M} + ${S} steps), over the adapter's ` +
+          `${device.maxComputeWorkgroupStorageSize}`,
+      );
+    }
+    tried = { ...dims, rows };
+    const { forward, backward } = decodeLoopIterations(tried);
+    if (Math.max(forward, backward) <= budget) return tried;
   }
-  return { ...dims, rows };
+  // The launch refuses it and names the budget.
+  return tried!;
 }
 
 /** Tensors in the node's input order (gradients come back in the same order). */
@@ -265,9 +278,18 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
     params: params(B, scale, d),
     groups: [Math.ceil(B / d.rows)],
     flops: decodeFlops(d, B),
+    loopIterations: decodeLoopIterations(d).forward,
     outputs: [predictions],
     op: "gru_decode",
   });
+  // deno-lint-ignore no-explicit-any
+  const G = globalThis as any;
+  if (G.__keepSaved) {
+    const c = Tensor.empty([saved.size]);
+    rt.copy(saved.storage, 0, c.storage, 0, saved.size * 4);
+    G.__saved = c;
+    G.__dims = d;
+  }
   let attention: Tensor | undefined;
   if (args.returnWeights && m) {
     attention = plane(saved, savedLayout(d).at, "probs", B * S);
@@ -303,6 +325,7 @@ function decodeGrad(grad: Tensor, node: Node<DecodeAttrs["gru_decode"]>): (Tenso
     ],
     params: params(B, scale, d),
     groups: [Math.ceil(B / d.rows)],
+    loopIterations: decodeLoopIterations(d).backward,
   });
   const wants = node.inputs.map((t) => t.requiresGrad);
   const sv = savedLayout(d).at, gl = gradLayout(d).at;

@@ -42,12 +42,11 @@ export interface DecodeDims extends DecodeShape {
 
 /**
  * `rows`: batch rows per workgroup at most (each weight load serves this many rows; fewer where
- * their workgroup memory would not fit). `lanes`: invocations per workgroup. 8 rows on 4 lanes
- * ran 2× faster on lavapipe, but at the LOP-120 shape (B 64, H 64, K 32, 100 keys) its gradients
- * differ from the composed decoder's by orders of magnitude, and H-TAP stopped learning in a full
- * `train tp5`; so did 8 × 8, 4 × 4, 2 × 4 and 1 × 4, while 4 × 8, 4 × 64 and 8 × 64 match (the
- * TapModel test in tests/decode.test.ts checks that shape). Until the kernel is fixed, every
- * adapter runs 4 rows on 64 lanes, the layout every earlier full run trained with.
+ * their workgroup memory would not fit). `lanes`: invocations per workgroup, at least (more where
+ * the kernels' loops would pass the adapter's loop budget, see decodeLoopIterations). An earlier
+ * table ran 8 rows on 4 lanes and seemed 2× faster on lavapipe: at the LOP-120 shape its loops
+ * passed llvmpipe's 65,535 iterations, so the driver cut them short, and the results were
+ * garbage (tests/decode_loops.test.ts).
  */
 export const DECODE_TUNING = tunable("decode", {
   cpu: { rows: 4, lanes: 64 },
@@ -210,6 +209,48 @@ export function decodeSharedBytes(d: DecodeDims): number {
   const bytes = (arrays: SharedArray[]) =>
     arrays.reduce((sum, [, type, n]) => sum + n * (type === "vec4f" ? 16 : 4), 0);
   return Math.max(bytes(forwardShared(d)), bytes(backwardShared(d)));
+}
+
+/**
+ * Loop iterations (trips + 1 per loop entered) the busiest invocation of each kernel runs: an
+ * upper bound, phase by phase as the kernels below loop, for the adapter's loop budget. A
+ * strided loop `for (i = l; i < n; i += WGN)` runs ceil(n / WGN) trips on lane 0. The `e < 4`
+ * loops count 5 (the compiler unrolls some of them), and zeroing the workgroup memory at the
+ * start is one more strided loop over its 16-byte words.
+ */
+export function decodeLoopIterations(d: DecodeDims): { forward: number; backward: number } {
+  const { rows: R, lanes, hidden: H, content: C, keyDim: K, steps: S, memory: M } = d;
+  const I = C + d.flags, K4 = K / 4, T = M + S, mem = K > 0;
+  /** A strided loop over n items whose each trip runs `inner` iterations of nested loops. */
+  const strided = (n: number, inner = 0) => Math.ceil(n / lanes) * (1 + inner) + 1;
+  const loop = (trips: number) => trips + 1;
+  const perRow = 5 * R;
+  const zeroing = (arrays: SharedArray[]) =>
+    strided(arrays.reduce((sum, [, type, n]) => sum + (type === "vec4f" ? n : n / 4), 0));
+  let forward = zeroing(forwardShared(d)) + strided(R * H) + strided(R * C) + loop(S);
+  let backward = zeroing(backwardShared(d)) + strided(R * H) + strided(R * C) +
+    strided(R * (H + C)) + loop(S);
+  for (let s = 0; s < S; s++) {
+    const L = M + s + 1;
+    const visible = d.window > 0 ? Math.min(d.window, L) : L;
+    forward += strided(R * d.flags) + strided(R * I) + 2 * strided(R * H) +
+      strided(H / 4, loop(I) + loop(H) + perRow) + strided(C, loop(H)) +
+      strided(R * (mem ? 2 * H : H));
+    backward += 2 * strided(R * C) + strided(mem ? 2 * H : H, loop(C)) + strided(H) +
+      strided(H + I, loop(3 * H / 4)) + loop(3 * H / 4);
+    if (!mem) continue;
+    forward += strided(K4, loop(I) + loop(H) + perRow) + strided(R * (H + I)) +
+      strided(R * L, loop(K4)) + R * loop(K4) + strided(R, 2 * loop(visible)) + strided(R * T) +
+      strided(R * K4, visible + 2 + 5) + strided(H / 4, loop(H) + loop(K) + perRow) +
+      strided(R * (H + K));
+    backward += strided(H + K, 2 * loop(H / 4)) + strided(R * L, loop(K4)) + R * loop(K4) +
+      strided(R, loop(visible)) + strided(R * T) + strided(R * K) +
+      strided(R * K4, visible + 2 + 4 * loop(S - s) + 5) + strided(H + I, 2 * loop(K));
+  }
+  // Counted against the driver (tests/decode_loops.test.ts) the sum above misses up to ~10 % on
+  // small shapes, a few iterations a step; the margin covers that.
+  const margin = (n: number) => Math.ceil(n * 1.125) + 256;
+  return { forward: margin(forward), backward: margin(backward) };
 }
 
 export function decodeKey(d: DecodeDims): string {

@@ -1,0 +1,176 @@
+// The adapter's loop budget (Mesa's llvmpipe ends every loop of a shader after 65,535 iterations
+// in all) and the decoder's count against it: the count must bound what the driver counts, or a
+// layout that passes it computes garbage, as an 8-row, 4-lane decoder table once did.
+import assert from "node:assert/strict";
+import { gruDecode } from "../engine/ops/decode.ts";
+import { Rng } from "../engine/random.ts";
+import type { KernelSpec } from "../engine/runtime.ts";
+import {
+  DECODE_TUNING,
+  decodeBackwardKernel,
+  type DecodeDims,
+  decodeForwardKernel,
+  decodeLoopIterations,
+  gradLayout,
+  savedLayout,
+  weightLayout,
+} from "../engine/shaders/decode.ts";
+import { Tensor, tidy } from "../engine/tensor.ts";
+import { setup } from "./helpers.ts";
+
+const rt = await setup();
+const budget = rt.ctx.report.loopBudget;
+
+/** A kernel whose one loop runs `trips` times (a runtime bound) and writes how many it ran. */
+const counter: KernelSpec = {
+  name: "loop_counter",
+  key: "",
+  bindings: ["write"],
+  code: () =>
+    `@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(1) fn main() {
+  var n = 0u;
+  for (var i = 0u; i < out[0]; i++) { n++; }
+  out[0] = n;
+}`,
+};
+
+async function runCounter(trips: number, declared?: number): Promise<number> {
+  const out = Tensor.from(new Float32Array(new Uint32Array([trips]).buffer), [1]);
+  rt.launch(counter, { buffers: [out.storage], groups: [1], loopIterations: declared });
+  const ran = new Uint32Array((await out.data() as Float32Array).buffer)[0];
+  out.dispose();
+  return ran;
+}
+
+Deno.test("loop budget: measured at start-up, refused before the driver cuts a loop short", async () => {
+  if (/llvmpipe|lavapipe/i.test(rt.ctx.report.description)) assert.equal(budget, 65535);
+  assert.ok(budget === Infinity || (Number.isInteger(budget) && budget > 1000), `${budget}`);
+  const within = Math.min(budget - 1, 100_000);
+  assert.equal(await runCounter(within, within + 1), within);
+  if (budget !== Infinity) {
+    // What the launch check guards against: the loop stops at the budget, silently.
+    assert.equal(await runCounter(budget + 500), budget);
+    assert.throws(
+      () => rt.launch(counter, { buffers: [], groups: [1], loopIterations: budget + 2 }),
+      new RegExp(
+        `'loop_counter' would run ${budget + 2} loop iterations .* over this adapter's ${budget}`,
+      ),
+    );
+  }
+});
+
+/**
+ * The iterations one workgroup of `spec` uses, counted by the driver itself: a loop appended to
+ * the kernel runs until the budget is spent and writes how many trips it got.
+ */
+async function driverCount(spec: KernelSpec, d: DecodeDims, output: number): Promise<number> {
+  const code = spec.code();
+  const end = code.lastIndexOf("}");
+  const tail = `  if (l == 0u) {
+    var n = 0u;
+    for (var i = 0u; i < 4000000000u + u.zero; i++) { n++; }
+    ${output === 5 ? "pred" : "grads"}[0] = bitcast<f32>(n);
+  }
+}`;
+  const counted = { ...spec, key: `${spec.key}|count`, code: () => code.slice(0, end) + tail };
+  const floats = Math.max(
+    weightLayout(d).total,
+    (savedLayout(d).total + gradLayout(d).total) * d.rows * d.steps,
+    d.rows * (d.memory + d.steps) * d.keyDim * 2,
+  );
+  const buffers = spec.bindings.map(() => Tensor.zeros([floats]));
+  rt.launch(counted, {
+    buffers: buffers.map((t) => t.storage),
+    params: {
+      sizes: [d.rows, 0, d.hidden, d.content + d.flags, d.keyDim, d.content],
+      zero: 0,
+    },
+    groups: [1],
+  });
+  const left = new Uint32Array((await buffers[output].data() as Float32Array).buffer)[0];
+  for (const t of buffers) t.dispose();
+  return budget - 1 - left;
+}
+
+Deno.test("gru_decode: the declared loop iterations bound what the driver counts", async () => {
+  if (budget === Infinity) return; // nothing counts loops on this adapter, nothing to bound
+  // Odd sizes, a window, no memory, few and many lanes, and the LOP-120 shape's context.
+  const cases: DecodeDims[] = [
+    [3, 16, 20, 5, 3, 3, 12, 11, 0],
+    [4, 8, 12, 4, 1, 4, 8, 9, 0],
+    [1, 4, 16, 5, 2, 6, 8, 20, 3],
+    [7, 8, 12, 3, 1, 9, 4, 5, 0],
+    [1, 64, 8, 2, 1, 3, 4, 3, 0],
+    [5, 8, 36, 7, 1, 4, 0, 0, 0],
+    [4, 64, 64, 14, 4, 3, 32, 100, 0],
+  ].map(([rows, lanes, hidden, content, flags, steps, keyDim, memory, window]) => ({
+    rows,
+    lanes,
+    hidden,
+    content,
+    flags,
+    steps,
+    keyDim,
+    memory,
+    window,
+  }));
+  for (const d of cases) {
+    const declared = decodeLoopIterations(d);
+    const forward = await driverCount(decodeForwardKernel(d), d, 5);
+    const backward = await driverCount(decodeBackwardKernel(d), d, 6);
+    const what = JSON.stringify(d);
+    assert.ok(forward > 100 && forward <= declared.forward, `${what}: forward ${forward}`);
+    assert.ok(backward > 100 && backward <= declared.backward, `${what}: backward ${backward}`);
+    // Not so loose that it refuses layouts that fit: within 1.7× and a few hundred iterations.
+    assert.ok(declared.forward < forward * 1.7 + 300, `${what}: forward ${declared.forward}`);
+    assert.ok(declared.backward < backward * 1.7 + 300, `${what}: backward ${declared.backward}`);
+  }
+});
+
+Deno.test("gru_decode: a table whose loops would pass the budget gets more lanes, same result", async () => {
+  // LOP-120's context and steps: 4 rows on 4 lanes ran out of iterations at step 15.
+  const [B, H, C, F, S, K, M] = [4, 64, 14, 4, 19, 32, 100];
+  const decode = async (rows: number, lanes: number) => {
+    DECODE_TUNING.set({ rows, lanes });
+    try {
+      const rng = new Rng(11);
+      const r = (shape: number[]) => Tensor.uniform(shape, -0.5, 0.5, rng);
+      const out = tidy(() =>
+        gruDecode({
+          h0: r([B, H]),
+          content0: r([B, C]),
+          flags: r([B, S, F]),
+          kernel: r([C + F, 3 * H]),
+          recurrentKernel: r([H, 3 * H]),
+          bias: r([2, 3 * H]),
+          outWeight: r([2 * H, C]),
+          outBias: r([C]),
+          memory: {
+            keys: r([B, M, K]),
+            values: r([B, M, K]),
+            queryWeight: r([H + C + F, K]),
+            queryBias: r([K]),
+            keyWeight: r([C + F, K]),
+            keyBias: r([S, K]),
+            valueWeight: r([C + F, K]),
+            valueBias: r([K]),
+            gateWeight: r([H + K, H]),
+            gateBias: r([H]),
+            contextWeight: r([K, H]),
+            contextBias: r([H]),
+          },
+        }).predictions
+      );
+      const values = await out.data() as Float32Array;
+      out.dispose();
+      return values;
+    } finally {
+      DECODE_TUNING.set(null);
+    }
+  };
+  const wide = await decode(4, 64);
+  const narrow = await decode(4, 4);
+  assert.ok(wide.every(Number.isFinite));
+  assert.deepEqual(narrow, wide);
+});
