@@ -1,6 +1,7 @@
 // Pipeline cache, buffer pool, lazy command submission, per-dispatch uniforms, debug counters.
 import { GpuChecks } from "./checks.ts";
 import { type GpuContext, noteKernel } from "./device.ts";
+import { LOOP_WATCH_COST, LoopWatch } from "./loop_watch.ts";
 import {
   type UniformBlock,
   uniformBlock,
@@ -167,6 +168,8 @@ export class Runtime {
   } | null = null;
 
   private readonly checks = new GpuChecks(this);
+  /** Set where the adapter cuts loops short (see loop_watch.ts). */
+  private readonly loopWatch: LoopWatch | null;
 
   constructor(readonly ctx: GpuContext, options: RuntimeOptions = {}) {
     this.device = ctx.device;
@@ -176,6 +179,8 @@ export class Runtime {
     this.checkIndices = options.checkIndices ?? false;
     this.backend = options.backend ?? null;
     this.slotAlign = Math.max(ctx.device.limits.minUniformBufferOffsetAlignment, 16);
+    const budget = ctx.report.loopBudget;
+    this.loopWatch = Number.isFinite(budget) ? new LoopWatch(this.device, budget) : null;
     this.arena = this.device.createBuffer({
       size: ARENA_BYTES,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -194,6 +199,14 @@ export class Runtime {
         names: [],
       };
     }
+  }
+
+  /**
+   * Loop iterations a kernel invocation may run, all its loops together (Infinity: no limit): the
+   * adapter's measured budget less what the loop watch spends.
+   */
+  get loopBudget(): number {
+    return this.ctx.report.loopBudget - (this.loopWatch ? LOOP_WATCH_COST : 0);
   }
 
   // ---- buffers ------------------------------------------------------------------------------
@@ -292,15 +305,22 @@ export class Runtime {
   async read(storage: Storage, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
     await this.checks.throwIfFailed();
     const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.stagingBuffer(size);
+    // The loop watch's flag rides along in the same staging buffer (mapped ranges start at
+    // multiples of 8 bytes).
+    const flagAt = Math.ceil(size / 8) * 8;
+    const total = this.loopWatch ? flagAt + 4 : size;
+    const staging = this.stagingBuffer(total);
     const encoder = this.currentEncoder();
     this.endPass();
     encoder.copyBufferToBuffer(storage.buffer, byteOffset, staging, 0, size);
+    if (this.loopWatch) encoder.copyBufferToBuffer(this.loopWatch.flag, 0, staging, flagAt, 4);
     this.flush();
-    await staging.mapAsync(GPUMapMode.READ, 0, size);
-    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    await staging.mapAsync(GPUMapMode.READ, 0, total);
+    const out = staging.getMappedRange(0, total).slice(0, bytes);
+    const flag = this.loopWatch ? new Uint32Array(staging.getMappedRange(flagAt, 4))[0] : 0;
     staging.unmap();
     this.stagingPool.get(staging.size)!.push(staging);
+    this.loopWatch?.check(flag);
     return out;
   }
 
@@ -332,6 +352,7 @@ export class Runtime {
   }
 
   private pipelineDescriptor(spec: KernelSpec): GPUComputePipelineDescriptor {
+    const watchBinding = spec.bindings.length + (spec.uniforms ? 1 : 0);
     const layoutKey = `${spec.bindings.join(",")}|${spec.uniforms !== undefined}`;
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
@@ -347,12 +368,21 @@ export class Runtime {
           buffer: { type: "uniform" },
         });
       }
+      if (this.loopWatch) {
+        entries.push({
+          binding: watchBinding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "storage" },
+        });
+      }
       layout = this.device.createBindGroupLayout({ entries });
       this.layouts.set(layoutKey, layout);
     }
-    const module = this.device.createShaderModule({ code: spec.code(), label: spec.name });
+    const name = `${spec.name}|${spec.key}`;
+    const code = this.loopWatch?.instrument(spec.code(), watchBinding, name) ?? spec.code();
+    const module = this.device.createShaderModule({ code, label: spec.name });
     return {
-      label: `${spec.name}|${spec.key}`,
+      label: name,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
     };
@@ -442,7 +472,7 @@ export class Runtime {
     if (kernel.uniforms && !args.params) {
       throw new Error(`denograd: kernel '${kernel.name}' launched without its uniform values`);
     }
-    const budget = this.ctx.report.loopBudget;
+    const budget = this.loopBudget;
     if ((args.loopIterations ?? 0) > budget) {
       throw new Error(
         `denograd: kernel '${kernel.name}' would run ${args.loopIterations} loop iterations in ` +
@@ -491,6 +521,9 @@ export class Runtime {
         binding: args.buffers.length,
         resource: { buffer: this.arena, offset, size },
       });
+    }
+    if (this.loopWatch) {
+      entries.push({ binding: entries.length, resource: { buffer: this.loopWatch.flag } });
     }
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),

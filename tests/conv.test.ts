@@ -7,7 +7,7 @@ import {
   conv3d,
 } from "../engine/ops/conv.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
-import { settleGarbage, setup } from "./helpers.ts";
+import { assertClose, settleGarbage, setup } from "./helpers.ts";
 import { CONV_CHECKS } from "./op_checks/conv.ts";
 
 const rt = await setup();
@@ -102,6 +102,30 @@ Deno.test("conv: one dispatch per pass, and the pool stays flat over training st
   }
   await rt.sync();
   assert.equal(rt.poolStats().liveBytes, live);
+});
+
+Deno.test("conv2dBackpropFilter: more pixels than a lane may loop over are split further", async () => {
+  // 1 × 301 × 297 pixels, one channel: an unsplit weight pass (or too few splits) would loop
+  // over more pixels per lane than lavapipe's loop budget allows.
+  const [h, w] = [301, 297];
+  const x = new Float64Array(h * w).map((_, i) => Math.fround(Math.sin(i * 0.37)));
+  const dy = new Float64Array((h - 2) * (w - 2)).map((_, i) => Math.fround(Math.cos(i * 0.11)));
+  const dk = conv2dBackpropFilter(
+    Tensor.from(x, [1, h, w, 1]),
+    Tensor.from(dy, [1, h - 2, w - 2, 1]),
+    [3, 3, 1, 1],
+  );
+  const expected = new Float64Array(9);
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 3; j++) {
+      for (let p = 0; p < h - 2; p++) {
+        for (let q = 0; q < w - 2; q++) {
+          expected[i * 3 + j] += x[(p + i) * w + q + j] * dy[p * (w - 2) + q];
+        }
+      }
+    }
+  }
+  assertClose(await dk.data(), expected, { atol: 0.05, rtol: 1e-3, what: "dW" });
 });
 
 Deno.test("conv2dBackpropInput / conv2dBackpropFilter equal the tape's gradients", async () => {

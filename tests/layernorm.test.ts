@@ -20,6 +20,35 @@ Deno.test("layerNorm: a large offset does not cancel the variance", async () => 
   assertClose(await y.data(), expected.data, { atol: 5e-4, what: `seed ${seed}` });
 });
 
+Deno.test("layerNorm: γ and β gradients over more rows than a lane may loop over", async () => {
+  // 70,001 rows: one lane summing its column over every row would pass lavapipe's loop budget.
+  const { rng, seed } = testRng();
+  const [rows, c] = [70_001, 3];
+  const x = randomData(rows * c, rng);
+  const w = randomData(rows * c, rng);
+  const xt = Tensor.from(x, [rows, c]);
+  const gamma = Tensor.from([1.5, -0.5, 2], [c]).requireGrad();
+  const beta = Tensor.from([0, 0, 0], [c]).requireGrad();
+  layerNorm(xt, gamma, beta).mul(Tensor.from(w, [rows, c])).sum().backward();
+  // The loss is Σ w·(x̂·γ + β): dβ = Σ_rows w, dγ = Σ_rows w·x̂.
+  const dGamma = new Float64Array(c), dBeta = new Float64Array(c);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * c, (r + 1) * c);
+    const mean = row.reduce((a, v) => a + v, 0) / c;
+    const variance = row.reduce((a, v) => a + (v - mean) ** 2, 0) / c;
+    for (let j = 0; j < c; j++) {
+      dGamma[j] += w[r * c + j] * (row[j] - mean) / Math.sqrt(variance + 1e-3);
+      dBeta[j] += w[r * c + j];
+    }
+  }
+  assertClose(await gamma.grad!.data(), dGamma, {
+    atol: 0.05,
+    rtol: 1e-3,
+    what: `dγ seed ${seed}`,
+  });
+  assertClose(await beta.grad!.data(), dBeta, { atol: 0.05, rtol: 1e-3, what: `dβ seed ${seed}` });
+});
+
 Deno.test("LayerNorm module: Keras defaults (γ 1, β 0, ε 1e-3), PyTorch names", async () => {
   const layer = new LayerNorm(6);
   assert.deepEqual(layer.namedParameters().map(([n]) => n), ["weight", "bias"]);

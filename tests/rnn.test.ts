@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { Rng } from "../engine/random.ts";
-import { gruSequence, lstmSequence } from "../engine/ops/rnn.ts";
+import { gruSequence, lstmSequence, setRnnMode } from "../engine/ops/rnn.ts";
 import { mse } from "../engine/ops/loss.ts";
 import { Adam } from "../engine/optim/optimizers.ts";
 import { Linear } from "../engine/nn/linear.ts";
@@ -331,6 +331,49 @@ Deno.test("training steps keep live memory flat", async () => {
 });
 
 // ---- errors -------------------------------------------------------------------------------
+
+Deno.test("a persistent run past the loop budget: several dispatches, the tiled results", async () => {
+  // GRU over 3,000 steps (persistent: 2 forward, 3 backward dispatches on lavapipe) and an LSTM
+  // whose bias gradient sums 70 × 1,000 rows: one dispatch, or one lane per column looping over
+  // the rows, would pass lavapipe's loop budget.
+  const cases = [
+    { cell: "gru", B: 2, T: 3000, I: 3, H: 9 },
+    { cell: "lstm", B: 70, T: 1000, I: 2, H: 8 },
+  ] as const;
+  for (const { cell, B, T, I, H } of cases) {
+    const G = cell === "gru" ? 3 : 4;
+    const rng = new Rng(5);
+    const data = (shape: number[], scale: number) =>
+      new Float32Array(shape.reduce((a, b) => a * b)).map(() => scale * (rng.next() - 0.5));
+    const shapes: [number[], number][] = [
+      [[B, T, I], 1],
+      [[I, G * H], 0.6],
+      [[H, G * H], 0.6],
+      [cell === "gru" ? [2, G * H] : [G * H], 0.2],
+    ];
+    const inputs = shapes.map(([shape, scale]) => [shape, data(shape, scale)] as const);
+    const run = async (mode: "persistent" | "tiled") => {
+      setRnnMode(mode);
+      try {
+        const [x, k, r, b] = inputs.map(([shape, v]) => Tensor.from(v, shape).requireGrad());
+        const seq = (cell === "gru" ? gruSequence : lstmSequence)(x, k, r, b).sequence!;
+        seq.mul(seq).sum().backward();
+        const out = [
+          await seq.data(),
+          ...await Promise.all([x, k, r, b].map((t) => t.grad!.data())),
+        ];
+        for (const t of [x, k, r, b, seq]) t.dispose();
+        return out as Float32Array[];
+      } finally {
+        setRnnMode(null);
+      }
+    };
+    const [tiled, persistent] = [await run("tiled"), await run("persistent")];
+    persistent.forEach((values, i) =>
+      assertClose(values, tiled[i], { atol: 1e-4, rtol: 1e-3, what: `${cell} output ${i}` })
+    );
+  }
+});
 
 Deno.test("bad shapes are rejected with the op and the shapes", () => {
   const x = Tensor.zeros([2, 3, 4]);

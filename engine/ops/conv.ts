@@ -183,11 +183,19 @@ interface PassArgs {
 function runPass(p: PassArgs): { out: Tensor; pre: Tensor | null } {
   const g = p.geometry;
   const { m, n, k, slices } = convGemm(p.pass, g);
-  const options = CONV_TILES.get().filter((o) => p.pass === "weight" || !o.tile.splitK);
+  // A weight pass's lane sums its pixels in one loop, which must stay within the adapter's loop
+  // budget: past it, only split tiles, with enough splits.
+  const lanePixels = Math.floor(runtime().loopBudget / 2);
+  const options = CONV_TILES.get().filter((o) =>
+    p.pass === "weight" ? o.tile.splitK || k <= lanePixels : !o.tile.splitK
+  );
   const tile = pickTile(options, m, n, k * slices);
   const blocks = [Math.ceil(n / (tile.wx * tile.tn)), Math.ceil(m / (tile.wy * tile.tm))];
   const splitGroups = tile.splitK
-    ? splitGroupCount(blocks[0] * blocks[1] * slices, k, tile.splitK)
+    ? Math.max(
+      splitGroupCount(blocks[0] * blocks[1] * slices, k, tile.splitK),
+      Math.ceil(k / (tile.splitK * lanePixels)),
+    )
     : 1;
   const groups: [number, number, number] = [blocks[0], blocks[1], slices * splitGroups];
   const limit = runtime().device.limits.maxComputeWorkgroupsPerDimension;

@@ -172,7 +172,7 @@ function dimsOf(args: DecodeArgs): DecodeDims {
   const device = runtime().device.limits;
   // Each row of a workgroup keeps its state in workgroup memory: fewer rows where it would not
   // fit. Few lanes loop more times each: more lanes where the loops would pass the budget.
-  const budget = runtime().ctx.report.loopBudget;
+  const budget = runtime().loopBudget;
   const laneCounts = [tuning.lanes, 64, 128, 256].filter((n) =>
     n >= tuning.lanes && n <= device.maxComputeInvocationsPerWorkgroup
   );

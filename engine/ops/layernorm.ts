@@ -1,11 +1,13 @@
 // Layer normalisation over the last axis (Keras LayerNormalization(axis=-1), PyTorch LayerNorm
 // over the last dimension): y = (x − mean)/√(var + ε)·γ + β with the biased variance of each
-// row. One forward dispatch (saves mean and 1/σ per row) and one fused backward dispatch.
+// row. One forward dispatch (saves mean and 1/σ per row); backward, one dispatch for dx and two
+// column sums for dγ and dβ.
 import { formatShape, Tensor } from "../tensor.ts";
-import { recorder, type Rules } from "../autograd.ts";
+import { noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import { LAYER_NORM_BACKWARD, LAYER_NORM_FORWARD } from "../shaders/layernorm.ts";
+import { sum } from "./reduce.ts";
 
 interface LayerNormAttrs {
   layer_norm: { epsilon: number };
@@ -60,23 +62,19 @@ const layerNormRules: Rules<LayerNormAttrs> = {
     const c = gamma.shape[0];
     const rows = x.size / c;
     const dx = Tensor.empty(x.shape);
-    const dgamma = Tensor.empty([c]);
-    const dbeta = Tensor.empty([c]);
-    const groups = grid1d(Math.max(rows, c));
+    const dyxhat = Tensor.empty([rows, c]);
+    const groups = grid1d(rows);
     runtime().launch(LAYER_NORM_BACKWARD, {
-      buffers: [
-        x.storage,
-        gamma.storage,
-        stats.storage,
-        grad.storage,
-        dx.storage,
-        dgamma.storage,
-        dbeta.storage,
-      ],
+      buffers: [x.storage, gamma.storage, stats.storage, grad.storage, dx.storage, dyxhat.storage],
       params: { rows, c, gx: groups[0], eps: node.attrs.epsilon },
       groups,
       flops: 12 * x.size,
     });
+    const dgamma = noGrad(() => sum(dyxhat, 0));
+    dyxhat.dispose();
+    const dy = grad.reshape([rows, c]);
+    const dbeta = noGrad(() => sum(dy, 0));
+    dy.dispose();
     return [dx, dgamma, dbeta];
   },
 };

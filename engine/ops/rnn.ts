@@ -22,14 +22,17 @@ import { grid1d } from "../shaders/common.ts";
 import {
   GATES,
   rnnBackwardKernel,
-  rnnBiasGradKernel,
   type RnnCell,
   rnnForwardKernel,
   rnnPlaceKernel,
+  type RnnPlan,
   rnnPlan,
+  rnnStepLoopIterations,
   SAVED,
 } from "../shaders/rnn.ts";
 import { matmul } from "./matmul.ts";
+import { sum } from "./reduce.ts";
+import { stack } from "./shape.ts";
 
 export type { RnnCell };
 
@@ -283,7 +286,8 @@ function sequence(
       op: `${cell}_sequence`,
     });
   if (plan.persistent) {
-    launch(0, T);
+    const per = stepsPerLaunch(plan, G, H, false);
+    for (let s0 = 0; s0 < T; s0 += per) launch(s0, Math.min(T, s0 + per));
   } else {
     for (let s = 0; s < T; s++) launch(s, s + 1);
   }
@@ -334,6 +338,12 @@ function placeGrad(grad: Tensor, { offset, total }: RnnAttrs["rnn_output"]): Ten
     groups: [gx, gy],
   });
   return out;
+}
+
+/** Time steps per dispatch of a persistent run: all of them unless the loop budget says less. */
+function stepsPerLaunch(plan: RnnPlan, gates: number, hidden: number, backward: boolean): number {
+  const perStep = rnnStepLoopIterations(plan, gates, hidden, backward);
+  return Math.max(1, Math.floor(runtime().loopBudget / perStep));
 }
 
 function sequenceGrad(
@@ -400,7 +410,10 @@ function sequenceGrad(
       flops: stepFlops * count,
     });
   if (plan.persistent) {
-    launch(T - 1, passes);
+    const per = stepsPerLaunch(plan, G, H, true);
+    for (let done = 0; done < passes; done += per) {
+      launch(T - 1 - done, Math.min(per, passes - done));
+    }
   } else {
     for (let s = T - 1; s >= T - passes; s--) launch(s, 1);
   }
@@ -414,16 +427,16 @@ function sequenceGrad(
   }
   const dKernel = wants[1] ? matmul(x2d, dgates, { transA: true }) : null;
   const dRecurrent = wants[2] ? matmul(hprev, dhp, { transA: true }) : null;
-  let dBias: Tensor | null = null;
-  if (wants[3]) {
-    dBias = Tensor.empty(lstm ? [G * H] : [2, G * H]);
-    const [gx, gy] = grid1d(dBias.size);
-    rt.launch(rnnBiasGradKernel(!lstm), {
-      buffers: [dgates.storage, dhp.storage, dBias.storage],
-      params: { rows: B * T, n: G * H, gx },
-      groups: [gx, gy],
-    });
-  }
+  // Column sums over all B·T rows (GRU: input bias from dxp, recurrent bias from dhp).
+  const dBias = wants[3]
+    ? noGrad(() => {
+      if (lstm) return sum(dgates, 0);
+      const both = [sum(dgates, 0), sum(dhp, 0)];
+      const stacked = stack(both, 0);
+      for (const t of both) t.dispose();
+      return stacked;
+    })
+    : null;
   x2d.dispose();
   dgates.dispose();
   if (dhp !== dgates) dhp.dispose();

@@ -46,7 +46,7 @@ export interface DecodeDims extends DecodeShape {
  * the kernels' loops would pass the adapter's loop budget, see decodeLoopIterations). An earlier
  * table ran 8 rows on 4 lanes and seemed 2× faster on lavapipe: at the LOP-120 shape its loops
  * passed llvmpipe's 65,535 iterations, so the driver cut them short, and the results were
- * garbage (tests/decode_loops.test.ts).
+ * garbage (tests/loop_budget.test.ts).
  */
 export const DECODE_TUNING = tunable("decode", {
   cpu: { rows: 4, lanes: 64 },
@@ -247,7 +247,7 @@ export function decodeLoopIterations(d: DecodeDims): { forward: number; backward
       strided(R, loop(visible)) + strided(R * T) + strided(R * K) +
       strided(R * K4, visible + 2 + 4 * loop(S - s) + 5) + strided(H + I, 2 * loop(K));
   }
-  // Counted against the driver (tests/decode_loops.test.ts) the sum above misses up to ~10 % on
+  // Counted against the driver (tests/loop_budget.test.ts) the sum above misses up to ~10 % on
   // small shapes, a few iterations a step; the margin covers that.
   const margin = (n: number) => Math.ceil(n * 1.125) + 256;
   return { forward: margin(forward), backward: margin(backward) };

@@ -1,9 +1,9 @@
 // Layer normalisation over the last axis of x viewed as [rows, C]. One invocation per row (a
 // CPU adapter vectorises over rows; a row of C ≲ 1024 stays in cache between its passes).
 // Forward: mean, then the variance around it (two passes: no E[x²] − E[x]² cancellation), then
-// y; saves mean and 1/σ per row. Backward is one dispatch: invocation t computes dx of row t
-// and, when t < C, dγ and dβ of column t by a serial sum over the rows (deterministic, no
-// atomics).
+// y; saves mean and 1/σ per row. Backward: invocation t computes dx of row t and dy·x̂ of its
+// elements; dγ and dβ are column sums over the rows after it (a lane looping over every row
+// would pass a CPU adapter's loop budget, and runs serially).
 import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, WG } from "./common.ts";
@@ -46,13 +46,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 };
 
 /**
- * dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dy·γ, per row; dγ = Σ_rows dy·x̂ and
- * dβ = Σ_rows dy per column. Launch max(rows, C) invocations.
+ * dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dy·γ, per row, and dy·x̂ per element
+ * (its column sums are dγ). One invocation per row.
  */
 export const LAYER_NORM_BACKWARD: KernelSpec<typeof UNIFORMS.fields> = {
   name: "layer_norm_bwd",
   key: "",
-  bindings: ["read", "read", "read", "read", "write", "write", "write"],
+  bindings: ["read", "read", "read", "read", "write", "write"],
   uniforms: UNIFORMS,
   code: () =>
     `${UNIFORMS.struct()}
@@ -62,41 +62,29 @@ ${LINEAR_INDEX}
 @group(0) @binding(2) var<storage, read> stats: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
-@group(0) @binding(7) var<uniform> u: U;
+@group(0) @binding(5) var<storage, read_write> dyxhat: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let t = linear_index(wid, lid, u.gx);
-  if (t < u.rows) {
-    let base = t * u.c;
-    let mean = stats[2u * t];
-    let rstd = stats[2u * t + 1u];
-    var sum_g = 0.0;
-    var sum_gx = 0.0;
-    for (var i = 0u; i < u.c; i++) {
-      let g = dy[base + i] * gamma[i];
-      sum_g += g;
-      sum_gx += g * (x[base + i] - mean) * rstd;
-    }
-    let a = sum_g / f32(u.c);
-    let b = sum_gx / f32(u.c);
-    for (var i = 0u; i < u.c; i++) {
-      let xhat = (x[base + i] - mean) * rstd;
-      dx[base + i] = rstd * (dy[base + i] * gamma[i] - a - xhat * b);
-    }
+  if (t >= u.rows) { return; }
+  let base = t * u.c;
+  let mean = stats[2u * t];
+  let rstd = stats[2u * t + 1u];
+  var sum_g = 0.0;
+  var sum_gx = 0.0;
+  for (var i = 0u; i < u.c; i++) {
+    let g = dy[base + i] * gamma[i];
+    sum_g += g;
+    sum_gx += g * (x[base + i] - mean) * rstd;
   }
-  if (t < u.c) {
-    var dg = 0.0;
-    var db = 0.0;
-    for (var r = 0u; r < u.rows; r++) {
-      let g = dy[r * u.c + t];
-      dg += g * (x[r * u.c + t] - stats[2u * r]) * stats[2u * r + 1u];
-      db += g;
-    }
-    dgamma[t] = dg;
-    dbeta[t] = db;
+  let a = sum_g / f32(u.c);
+  let b = sum_gx / f32(u.c);
+  for (var i = 0u; i < u.c; i++) {
+    let xhat = (x[base + i] - mean) * rstd;
+    dx[base + i] = rstd * (dy[base + i] * gamma[i] - a - xhat * b);
+    dyxhat[base + i] = dy[base + i] * xhat;
   }
 }`,
 };

@@ -107,6 +107,23 @@ export function rnnPlan(
 }
 
 /**
+ * Loop iterations one time step of a persistent kernel runs (trips + 1 per loop; an upper bound
+ * with a margin): its batch-row blocks, each looping over the recurrent depth (H forward, G·H
+ * backward), 4 at a time with vec4 units. A sequence whose steps would pass the adapter's loop
+ * budget runs as several dispatches of fewer steps each.
+ */
+export function rnnStepLoopIterations(
+  plan: RnnPlan,
+  gates: number,
+  hidden: number,
+  backward: boolean,
+): number {
+  const depth = (backward ? gates * hidden : hidden) / plan.tile.width;
+  const blocks = Math.ceil(plan.chunk / plan.tile.rows);
+  return Math.ceil(1.25 * (2 + blocks * (Math.ceil(depth) + 2))) + 8;
+}
+
+/**
  * Forward: steps s0 ≤ s < s1 of one sequence; `chunk` batch rows per workgroup; `stepOrder`: a
  * backwards pass returns its sequence in step order (Keras) rather than input time; `tail`: offset
  * (floats) of the final states in the packed output. Flags are 0 or 1.
@@ -144,7 +161,6 @@ const RNN_BACKWARD_UNIFORMS = uniformBlock({
   tail: "u32",
 });
 
-const BIAS_GRAD_UNIFORMS = uniformBlock({ rows: "u32", n: "u32", gx: "u32" });
 const PLACE_UNIFORMS = uniformBlock({ total: "u32", offset: "u32", n: "u32", gx: "u32" });
 
 /** Builds the kernel text shared by both directions for one tile. */
@@ -559,39 +575,6 @@ ${blocks.map(([r, q]) => epilogue(r, q)).join("\n")}
     }
     storageBarrier();
   }
-}`,
-  };
-}
-
-/**
- * Bias gradient: column sums of [rows, n] gate gradients; with `pair` the second source fills a
- * second row (GRU: input bias from dxp, recurrent bias from dhp).
- */
-export function rnnBiasGradKernel(pair: boolean): KernelSpec<typeof BIAS_GRAD_UNIFORMS.fields> {
-  return {
-    name: "rnn_bias_grad",
-    key: pair ? "pair" : "single",
-    bindings: ["read", "read", "write"],
-    uniforms: BIAS_GRAD_UNIFORMS,
-    code: () => /* wgsl */ `
-${BIAS_GRAD_UNIFORMS.struct()}
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-${LINEAR_INDEX}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, lid, u.gx);
-  if (i >= ${pair ? "2u * " : ""}u.n) { return; }
-  let c = i % u.n;
-  var s = 0.0;
-  if (i < u.n) {
-    for (var r = 0u; r < u.rows; r++) { s += a[r * u.n + c]; }
-  } else {
-    for (var r = 0u; r < u.rows; r++) { s += b[r * u.n + c]; }
-  }
-  out[i] = s;
 }`,
   };
 }
