@@ -209,6 +209,11 @@ export class Runtime {
     return this.ctx.report.loopBudget - (this.loopWatch ? LOOP_WATCH_COST : 0);
   }
 
+  /** Storage buffers one kernel may bind: the device's limit less the loop watch's flag. */
+  get maxStorageBuffers(): number {
+    return this.device.limits.maxStorageBuffersPerShaderStage - (this.loopWatch ? 1 : 0);
+  }
+
   // ---- buffers ------------------------------------------------------------------------------
 
   /** A buffer of at least `bytes` bytes from the pool (contents undefined). */

@@ -148,7 +148,7 @@ Deno.test("optim errors: bad hyperparameters and parameters", () => {
 Deno.test("clipGradNorm: few dispatches, no readback", async () => {
   const params = CLIP_SHAPES.map((s) => Tensor.ones(s).requireGrad().keep());
   params.forEach((p) => setGrad(p, new Float64Array(p.size).fill(1)));
-  const groupSize = Math.min(15, rt.device.limits.maxStorageBuffersPerShaderStage - 1);
+  const groupSize = Math.min(15, rt.maxStorageBuffers - 1);
   const groups = Math.ceil(params.length / groupSize);
   rt.poison = false;
   const before = rt.poolStats();

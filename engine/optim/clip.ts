@@ -58,7 +58,7 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
   const rt = runtime();
   const groupSize = Math.max(
     1,
-    Math.min(CLIP_GROUP_MAX, rt.device.limits.maxStorageBuffersPerShaderStage - 1),
+    Math.min(CLIP_GROUP_MAX, rt.maxStorageBuffers - 1),
   );
   const sumGroups = inGroups(grads, groupSize).map((group) => ({
     group,
