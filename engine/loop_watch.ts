@@ -24,8 +24,14 @@ export class LoopWatch {
     this.reset();
   }
 
-  /** `code` with the flag bound at `binding` and the last-loop test closing `main`. */
+  /**
+   * `code` with the flag bound at `binding` and the last-loop test closing `main`; unchanged
+   * without loops (the layout still holds the binding; the shader need not declare it).
+   */
   instrument(code: string, binding: number, kernel: string): string {
+    // A kernel without loops cannot spend the budget (and an elementwise kernel would pay ~15 %
+    // for the test).
+    if (!/\b(for|loop|while)\s*[({]/.test(code.replace(/\/\/.*$/gm, ""))) return code;
     const index = this.kernels.push(kernel) - 1;
     const end = endOfMain(code, kernel);
     return `${code.slice(0, end)}
