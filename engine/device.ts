@@ -122,6 +122,25 @@ async function measureLoopBudget(device: GPUDevice): Promise<number> {
     size: 4,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
   });
+  const bindGroup = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: out } }],
+  });
+  const done = await dispatchOnce(device, pipeline, bindGroup, out);
+  out.destroy();
+  return done < LOOP_PROBE_ITERATIONS ? done : Infinity;
+}
+
+/**
+ * Runs one workgroup of `pipeline` outside the runtime (no pooling, no loop watch) and reads back
+ * the first u32 of `out`: start-up probes, and tests that measure the driver itself.
+ */
+export async function dispatchOnce(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  bindGroup: GPUBindGroup,
+  out: GPUBuffer,
+): Promise<number> {
   const readback = device.createBuffer({
     size: 4,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -129,23 +148,16 @@ async function measureLoopBudget(device: GPUDevice): Promise<number> {
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [{ binding: 0, resource: { buffer: out } }],
-    }),
-  );
+  pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(1);
   pass.end();
   encoder.copyBufferToBuffer(out, 0, readback, 0, 4);
   device.queue.submit([encoder.finish()]);
   await readback.mapAsync(GPUMapMode.READ);
-  const done = new Uint32Array(readback.getMappedRange())[0];
+  const value = new Uint32Array(readback.getMappedRange())[0];
   readback.unmap();
-  out.destroy();
   readback.destroy();
-  return done < LOOP_PROBE_ITERATIONS ? done : Infinity;
+  return value;
 }
 
 function limitNames(limits: GPUSupportedLimits): string[] {

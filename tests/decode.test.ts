@@ -14,7 +14,7 @@ import {
 } from "../labs/data/lop120.ts";
 import { type MemoryKind, TapModel } from "../models/htap.ts";
 import { assertClose, setup } from "./helpers.ts";
-import { DECODE_CHECKS } from "./op_checks/decode.ts";
+import { DECODE_CHECKS, decodeArgs } from "./op_checks/decode.ts";
 
 await setup();
 
@@ -26,29 +26,7 @@ Deno.test("gruDecode: attention weights are the visible keys' softmax", async ()
   const r = (shape: number[]) => Tensor.uniform(shape, -1, 1, rng);
   const out = tidy(() =>
     gruDecode({
-      h0: r([B, H]),
-      content0: r([B, C]),
-      flags: r([B, S, F]),
-      kernel: r([C + F, 3 * H]),
-      recurrentKernel: r([H, 3 * H]),
-      bias: r([2, 3 * H]),
-      outWeight: r([2 * H, C]),
-      outBias: r([C]),
-      memory: {
-        keys: r([B, M, K]),
-        values: r([B, M, K]),
-        queryWeight: r([H + C + F, K]),
-        queryBias: r([K]),
-        keyWeight: r([C + F, K]),
-        keyBias: r([S, K]),
-        valueWeight: r([C + F, K]),
-        valueBias: r([K]),
-        gateWeight: r([H + K, H]),
-        gateBias: r([H]),
-        contextWeight: r([K, H]),
-        contextBias: r([H]),
-        window: 3,
-      },
+      ...decodeArgs({ B, H, C, F, S, K, M, window: 3 }, r),
       returnWeights: true,
     })
   );

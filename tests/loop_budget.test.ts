@@ -3,6 +3,7 @@
 // bound what the driver counts, or a layout past it computes garbage, as an 8-row, 4-lane
 // decoder table once did.
 import assert from "node:assert/strict";
+import { dispatchOnce } from "../engine/device.ts";
 import { gruDecode } from "../engine/ops/decode.ts";
 import { Rng } from "../engine/random.ts";
 import type { KernelSpec } from "../engine/runtime.ts";
@@ -18,6 +19,7 @@ import {
 } from "../engine/shaders/decode.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { setup } from "./helpers.ts";
+import { decodeArgs } from "./op_checks/decode.ts";
 
 const rt = await setup();
 const measured = rt.ctx.report.loopBudget;
@@ -114,28 +116,12 @@ async function driverCount(spec: KernelSpec, d: DecodeDims, output: number): Pro
     layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
     compute: { module: device.createShaderModule({ code: code.slice(0, end) + tail }) },
   });
-  const readback = device.createBuffer({
-    size: 4,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  const bindGroup = device.createBindGroup({
+    layout,
+    entries: [...buffers, uniform].map((buffer, binding) => ({ binding, resource: { buffer } })),
   });
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    device.createBindGroup({
-      layout,
-      entries: [...buffers, uniform].map((buffer, binding) => ({ binding, resource: { buffer } })),
-    }),
-  );
-  pass.dispatchWorkgroups(1);
-  pass.end();
-  encoder.copyBufferToBuffer(buffers[output], 0, readback, 0, 4);
-  device.queue.submit([encoder.finish()]);
-  await readback.mapAsync(GPUMapMode.READ);
-  const left = new Uint32Array(readback.getMappedRange())[0];
-  readback.unmap();
-  for (const b of [...buffers, uniform, readback]) b.destroy();
+  const left = await dispatchOnce(device, pipeline, bindGroup, buffers[output]);
+  for (const b of [...buffers, uniform]) b.destroy();
   return measured - 1 - left;
 }
 
@@ -183,30 +169,7 @@ Deno.test("gru_decode: a table whose loops would pass the budget gets more lanes
       const rng = new Rng(11);
       const r = (shape: number[]) => Tensor.uniform(shape, -0.5, 0.5, rng);
       const out = tidy(() =>
-        gruDecode({
-          h0: r([B, H]),
-          content0: r([B, C]),
-          flags: r([B, S, F]),
-          kernel: r([C + F, 3 * H]),
-          recurrentKernel: r([H, 3 * H]),
-          bias: r([2, 3 * H]),
-          outWeight: r([2 * H, C]),
-          outBias: r([C]),
-          memory: {
-            keys: r([B, M, K]),
-            values: r([B, M, K]),
-            queryWeight: r([H + C + F, K]),
-            queryBias: r([K]),
-            keyWeight: r([C + F, K]),
-            keyBias: r([S, K]),
-            valueWeight: r([C + F, K]),
-            valueBias: r([K]),
-            gateWeight: r([H + K, H]),
-            gateBias: r([H]),
-            contextWeight: r([K, H]),
-            contextBias: r([H]),
-          },
-        }).predictions
+        gruDecode(decodeArgs({ B, H, C, F, S, K, M, window: 0 }, r)).predictions
       );
       const values = await out.data() as Float32Array;
       out.dispose();

@@ -1,5 +1,5 @@
 import assert from "../assert.ts";
-import { gruDecode } from "../../engine/ops/decode.ts";
+import { type DecodeArgs, gruDecode } from "../../engine/ops/decode.ts";
 import { decodeSharedBytes, rowsThatFit } from "../../engine/shaders/decode.ts";
 import { runtime } from "../../engine/runtime.ts";
 import { Tensor } from "../../engine/tensor.ts";
@@ -9,7 +9,7 @@ import { type OpCheckTest, opCheckTests } from "./suite.ts";
 
 const { test, tests } = opCheckTests("decode");
 
-interface Case {
+export interface Case {
   B: number;
   H: number;
   C: number;
@@ -78,10 +78,10 @@ function memoryOf<T>(m: T[], window: number) {
   };
 }
 
-/** gruDecode's predictions from tensors in `inputs(c)` order. */
-function decode(c: Case, tensors: Tensor[]): Tensor {
+/** gruDecode's arguments from tensors in `inputs(c)` order. */
+function argsOf(c: Case, tensors: Tensor[]): DecodeArgs {
   const [h0, content0, flags, kernel, recurrentKernel, bias, outWeight, outBias, ...m] = tensors;
-  return gruDecode({
+  return {
     h0,
     content0,
     flags,
@@ -91,7 +91,16 @@ function decode(c: Case, tensors: Tensor[]): Tensor {
     outWeight,
     outBias,
     memory: c.K ? memoryOf(m, c.window) : undefined,
-  }).predictions;
+  };
+}
+
+/** gruDecode's arguments for case `c`, every tensor made by `make` from its shape. */
+export function decodeArgs(c: Case, make: (shape: number[]) => Tensor): DecodeArgs {
+  return argsOf(c, inputs(c).map(({ shape }) => make([...shape])));
+}
+
+function decode(c: Case, tensors: Tensor[]): Tensor {
+  return gruDecode(argsOf(c, tensors)).predictions;
 }
 
 function check(c: Case): Promise<void> {
