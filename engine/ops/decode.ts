@@ -282,14 +282,6 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
     outputs: [predictions],
     op: "gru_decode",
   });
-  // deno-lint-ignore no-explicit-any
-  const G = globalThis as any;
-  if (G.__keepSaved) {
-    const c = Tensor.empty([saved.size]);
-    rt.copy(saved.storage, 0, c.storage, 0, saved.size * 4);
-    G.__saved = c;
-    G.__dims = d;
-  }
   let attention: Tensor | undefined;
   if (args.returnWeights && m) {
     attention = plane(saved, savedLayout(d).at, "probs", B * S);
