@@ -10,13 +10,15 @@ import type { KernelSpec } from "../engine/runtime.ts";
 import {
   DECODE_TUNING,
   decodeBackwardKernel,
-  type DecodeDims,
   decodeForwardKernel,
+} from "../engine/shaders/decode.ts";
+import {
+  type DecodeDims,
   decodeLoopIterations,
   gradLayout,
   savedLayout,
   weightLayout,
-} from "../engine/shaders/decode.ts";
+} from "../engine/shaders/decode_layout.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
 import { setup } from "./helpers.ts";
 import { decodeArgs } from "./op_checks/decode.ts";

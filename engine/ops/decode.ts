@@ -1,17 +1,15 @@
 // Free-running GRU decoding with an optional attention memory, all steps in one dispatch
-// (kernels and equations in shaders/decode.ts). Composed from primitives, every decoded step
-// costs ~50 small dispatches forward and backward (cell, key/value/query, concat of the memory,
-// attention, gate, read-out, their gradients and the weight-gradient sums); here the forward is
-// ONE dispatch, the backward one dispatch plus one matmul and one column sum per weight over
+// (kernels and equations in shaders/decode.ts, buffer layouts and loop counts in
+// shaders/decode_layout.ts). Composed from primitives, every decoded step costs ~50 small
+// dispatches forward and backward (cell, key/value/query, concat of the memory, attention, gate,
+// read-out, their gradients and the weight-gradient sums); here the forward is ONE dispatch, the backward one dispatch plus one matmul and one column sum per weight over
 // all B·S (row, step) pairs.
 import { formatShape, Tensor } from "../tensor.ts";
 import { type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
+import { DECODE_TUNING, decodeBackwardKernel, decodeForwardKernel } from "../shaders/decode.ts";
 import {
-  DECODE_TUNING,
-  decodeBackwardKernel,
   type DecodeDims,
-  decodeForwardKernel,
   decodeLoopIterations,
   type DecodeShape,
   decodeSharedBytes,
@@ -19,7 +17,7 @@ import {
   rowsThatFit,
   savedLayout,
   weightLayout,
-} from "../shaders/decode.ts";
+} from "../shaders/decode_layout.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./reduce.ts";
 import { narrow, stack } from "./shape.ts";

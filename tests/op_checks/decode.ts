@@ -1,6 +1,6 @@
 import assert from "../assert.ts";
 import { type DecodeArgs, gruDecode } from "../../engine/ops/decode.ts";
-import { decodeSharedBytes, rowsThatFit } from "../../engine/shaders/decode.ts";
+import { decodeSharedBytes, rowsThatFit } from "../../engine/shaders/decode_layout.ts";
 import { runtime } from "../../engine/runtime.ts";
 import { Tensor } from "../../engine/tensor.ts";
 import { decodeRef } from "../reference/decode.ts";

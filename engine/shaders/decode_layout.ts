@@ -1,0 +1,213 @@
+// The fused decoder's geometry (shaders/decode.ts holds its kernels): the packed weight buffer,
+// the planes the forward saves and the backward writes, each kernel's workgroup arrays, and what a
+// layout costs in workgroup memory and in loop iterations.
+/** The decode's geometry. */
+export interface DecodeShape {
+  hidden: number;
+  /** Content channels (the fed-back prediction). */
+  content: number;
+  /** Flag channels appended to the content (given, not predicted). */
+  flags: number;
+  steps: number;
+  /** Memory: key size and context length (keys before the first decoded step); 0 = none. */
+  keyDim: number;
+  memory: number;
+  /** Visible keys per query for a sliding window; 0 = every past key (causal). */
+  window: number;
+}
+
+/** Geometry and launch shape: what a kernel is specialised for. */
+export interface DecodeDims extends DecodeShape {
+  /** Batch rows per workgroup. */
+  rows: number;
+  /** Lanes per workgroup. */
+  lanes: number;
+}
+
+export type Layout = Record<string, [offset: number, size: number]>;
+
+/** Consecutive blocks, each starting at a multiple of `align` floats. */
+function layout(parts: [string, number][], align = 1): { at: Layout; total: number } {
+  const at: Layout = {};
+  let total = 0;
+  for (const [name, size] of parts) {
+    at[name] = [total, size];
+    total += Math.ceil(size / align) * align;
+  }
+  return { at, total };
+}
+
+/** Offsets (floats) of each weight in the packed weight buffer, in this order. */
+export function weightLayout(d: DecodeDims): { at: Layout; total: number } {
+  const { hidden: H, content: C, keyDim: K, steps: S } = d;
+  const I = C + d.flags;
+  const mem = K > 0;
+  return layout([
+    ["kernel", I * 3 * H],
+    ["recurrent", H * 3 * H],
+    ["gruBias", 2 * 3 * H],
+    ["outWeight", (mem ? 2 * H : H) * C],
+    ["outBias", C],
+    ...(mem
+      ? [
+        ["queryWeight", (H + I) * K],
+        ["queryBias", K],
+        ["keyWeight", I * K],
+        ["keyBias", S * K],
+        ["valueWeight", I * K],
+        ["valueBias", K],
+        ["gateWeight", (H + K) * H],
+        ["gateBias", H],
+        ["contextWeight", K * H],
+        ["contextBias", H],
+      ] as [string, number][]
+      : []),
+  ], 4);
+}
+
+/** Per (row, step) planes the forward pass saves: widths in floats. */
+export function savedLayout(d: DecodeDims): { at: Layout; total: number } {
+  const { hidden: H, content: C, keyDim: K } = d;
+  const I = C + d.flags;
+  const mem = K > 0;
+  return layout([
+    ["x", I],
+    ["hprev", H],
+    ["gates", 4 * H],
+    ["outIn", mem ? 2 * H : H],
+    ...(mem
+      ? [
+        ["queryIn", H + I],
+        ["gateIn", H + K],
+        ["context", K],
+        ["gateAct", 2 * H],
+        ["query", K],
+        ["probs", d.memory + d.steps],
+      ] as [string, number][]
+      : []),
+  ]);
+}
+
+/** Per (row, step) gradient planes of the backward pass. */
+export function gradLayout(d: DecodeDims): { at: Layout; total: number } {
+  const { hidden: H, content: C, keyDim: K } = d;
+  return layout([
+    ["dKernel", 3 * H],
+    ["dRecurrent", 3 * H],
+    ["dOut", C],
+    ...(K > 0
+      ? [
+        ["dQuery", K],
+        ["dKey", K],
+        ["dValue", K],
+        ["dGate", H],
+        ["dContext", H],
+        ["dScore", d.memory + d.steps],
+        ["dRead", K],
+      ] as [string, number][]
+      : []),
+  ]);
+}
+
+/** A workgroup array: name, element type and length. */
+export type SharedArray = [name: string, type: "f32" | "vec4f", length: number];
+
+/** The forward kernel's workgroup arrays, R rows each. */
+export function forwardShared(d: DecodeDims): SharedArray[] {
+  const { rows: R, hidden: H, keyDim: K } = d;
+  return [
+    ["xs", "f32", R * (d.content + d.flags)],
+    ["hs", "f32", R * H],
+    ["hn", "f32", R * H],
+    ...(K > 0
+      ? [
+        ["qs", "vec4f", R * K / 4],
+        ["cs", "vec4f", R * K / 4],
+        ["gs", "f32", R * H],
+        ["sc", "f32", R * (d.memory + d.steps)],
+        ["stat", "f32", 2 * R],
+      ] as SharedArray[]
+      : []),
+  ];
+}
+
+/** The backward kernel's workgroup arrays, R rows each. */
+export function backwardShared(d: DecodeDims): SharedArray[] {
+  const { rows: R, hidden: H, keyDim: K, content: C } = d;
+  return [
+    ["dh", "f32", R * H],
+    ["dhn", "f32", R * H],
+    ["dxs", "f32", R * (C + d.flags)],
+    ["dxc", "f32", R * C],
+    ["dos", "f32", R * C],
+    ["dgx", "vec4f", R * 3 * H / 4],
+    ["dgh", "vec4f", R * 3 * H / 4],
+    ...(K > 0
+      ? [
+        ["dgp", "vec4f", R * H / 4],
+        ["dup", "vec4f", R * H / 4],
+        ["dcs", "vec4f", R * K / 4],
+        ["dqs", "vec4f", R * K / 4],
+        ["ds", "f32", R * (d.memory + d.steps)],
+        ["stat", "f32", R],
+      ] as SharedArray[]
+      : []),
+  ];
+}
+
+/**
+ * The most batch rows, up to `d.rows`, whose workgroup memory fits `limit` bytes (0: not one).
+ * Every workgroup array holds a fixed number of floats per row, so the bytes grow by one row's.
+ */
+export function rowsThatFit(d: DecodeDims, limit: number): number {
+  return Math.min(d.rows, Math.floor(limit / decodeSharedBytes({ ...d, rows: 1 })));
+}
+
+/** Workgroup memory (bytes) the larger of the two kernels declares for these dims. */
+export function decodeSharedBytes(d: DecodeDims): number {
+  const bytes = (arrays: SharedArray[]) =>
+    arrays.reduce((sum, [, type, n]) => sum + n * (type === "vec4f" ? 16 : 4), 0);
+  return Math.max(bytes(forwardShared(d)), bytes(backwardShared(d)));
+}
+
+/**
+ * Loop iterations (trips + 1 per loop entered) the busiest invocation of each kernel runs: an
+ * upper bound, phase by phase as the kernels below loop, for the adapter's loop budget. A
+ * strided loop `for (i = l; i < n; i += WGN)` runs ceil(n / WGN) trips on lane 0. The `e < 4`
+ * loops count 5 (the compiler unrolls some of them), and zeroing the workgroup memory at the
+ * start is one more strided loop over its 16-byte words.
+ */
+export function decodeLoopIterations(d: DecodeDims): { forward: number; backward: number } {
+  const { rows: R, lanes, hidden: H, content: C, keyDim: K, steps: S, memory: M } = d;
+  const I = C + d.flags, K4 = K / 4, T = M + S, mem = K > 0;
+  /** A strided loop over n items whose each trip runs `inner` iterations of nested loops. */
+  const strided = (n: number, inner = 0) => Math.ceil(n / lanes) * (1 + inner) + 1;
+  const loop = (trips: number) => trips + 1;
+  const perRow = 5 * R;
+  const zeroing = (arrays: SharedArray[]) =>
+    strided(arrays.reduce((sum, [, type, n]) => sum + (type === "vec4f" ? n : n / 4), 0));
+  let forward = zeroing(forwardShared(d)) + strided(R * H) + strided(R * C) + loop(S);
+  let backward = zeroing(backwardShared(d)) + strided(R * H) + strided(R * C) +
+    strided(R * (H + C)) + loop(S);
+  for (let s = 0; s < S; s++) {
+    const L = M + s + 1;
+    const visible = d.window > 0 ? Math.min(d.window, L) : L;
+    forward += strided(R * d.flags) + strided(R * I) + 2 * strided(R * H) +
+      strided(H / 4, loop(I) + loop(H) + perRow) + strided(C, loop(H)) +
+      strided(R * (mem ? 2 * H : H));
+    backward += 2 * strided(R * C) + strided(mem ? 2 * H : H, loop(C)) + strided(H) +
+      strided(H + I, loop(3 * H / 4)) + loop(3 * H / 4);
+    if (!mem) continue;
+    forward += strided(K4, loop(I) + loop(H) + perRow) + strided(R * (H + I)) +
+      strided(R * L, loop(K4)) + R * loop(K4) + strided(R, 2 * loop(visible)) + strided(R * T) +
+      strided(R * K4, visible + 2 + 5) + strided(H / 4, loop(H) + loop(K) + perRow) +
+      strided(R * (H + K));
+    backward += strided(H + K, 2 * loop(H / 4)) + strided(R * L, loop(K4)) + R * loop(K4) +
+      strided(R, loop(visible)) + strided(R * T) + strided(R * K) +
+      strided(R * K4, visible + 2 + 4 * loop(S - s) + 5) + strided(H + I, 2 * loop(K));
+  }
+  // Counted against the driver (tests/loop_budget.test.ts) the sum above misses up to ~10 % on
+  // small shapes, a few iterations a step; the margin covers that.
+  const margin = (n: number) => Math.ceil(n * 1.125) + 256;
+  return { forward: margin(forward), backward: margin(backward) };
+}
