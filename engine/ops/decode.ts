@@ -2,8 +2,9 @@
 // (kernels and equations in shaders/decode.ts, buffer layouts and loop counts in
 // shaders/decode_layout.ts). Composed from primitives, every decoded step costs ~50 small
 // dispatches forward and backward (cell, key/value/query, concat of the memory, attention, gate,
-// read-out, their gradients and the weight-gradient sums); here the forward is ONE dispatch, the backward one dispatch plus one matmul and one column sum per weight over
-// all B·S (row, step) pairs.
+// read-out, their gradients and the weight-gradient sums); here the forward is ONE dispatch, the
+// backward one dispatch plus one matmul and one column sum per weight over all B·S (row, step)
+// pairs.
 import { formatShape, Tensor } from "../tensor.ts";
 import { type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
