@@ -230,6 +230,69 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   };
 }
 
+/** Lanes per workgroup of the strip kernel (no shared memory: its lanes are independent). */
+export const STRIP_WG = 64;
+
+/**
+ * Sum or max over the middle axis of a pass whose inner axis is wide (reductions over the batch
+ * on a CPU adapter), in vec4s of four adjacent outputs. A lane owns `accumulators` vec4 of
+ * outputs spaced `simd` apart, so one SIMD vector's lanes read `simd · accumulators` adjacent
+ * vec4 of each row and walk the rows of one chunk in order: the vector streams through memory
+ * instead of reading 32 bytes of each row a page apart. Lanes are laid out as
+ * [outer, chunks, strips, simd] with strips = ⌈inner / (simd · accumulators)⌉.
+ */
+export function stripReduceKernel(
+  kind: ReduceKind,
+  accumulators: number,
+  simd: number,
+): KernelSpec<Geometry> {
+  const isMax = kind === "max";
+  const slots = range(accumulators);
+  const width = simd * accumulators;
+  return {
+    name: "reduce_strips",
+    key: `${kind}|${accumulators}|${simd}`,
+    bindings: ["read", "write"],
+    uniforms: GEOMETRY,
+    code: () =>
+      wgsl`${GEOMETRY.struct("G")}
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> y: array<vec4f>;
+@group(0) @binding(2) var<uniform> g: G;
+
+@compute @workgroup_size(${STRIP_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let lane = (wid.y * g.gx + wid.x) * ${STRIP_WG}u + lid;
+  let strips = (g.inner + ${width - 1}u) / ${width}u;
+  let slice = lane / (${simd}u * strips);  // (outer, chunk)
+  if (slice >= g.outputs / g.inner) { return; }
+  let o = slice / g.chunks;
+  let start = (slice - o * g.chunks) * g.chunk;
+  let end = min(g.reduce, start + g.chunk);
+  let col = (lane / ${simd}u - slice * strips) * ${width}u + lane % ${simd}u;
+  ${slots.map((i) => `let in${i} = col + ${i * simd}u < g.inner;`).join("\n  ")}
+  ${slots.map((i) => `var a${i} = vec4f(${isMax ? "g.neg_inf" : "0.0"});`).join("\n  ")}
+  for (var r = start; r < end; r++) {
+    let at = (o * g.reduce + r) * g.inner + col;
+    ${
+        slots.map((i) =>
+          `if (in${i}) { a${i} = ${
+            isMax ? `max(a${i}, x[at + ${i * simd}u])` : `a${i} + x[at + ${i * simd}u]`
+          }; }`
+        ).join("\n    ")
+      }
+  }
+  let out = slice * g.inner + col;
+  ${
+        slots.map((i) =>
+          `if (in${i}) { y[out + ${i * simd}u] = a${i}${isMax ? "" : " * g.scale"}; }`
+        )
+          .join("\n  ")
+      }
+}`,
+  };
+}
+
 /**
  * Backward of one reduction pass, one lane per input element: sum spreads scale · g over the
  * reduced axis; max sends g to the saved position of the maximum only.

@@ -58,6 +58,13 @@ export const CASES: [number[], Axes][] = [
   [[9, 12], 0],
   [[5, 4], 0],
   [[3, 4004], undefined],
+  // Wide columns (inner a multiple of 4 past 32): the CPU table's strip kernel, with part of a
+  // strip past the last column, chunks of rows and an outer axis.
+  [[5, 6, 40], 1],
+  [[1300, 44], 0],
+  [[37, 1032], 0],
+  [[3, 700, 136], 1],
+  [[2, 1100, 3, 12], [1, 2]],
 ];
 
 /** Runs `body` under each adapter tuning: the layouts and chunked passes differ between them. */
