@@ -64,7 +64,7 @@ export const CASES: [number[], Axes][] = [
   [[1300, 44], 0],
   [[37, 1032], 0],
   [[3, 700, 136], 1],
-  [[2, 1100, 3, 12], [1, 2]],
+  [[2, 1100, 3, 16], 1],
 ];
 
 /** Runs `body` under each adapter tuning: the layouts and chunked passes differ between them. */
