@@ -67,9 +67,10 @@ export interface RnnTuning {
 
 // Chosen on lavapipe. 16 rows per block: each recurrent-weight load serves twice the rows of 8,
 // and a batch of 32 still gives a workgroup per core; the persistent train step at batch 32 ran
-// 1.1–1.3× faster than with 8 rows, batch 64 equal to 1.1×, per-step grids equal. GPUs take the
-// same until a benchmark measures better, except that a GPU keeps 8 rows and one unit group per
-// lane (its lanes are cheap, its registers are not).
+// 1.05–1.4× faster than with 8 rows in 7 of 8 bench pairs, batch 64 1.0–1.15× (32 rows no
+// better), per-step grids equal. GPUs take the same until a benchmark measures better, except
+// that a GPU keeps 8 rows and one unit group per lane (its lanes are cheap, its registers are
+// not).
 const TUNED: RnnTuning = { persistentMaxMacs: 1 << 20, rows: 16, tileLanes: 8, unitGroups: 2 };
 export const RNN_TUNING = tunable<RnnTuning>("rnn", {
   cpu: TUNED,
