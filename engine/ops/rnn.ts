@@ -4,7 +4,8 @@
 // the recurrence is ONE dispatch per time step (h·U, gates, nonlinearities, state update).
 // Backward through time: ONE dispatch per step (dh = dout + dgates_{t+1}·Uᵀ, gate gradients),
 // one more for dh0 when the initial state wants a gradient, then dW, dU and dx as one matmul
-// each over all steps and the bias gradient as one column reduction.
+// each over all steps. The backward kernel also sums the bias gradient over its rows and steps,
+// so the bias needs only a reduction over workgroups, not one over all B·T rows.
 //
 // Weight layout (Keras): kernel [in, G·H], recurrent_kernel [H, G·H], gate blocks along the last
 // axis — GRU z, r, h (reset_after=True: bias [2, 3H], row 0 input bias, row 1 recurrent bias);
@@ -32,7 +33,6 @@ import {
 } from "../shaders/rnn.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./reduce.ts";
-import { stack } from "./shape.ts";
 
 export type { RnnCell };
 
@@ -367,6 +367,8 @@ function sequenceGrad(
   const carryC = lstm ? Tensor.empty([B, H]) : null;
   const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
   const kernelSpec = rnnBackwardKernel(cell, plan.tile);
+  // The kernel's bias-gradient partial sums, one row per workgroup row (LSTM [G·H], GRU [2, G·H]).
+  const biasParts = Tensor.empty([plan.groups[1], (lstm ? 1 : 2) * G * H]);
   const buffers = lstm
     ? [
       grad.storage,
@@ -376,6 +378,7 @@ function sequenceGrad(
       dgates.storage,
       carryH.storage,
       carryC!.storage,
+      biasParts.storage,
     ]
     : [
       grad.storage,
@@ -385,6 +388,7 @@ function sequenceGrad(
       dgates.storage,
       dhp.storage,
       carryH.storage,
+      biasParts.storage,
     ];
   const wantsH0 = a.hasH0 && wants[4];
   // Steps T − 1 … 0, then step −1: dh0 = carry + dĝ_0·Uᵀ when h0 wants a gradient.
@@ -405,6 +409,7 @@ function sequenceGrad(
         stepOrder: +stepOrder,
         seqGrad: +returnSequences,
         tail: returnSequences ? B * T * H : 0,
+        accumulate: +(first !== T - 1),
       },
       groups: plan.groups,
       flops: stepFlops * count,
@@ -427,16 +432,17 @@ function sequenceGrad(
   }
   const dKernel = wants[1] ? matmul(x2d, dgates, { transA: true }) : null;
   const dRecurrent = wants[2] ? matmul(hprev, dhp, { transA: true }) : null;
-  // Column sums over all B·T rows (GRU: input bias from dxp, recurrent bias from dhp).
+  const biasShape = lstm ? [G * H] : [2, G * H];
   const dBias = wants[3]
     ? noGrad(() => {
-      if (lstm) return sum(dgates, 0);
-      const both = [sum(dgates, 0), sum(dhp, 0)];
-      const stacked = stack(both, 0);
-      for (const t of both) t.dispose();
-      return stacked;
+      if (plan.groups[1] === 1) return biasParts.reshape(biasShape);
+      const total = sum(biasParts, 0);
+      const shaped = total.reshape(biasShape);
+      total.dispose();
+      return shaped;
     })
     : null;
+  biasParts.dispose();
   x2d.dispose();
   dgates.dispose();
   if (dhp !== dgates) dhp.dispose();

@@ -150,7 +150,8 @@ const RNN_FORWARD_UNIFORMS = uniformBlock({
 
 /**
  * Backward: `count` passes for steps start − 1, start − 2, … (`start` is the first step plus one,
- * so the dh0 pass, step −1, stays unsigned).
+ * so the dh0 pass, step −1, stays unsigned); `accumulate`: add to the bias partial sums of an
+ * earlier launch instead of starting them.
  */
 const RNN_BACKWARD_UNIFORMS = uniformBlock({
   B: "u32",
@@ -163,6 +164,7 @@ const RNN_BACKWARD_UNIFORMS = uniformBlock({
   stepOrder: "u32",
   seqGrad: "u32",
   tail: "u32",
+  accumulate: "u32",
 });
 
 const PLACE_UNIFORMS = uniformBlock({ total: "u32", offset: "u32", n: "u32", gx: "u32" });
@@ -350,9 +352,9 @@ export function rnnForwardKernel(
 }`;
     }
     return head + /* wgsl */ `
-  let hz = ${a(0)} + bias[${at("GH + jv")}];
-  let hr = ${a(1)} + bias[${at("GH + H + jv")}];
-  let hh = ${a(2)} + bias[${at("GH + 2u * H + jv")}];
+  let hz = ${a(0)} + rb${q}_0;
+  let hr = ${a(1)} + rb${q}_1;
+  let hh = ${a(2)} + rb${q}_2;
   let z = sigm(xp[${at("xo")}] + hz);
   let rg = sigm(xp[${at("xo + H")}] + hr);
   let n = tanh_s(xp[${at("xo + 2u * H")}] + rg * hh);
@@ -376,6 +378,13 @@ export function rnnForwardKernel(
 }`;
   };
 
+  // GRU: the recurrent bias of the lane's units, loaded once rather than once per row and step
+  // (the compiler cannot keep it: the same buffers are written in between).
+  const recurrentBias = lstm
+    ? ""
+    : range(Q).flatMap((q) =>
+      range(G).map((g) => `  let rb${q}_${g} = bias[${at(`GH + ${g}u * H + jv${q}`)}];`)
+    ).join("\n");
   const bindings = lstm
     // xp, U, h0, c0, hprev, cprev, acts, out
     ? ["read", "read", "read", "read", "write", "write", "write", "write"] as const
@@ -404,6 +413,7 @@ ${e.math()}
 @compute @workgroup_size(${tile.lanes})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${e.threadSetup(G)}
+${recurrentBias}
   for (var s = u.s0; s < u.s1; s++) {
     let t = select(s, u.T - 1u - s, back);
     let first = s == 0u;
@@ -481,6 +491,8 @@ export function rnnBackwardKernel(
       : `if (first) { d += dout[${at("u.tail + b * H + jv")}]; } else { d += carryH[${
         at("b * H + jv")
       }]; }`;
+    const sums = (values: string[]) =>
+      values.map((v, k) => `bs${q}_${k} += ${v};`).join("\n      ");
     const gatesPart = lstm
       ? /* wgsl */ `
     let ig = acts[${at("ao")}];
@@ -494,11 +506,16 @@ export function rnnBackwardKernel(
         at("b * H + jv")
       }]; }
     if (live) {
-      dg[${at("go")}] = dc * gg * ig * (1.0 - ig);
-      dg[${at("go + H")}] = dc * cprev[${at("bt * H + jv")}] * fg * (1.0 - fg);
-      dg[${at("go + 2u * H")}] = dc * ig * (1.0 - gg * gg);
-      dg[${at("go + 3u * H")}] = d * tc * og * (1.0 - og);
+      let di = dc * gg * ig * (1.0 - ig);
+      let df = dc * cprev[${at("bt * H + jv")}] * fg * (1.0 - fg);
+      let dgg = dc * ig * (1.0 - gg * gg);
+      let dog = d * tc * og * (1.0 - og);
+      dg[${at("go")}] = di;
+      dg[${at("go + H")}] = df;
+      dg[${at("go + 2u * H")}] = dgg;
+      dg[${at("go + 3u * H")}] = dog;
       carryC[${at("b * H + j")}] = dc * fg;
+      ${sums(["di", "df", "dgg", "dog"])}
     }`
       : /* wgsl */ `
     let z = acts[${at("ao")}];
@@ -508,14 +525,16 @@ export function rnnBackwardKernel(
     let dn = d * (1.0 - z) * (1.0 - n * n);
     let dz = d * (hprev[${at("bt * H + jv")}] - n) * z * (1.0 - z);
     let dr = dn * hh * rg * (1.0 - rg);
+    let dnr = dn * rg;
     if (live) {
       dxp[${at("go")}] = dz;
       dxp[${at("go + H")}] = dr;
       dxp[${at("go + 2u * H")}] = dn;
       dhp[${at("go")}] = dz;
       dhp[${at("go + H")}] = dr;
-      dhp[${at("go + 2u * H")}] = dn * rg;
+      dhp[${at("go + 2u * H")}] = dnr;
       carryH[${at("b * H + j")}] = d * z;
+      ${sums(["dz", "dr", "dn", "dnr"])}
     }`;
     return /* wgsl */ `
 {
@@ -536,11 +555,25 @@ export function rnnBackwardKernel(
 }`;
   };
 
-  // dout, U, acts, cprev | hprev, then LSTM dgates, carryH, carryC | GRU dxp, dhp, carryH
-  const bindings = ["read", "read", "read", "read", "write", "write", "write"] as const;
+  // The bias gradient's partial sums, one row per workgroup row: each lane sums its units' gate
+  // gradients over its rows and steps, so no pass over the [B·T, G·H] gradients is needed.
+  // LSTM: the four gates; GRU: the bias rows [dz, dr, dn | dz, dr, dn ⊙ r].
+  const sumOffsets = lstm ? ["0u", "H", "2u * H", "3u * H"] : ["0u", "H", "2u * H"];
+  const partWrites = range(Q).map((q) => {
+    const put = (offset: string, k: number) => {
+      const i = at(`partBase + ${offset} + j${q}`);
+      return `if (u.accumulate != 0u) { dbias[${i}] += bs${q}_${k}; } else { dbias[${i}] = bs${q}_${k}; }`;
+    };
+    const puts = sumOffsets.map((o, k) => put(o, k));
+    if (!lstm) puts.push(put("GH", 0), put("GH + H", 1), put("GH + 2u * H", 3));
+    return `if (liveUnit${q}) {\n    ${puts.join("\n    ")}\n  }`;
+  }).join("\n  ");
+
+  // dout, U, acts, cprev | hprev, then LSTM dgates, carryH, carryC | GRU dxp, dhp, carryH; dbias
+  const bindings = ["read", "read", "read", "read", "write", "write", "write", "write"] as const;
   const names = lstm
-    ? ["dout", "rk", "acts", "cprev", "dg", "carryH", "carryC"]
-    : ["dout", "rk", "acts", "hprev", "dxp", "dhp", "carryH"];
+    ? ["dout", "rk", "acts", "cprev", "dg", "carryH", "carryC", "dbias"]
+    : ["dout", "rk", "acts", "hprev", "dxp", "dhp", "carryH", "dbias"];
   return {
     name: `${cell}_backward`,
     key: e.key,
@@ -560,6 +593,7 @@ ${
 @compute @workgroup_size(${tile.lanes})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${e.threadSetup(G)}
+${range(Q).map((q) => e.zeroed(range(4).map((k) => `bs${q}_${k}`))).join("\n")}
   for (var i = 0u; i < u.count; i++) {
     // s + 1 (unsigned: the dh0 pass has s = −1).
     let s1 = u.start - i;
@@ -579,6 +613,8 @@ ${blocks.map(([r, q]) => epilogue(r, q)).join("\n")}
     }
     storageBarrier();
   }
+  let partBase = wid.y * ${lstm ? "GH" : "2u * GH"};
+  ${partWrites}
 }`,
   };
 }

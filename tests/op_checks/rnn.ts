@@ -210,6 +210,16 @@ test("lstm gradients through time (x, kernels, bias, h0, c0; T up to 20)", async
   });
 });
 
+test("gru/lstm bias gradients summed over several workgroup rows and launches", async () => {
+  // B = 19: two workgroup rows with 16-row blocks (three with 8), the last ragged; the per-step
+  // grid adds every launch's partial sums to the last one's.
+  await inBothModes(async () => {
+    for (const cell of ["gru", "lstm"] as const) {
+      await checkSequence({ cell, dims: { B: 19, T: 3, I: 2, H: 8 }, h0: true });
+    }
+  });
+});
+
 test("gru/lstm gradients with several unit groups per lane (persistent)", async () => {
   // H = 36: 9 vec4 lane slots, two groups of 8 lanes; H = 17: 17 scalar slots, three groups of
   // 8. Part of the last group is clamped: it computes and skips its writes.
