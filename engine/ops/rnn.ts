@@ -1,11 +1,12 @@
 // GRU and LSTM over whole sequences, one autograd node per sequence.
 //
-// Forward: the input projections of all time steps are ONE matmul (x·W + b_in over B·T rows);
-// the recurrence is ONE dispatch per time step (h·U, gates, nonlinearities, state update).
+// Forward: the input projections of all time steps are ONE matmul (x·W + b_in over B·T rows),
+// or part of the recurrence kernel for inputs up to the tuning's `fusedInputs` wide; the
+// recurrence is ONE dispatch per time step (h·U, gates, nonlinearities, state update).
 // Backward through time: ONE dispatch per step (dh = dout + dgates_{t+1}·Uᵀ, gate gradients),
 // one more for dh0 when the initial state wants a gradient, then dW, dU and dx as one matmul
-// each over all steps. The backward kernel also sums the bias gradient over its rows and steps,
-// so the bias needs only a reduction over workgroups, not one over all B·T rows.
+// each over all steps. The backward kernel also sums the bias gradient (and a fused input's dW)
+// over its rows and steps, so they need only a reduction over workgroups, not one over B·T rows.
 //
 // Weight layout (Keras): kernel [in, G·H], recurrent_kernel [H, G·H], gate blocks along the last
 // axis — GRU z, r, h (reset_after=True: bias [2, 3H], row 0 input bias, row 1 recurrent bias);
@@ -22,6 +23,7 @@ import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
 import {
   GATES,
+  RNN_TUNING,
   rnnBackwardKernel,
   type RnnCell,
   rnnForwardKernel,
@@ -116,6 +118,8 @@ interface SequenceAttrs extends RnnDims {
   returnSequences: boolean;
   hasH0: boolean;
   hasC0: boolean;
+  /** Input width projected inside the kernels (0: by matmul). */
+  fusedInputs: number;
 }
 
 interface RnnAttrs {
@@ -221,8 +225,10 @@ function sequence(
   if (c0) inputs.push(c0);
   const recording = needsGrad(inputs);
 
-  // All input projections at once: xp [B·T, G·H] = x·W + b_in.
-  const xp = noGrad(() => {
+  // Narrow inputs are projected inside the recurrence kernel; otherwise all input projections at
+  // once: xp [B·T, G·H] = x·W + b_in.
+  const fusedInputs = I <= RNN_TUNING.get().fusedInputs ? I : 0;
+  const xp = fusedInputs ? null : noGrad(() => {
     const x2d = x.reshape([B * T, I]);
     const inputBias = cell === "gru" ? bias.retainView([G * H]) : bias;
     const y = matmul(x2d, kernel, { bias: inputBias });
@@ -230,6 +236,13 @@ function sequence(
     if (inputBias !== bias) inputBias.dispose();
     return y;
   });
+  // An LSTM's initial states travel in one buffer [2, B, H] (buffer copies, no dispatch).
+  let state0: Tensor | null = null;
+  if (cell === "lstm" && (h0 || c0)) {
+    state0 = Tensor.empty([2 * B * H]);
+    if (h0) rt.copy(h0.storage, 0, state0.storage, 0, B * H * 4);
+    if (c0) rt.copy(c0.storage, 0, state0.storage, B * H * 4, B * H * 4);
+  }
 
   const seqSize = returnSequences ? B * T * H : 0;
   const packed = Tensor.empty([seqSize + (cell === "lstm" ? 2 : 1) * B * H]);
@@ -238,29 +251,20 @@ function sequence(
   const acts = recording ? Tensor.empty([B * T, SAVED[cell] * H]) : null;
   const { read: spareRead, write: spareWrite } = runtime().spares();
   const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
-  const kernelSpec = rnnForwardKernel(cell, plan.tile);
-  const buffers = cell === "lstm"
-    ? [
-      xp.storage,
-      recurrentKernel.storage,
-      h0?.storage ?? spareRead,
-      c0?.storage ?? spareRead,
-      hprev.storage,
-      cprev!.storage,
-      acts?.storage ?? spareWrite,
-      packed.storage,
-    ]
-    : [
-      xp.storage,
-      recurrentKernel.storage,
-      bias.storage,
-      h0?.storage ?? spareRead,
-      hprev.storage,
-      acts?.storage ?? spareWrite,
-      packed.storage,
-    ];
-  // The recurrence kernel's share of the work: h·U of one step (x·W is the matmul's).
-  const stepFlops = rnnFlops(cell, { batch: B, steps: 1, inputs: 0, hidden: H });
+  const kernelSpec = rnnForwardKernel(cell, plan.tile, fusedInputs);
+  // In the kernel's binding order (see rnnForwardKernel).
+  const buffers = [
+    ...(xp ? [xp.storage] : [x.storage, kernel.storage]),
+    recurrentKernel.storage,
+    ...(cell === "lstm" && xp ? [] : [bias.storage]),
+    (cell === "lstm" ? state0 : h0)?.storage ?? spareRead,
+    hprev.storage,
+    ...(cprev ? [cprev.storage] : []),
+    acts?.storage ?? spareWrite,
+    packed.storage,
+  ];
+  // The recurrence kernel's share of the work: h·U of one step, and x·W when fused.
+  const stepFlops = rnnFlops(cell, { batch: B, steps: 1, inputs: fusedInputs, hidden: H });
   // Steps s0 ≤ s < s1; the packed output is complete (and checked) after the last one.
   const launch = (s0: number, s1: number) =>
     rt.launch(kernelSpec, {
@@ -291,7 +295,8 @@ function sequence(
   } else {
     for (let s = 0; s < T; s++) launch(s, s + 1);
   }
-  xp.dispose();
+  xp?.dispose();
+  state0?.dispose();
 
   const saved = [x, kernel, recurrentKernel, hprev];
   if (cprev) saved.push(cprev);
@@ -306,6 +311,7 @@ function sequence(
     returnSequences,
     hasH0: !!h0,
     hasC0: !!c0,
+    fusedInputs,
   });
   hprev.dispose();
   cprev?.dispose();
@@ -320,10 +326,16 @@ function sequence(
   return result;
 }
 
-/** Copies `shape` floats at `offset` out of the packed output (a buffer copy, no dispatch). */
-function take(packed: Tensor, offset: number, shape: number[]): Tensor {
+/** A tensor of `shape` copied from the floats of `src` at `offset` (a buffer copy, no dispatch). */
+function copyOut(src: Tensor, offset: number, shape: number[]): Tensor {
   const out = Tensor.empty(shape);
-  runtime().copy(packed.storage, offset * 4, out.storage, 0, out.size * 4);
+  runtime().copy(src.storage, offset * 4, out.storage, 0, out.size * 4);
+  return out;
+}
+
+/** A piece of the packed output, recorded so that its gradient lands back in place. */
+function take(packed: Tensor, offset: number, shape: number[]): Tensor {
+  const out = copyOut(packed, offset, shape);
   return record("rnn_output", out, [packed], [], { offset, total: packed.size });
 }
 
@@ -361,39 +373,36 @@ function sequenceGrad(
   const wants = node.inputs.map((t) => t.requiresGrad);
   const rt = runtime();
 
-  const dgates = Tensor.empty([B * T, G * H]);
-  const dhp = lstm ? dgates : Tensor.empty([B * T, G * H]);
+  const fused = a.fusedInputs;
+  // Input-side gate gradients [B·T, G·H] (an LSTM's recurrence reads them; a GRU's only serve dx,
+  // and dW when it is not summed in the kernel).
+  const inputGrad = lstm || wants[0] || !fused;
+  const dgates = inputGrad ? Tensor.empty([B * T, G * H]) : null;
+  const dhp = lstm ? dgates! : Tensor.empty([B * T, G * H]);
   const carryH = Tensor.empty([B, H]);
   const carryC = lstm ? Tensor.empty([B, H]) : null;
   const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
-  const kernelSpec = rnnBackwardKernel(cell, plan.tile);
-  // The kernel's bias-gradient partial sums, one row per workgroup row (LSTM [G·H], GRU [2, G·H]).
-  const biasParts = Tensor.empty([plan.groups[1], (lstm ? 1 : 2) * G * H]);
-  const buffers = lstm
-    ? [
-      grad.storage,
-      recurrentKernel.storage,
-      acts.storage,
-      cprev!.storage,
-      dgates.storage,
-      carryH.storage,
-      carryC!.storage,
-      biasParts.storage,
-    ]
-    : [
-      grad.storage,
-      recurrentKernel.storage,
-      acts.storage,
-      hprev.storage,
-      dgates.storage,
-      dhp.storage,
-      carryH.storage,
-      biasParts.storage,
-    ];
+  const kernelSpec = rnnBackwardKernel(cell, plan.tile, fused);
+  // The kernel's partial sums, one row per workgroup row: the bias gradient (LSTM [G·H], GRU
+  // [2, G·H]), then with fused inputs the kernel gradient [I, G·H].
+  const biasSize = (lstm ? 1 : 2) * G * H;
+  const parts = Tensor.empty([plan.groups[1], biasSize + fused * G * H]);
+  const { write: spareWrite } = rt.spares();
+  // In the kernel's binding order (see rnnBackwardKernel).
+  const buffers = [
+    grad.storage,
+    recurrentKernel.storage,
+    acts.storage,
+    (lstm ? cprev! : hprev).storage,
+    dgates?.storage ?? spareWrite,
+    ...(lstm ? [carryH.storage, carryC!.storage] : [dhp.storage, carryH.storage]),
+    parts.storage,
+    ...(fused ? [x.storage] : []),
+  ];
   const wantsH0 = a.hasH0 && wants[4];
   // Steps T − 1 … 0, then step −1: dh0 = carry + dĝ_0·Uᵀ when h0 wants a gradient.
   const passes = wantsH0 ? T + 1 : T;
-  const stepFlops = rnnFlops(cell, { batch: B, steps: 1, inputs: 0, hidden: H });
+  const stepFlops = rnnFlops(cell, { batch: B, steps: 1, inputs: fused, hidden: H });
   // `count` passes from step `first` down.
   const launch = (first: number, count: number) =>
     rt.launch(kernelSpec, {
@@ -410,6 +419,7 @@ function sequenceGrad(
         seqGrad: +returnSequences,
         tail: returnSequences ? B * T * H : 0,
         accumulate: +(first !== T - 1),
+        inputGrad: +inputGrad,
       },
       groups: plan.groups,
       flops: stepFlops * count,
@@ -423,28 +433,28 @@ function sequenceGrad(
     for (let s = T - 1; s >= T - passes; s--) launch(s, 1);
   }
 
-  const x2d = x.reshape([B * T, I]);
   let dx: Tensor | null = null;
   if (wants[0]) {
-    const dx2d = matmul(dgates, kernel, { transB: true });
+    const dx2d = matmul(dgates!, kernel, { transB: true });
     dx = dx2d.reshape([B, T, I]);
     dx2d.dispose();
   }
-  const dKernel = wants[1] ? matmul(x2d, dgates, { transA: true }) : null;
   const dRecurrent = wants[2] ? matmul(hprev, dhp, { transA: true }) : null;
+  // The partial sums over the workgroup rows (one row needs no pass).
+  const sums = plan.groups[1] === 1 ? parts.reshape([parts.size]) : noGrad(() => sum(parts, 0));
+  parts.dispose();
+  let dKernel: Tensor | null = null;
+  if (wants[1] && fused) {
+    dKernel = copyOut(sums, biasSize, [I, G * H]);
+  } else if (wants[1]) {
+    const x2d = x.reshape([B * T, I]);
+    dKernel = matmul(x2d, dgates!, { transA: true });
+    x2d.dispose();
+  }
   const biasShape = lstm ? [G * H] : [2, G * H];
-  const dBias = wants[3]
-    ? noGrad(() => {
-      if (plan.groups[1] === 1) return biasParts.reshape(biasShape);
-      const total = sum(biasParts, 0);
-      const shaped = total.reshape(biasShape);
-      total.dispose();
-      return shaped;
-    })
-    : null;
-  biasParts.dispose();
-  x2d.dispose();
-  dgates.dispose();
+  const dBias = !wants[3] ? null : fused ? copyOut(sums, 0, biasShape) : sums.reshape(biasShape);
+  sums.dispose();
+  dgates?.dispose();
   if (dhp !== dgates) dhp.dispose();
   const grads: (Tensor | null)[] = [dx, dKernel, dRecurrent, dBias];
   if (a.hasH0) {

@@ -63,15 +63,29 @@ export interface RnnTuning {
    * fewer than `tileLanes`), so fewer SIMD rows load every row's state at each step.
    */
   unitGroups: number;
+  /**
+   * Input widths up to which the recurrence kernels project the input themselves (x·W + b from
+   * registers) instead of reading a matmul's [B·T, G·H] result: a dispatch and a pass over that
+   * buffer fewer each way, for I·G·H more multiply-adds per row and step.
+   */
+  fusedInputs: number;
 }
 
 // Chosen on lavapipe. 16 rows per block: each recurrent-weight load serves twice the rows of 8,
 // and a batch of 32 still gives a workgroup per core; the persistent train step at batch 32 ran
 // 1.05–1.4× faster than with 8 rows in 7 of 8 bench pairs, batch 64 1.0–1.15× (32 rows no
-// better), per-step grids equal. GPUs take the same until a benchmark measures better, except
-// that a GPU keeps 8 rows and one unit group per lane (its lanes are cheap, its registers are
-// not).
-const TUNED: RnnTuning = { persistentMaxMacs: 1 << 20, rows: 16, tileLanes: 8, unitGroups: 2 };
+// better), per-step grids equal. Inputs up to 2 wide are projected in the kernels: train steps
+// (B 32, T 50, H 64, fastest of 8 interleaved rounds) ran 1.13× (GRU) and 1.05× (LSTM) faster at
+// I = 1, 1.08× and 1.34× at I = 2, and 0.97× and 0.92× at I = 4. GPUs take the same until a
+// benchmark measures better, except that a GPU keeps 8 rows and one unit group per lane (its
+// lanes are cheap, its registers are not).
+const TUNED: RnnTuning = {
+  persistentMaxMacs: 1 << 20,
+  rows: 16,
+  tileLanes: 8,
+  unitGroups: 2,
+  fusedInputs: 2,
+};
 export const RNN_TUNING = tunable<RnnTuning>("rnn", {
   cpu: TUNED,
   gpu: { ...TUNED, rows: 8, unitGroups: 1 },
@@ -150,8 +164,8 @@ const RNN_FORWARD_UNIFORMS = uniformBlock({
 
 /**
  * Backward: `count` passes for steps start − 1, start − 2, … (`start` is the first step plus one,
- * so the dh0 pass, step −1, stays unsigned); `accumulate`: add to the bias partial sums of an
- * earlier launch instead of starting them.
+ * so the dh0 pass, step −1, stays unsigned); `accumulate`: add to the partial sums of an earlier
+ * launch instead of starting them; `inputGrad`: a GRU writes dxp (for dx, or dW by matmul).
  */
 const RNN_BACKWARD_UNIFORMS = uniformBlock({
   B: "u32",
@@ -165,9 +179,19 @@ const RNN_BACKWARD_UNIFORMS = uniformBlock({
   seqGrad: "u32",
   tail: "u32",
   accumulate: "u32",
+  inputGrad: "u32",
 });
 
 const PLACE_UNIFORMS = uniformBlock({ total: "u32", offset: "u32", n: "u32", gx: "u32" });
+
+/** Storage declarations in binding order: `x` (the raw input [B·T, I]) is scalar, the rest VT. */
+function declareBuffers(names: string[], bindings: ("read" | "write")[], VT: string): string {
+  return names.map((n, i) =>
+    `@group(0) @binding(${i}) var<storage, ${
+      bindings[i] === "read" ? "read" : "read_write"
+    }> ${n}: array<${n === "x" ? "f32" : VT}>;`
+  ).join("\n");
+}
 
 /** Builds the kernel text shared by both directions for one tile. */
 class Emitter {
@@ -249,6 +273,8 @@ ${
  * GRU (reset_after): z = σ(x_z + h·U_z + b_rz), r = σ(x_r + h·U_r + b_rr),
  *   ĥ = tanh(x_h + r ⊙ (h·U_h + b_rh)), h' = z ⊙ h + (1 − z) ⊙ ĥ  (x_* include the input bias).
  * LSTM: i, f, o = σ(·), g = tanh(·) of x_* + h·U_*; c' = f ⊙ c + i ⊙ g; h' = o ⊙ tanh(c').
+ * x_* is read from the matmul's xp = x·W + b_in, or with `fusedInputs` = I > 0 computed here from
+ * x [B·T, I] and the lane's columns of W and b_in, held in registers for the whole launch.
  *
  * Variables are assigned rather than initialised where they must restart at every step: naga
  * hoists function variables to the entry block and zero-initialises them only once.
@@ -256,10 +282,12 @@ ${
 export function rnnForwardKernel(
   cell: RnnCell,
   tile: RnnTile,
+  fusedInputs: number,
 ): KernelSpec<typeof RNN_FORWARD_UNIFORMS.fields> {
   const G = GATES[cell];
   const S = SAVED[cell];
   const lstm = cell === "lstm";
+  const I = fusedInputs;
   const e = new Emitter(tile);
   const { VT, W, R, Q } = e;
   const at = (i: string) => e.at(i);
@@ -301,6 +329,13 @@ export function rnnForwardKernel(
     return lines.join("\n");
   };
 
+  // An LSTM's h0 and c0 come in one buffer [2, B, H] (a binding fewer).
+  const h0 = lstm ? "state0" : "h0";
+  /** Gate g's input term x_g of the epilogue's row for unit group q. */
+  const xin = (q: number, g: number): string =>
+    I
+      ? `(${[`ib${q}_${g}`, ...range(I).map((i) => `xv${i} * iw${q}_${i}_${g}`)].join(" + ")})`
+      : `xp[${at(`xo + ${g}u * H`)}]`;
   const epilogue = (r: number, q: number): string => {
     const a = (g: number) => `a${r}_${q}_${g}`;
     const head = /* wgsl */ `
@@ -311,22 +346,26 @@ export function rnnForwardKernel(
   let bt = b * u.T + t;
   var hp: ${VT};
   hp = ${VT}(0.0);
-  if (!first) { hp = hprev[${at("bt * H + jv")}]; } else if (u.hasH0 != 0u) { hp = h0[${
+  if (!first) { hp = hprev[${at("bt * H + jv")}]; } else if (u.hasH0 != 0u) { hp = ${h0}[${
       at("b * H + jv")
     }]; }
-  let xo = bt * GH + jv;`;
+  ${
+      I
+        ? range(I).map((i) => `let xv${i} = x[bt * ${I}u + ${i}u];`).join(" ")
+        : "let xo = bt * GH + jv;"
+    }`;
     const seq = `if (u.writeSeq != 0u) { out[${at("(b * u.T + outPos) * H + j")}] = h; }`;
     if (lstm) {
       return head + /* wgsl */ `
   var cp: ${VT};
   cp = ${VT}(0.0);
-  if (!first) { cp = cprev[${at("bt * H + jv")}]; } else if (u.hasC0 != 0u) { cp = c0[${
-        at("b * H + jv")
+  if (!first) { cp = cprev[${at("bt * H + jv")}]; } else if (u.hasC0 != 0u) { cp = ${h0}[${
+        at("u.B * H + b * H + jv")
       }]; }
-  let ig = sigm(xp[${at("xo")}] + ${a(0)});
-  let fg = sigm(xp[${at("xo + H")}] + ${a(1)});
-  let gg = tanh_s(xp[${at("xo + 2u * H")}] + ${a(2)});
-  let og = sigm(xp[${at("xo + 3u * H")}] + ${a(3)});
+  let ig = sigm(${xin(q, 0)} + ${a(0)});
+  let fg = sigm(${xin(q, 1)} + ${a(1)});
+  let gg = tanh_s(${xin(q, 2)} + ${a(2)});
+  let og = sigm(${xin(q, 3)} + ${a(3)});
   let c = fg * cp + ig * gg;
   let tc = tanh_s(c);
   let h = og * tc;
@@ -355,9 +394,9 @@ export function rnnForwardKernel(
   let hz = ${a(0)} + rb${q}_0;
   let hr = ${a(1)} + rb${q}_1;
   let hh = ${a(2)} + rb${q}_2;
-  let z = sigm(xp[${at("xo")}] + hz);
-  let rg = sigm(xp[${at("xo + H")}] + hr);
-  let n = tanh_s(xp[${at("xo + 2u * H")}] + rg * hh);
+  let z = sigm(${xin(q, 0)} + hz);
+  let rg = sigm(${xin(q, 1)} + hr);
+  let n = tanh_s(${xin(q, 2)} + rg * hh);
   let h = z * hp + (1.0 - z) * n;
   if (live) {
     if (u.save != 0u) {
@@ -378,42 +417,46 @@ export function rnnForwardKernel(
 }`;
   };
 
-  // GRU: the recurrent bias of the lane's units, loaded once rather than once per row and step
-  // (the compiler cannot keep it: the same buffers are written in between).
-  const recurrentBias = lstm
-    ? ""
-    : range(Q).flatMap((q) =>
-      range(G).map((g) => `  let rb${q}_${g} = bias[${at(`GH + ${g}u * H + jv${q}`)}];`)
-    ).join("\n");
-  const bindings = lstm
-    // xp, U, h0, c0, hprev, cprev, acts, out
-    ? ["read", "read", "read", "read", "write", "write", "write", "write"] as const
-    // xp, U, bias, h0, hprev, acts, out
-    : ["read", "read", "read", "read", "write", "write", "write"] as const;
-  const names = lstm
-    ? ["xp", "rk", "h0", "c0", "hprev", "cprev", "acts", "out"]
-    : ["xp", "rk", "bias", "h0", "hprev", "acts", "out"];
+  // Loaded once per launch rather than once per row and step (the compiler cannot keep them: the
+  // same buffers are written in between): the GRU's recurrent bias, and with fused inputs the
+  // lane's columns of W and of the input bias (GRU bias row 0, LSTM bias).
+  const hoisted = range(Q).flatMap((q) => [
+    ...(lstm
+      ? []
+      : range(G).map((g) => `let rb${q}_${g} = bias[${at(`GH + ${g}u * H + jv${q}`)}];`)),
+    ...(I ? range(G).map((g) => `let ib${q}_${g} = bias[${at(`${g}u * H + jv${q}`)}];`) : []),
+    ...range(I).flatMap((i) =>
+      range(G).map((g) => `let iw${q}_${i}_${g} = wk[${at(`${i}u * GH + ${g}u * H + jv${q}`)}];`)
+    ),
+  ]).map((line) => `  ${line}`).join("\n");
+  const names = [
+    ...(I ? ["x", "wk"] : ["xp"]),
+    "rk",
+    ...(lstm && !I ? [] : ["bias"]),
+    h0,
+    "hprev",
+    ...(lstm ? ["cprev"] : []),
+    "acts",
+    "out",
+  ];
+  const bindings = names.map((n) =>
+    ["hprev", "cprev", "acts", "out"].includes(n) ? "write" : "read"
+  );
   return {
     name: `${cell}_forward`,
-    key: e.key,
-    bindings: [...bindings],
+    key: `${e.key}i${I}`,
+    bindings,
     uniforms: RNN_FORWARD_UNIFORMS,
     code: () => /* wgsl */ `
 ${RNN_FORWARD_UNIFORMS.struct()}
-${
-      names.map((n, i) =>
-        `@group(0) @binding(${i}) var<storage, ${
-          bindings[i] === "read" ? "read" : "read_write"
-        }> ${n}: array<${VT}>;`
-      ).join("\n")
-    }
+${declareBuffers(names, bindings, VT)}
 @group(0) @binding(${names.length}) var<uniform> u: U;
 ${e.math()}
 
 @compute @workgroup_size(${tile.lanes})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${e.threadSetup(G)}
-${recurrentBias}
+${hoisted}
   for (var s = u.s0; s < u.s1; s++) {
     let t = select(s, u.T - 1u - s, back);
     let first = s == 0u;
@@ -426,7 +469,7 @@ ${e.zeroed(acc)}
       if (!first) {
 ${recurrence("hprev", (r) => `(b${r} * u.T + t) * H`)}
       } else if (u.hasH0 != 0u) {
-${recurrence("h0", (r) => `b${r} * H`)}
+${recurrence(h0, (r) => `b${r} * H`)}
       }
 ${blocks.map(([r, q]) => epilogue(r, q)).join("\n")}
     }
@@ -442,15 +485,19 @@ ${blocks.map(([r, q]) => epilogue(r, q)).join("\n")}
  * gradients of step s. GRU writes dxp (input-side pre-activation gradients, bias row 0) and dhp
  * (recurrent side: the h gate scaled by r); its carry holds dh ⊙ z. LSTM writes one dgates
  * buffer; its cell carry holds dc ⊙ f. The dh0 pass only forms dh0 = carry + dĝ_0·Uᵀ into the
- * h carry.
+ * h carry. Every lane also sums its units' gate gradients over its rows and steps into one row
+ * of `dbias` per workgroup row: the bias gradient, and with `fusedInputs` = I > 0 the input
+ * kernel's gradient xᵀ·dxp after it, so neither needs a pass over the [B·T, G·H] gradients.
  */
 export function rnnBackwardKernel(
   cell: RnnCell,
   tile: RnnTile,
+  fusedInputs: number,
 ): KernelSpec<typeof RNN_BACKWARD_UNIFORMS.fields> {
   const G = GATES[cell];
   const S = SAVED[cell];
   const lstm = cell === "lstm";
+  const I = fusedInputs;
   const e = new Emitter(tile);
   const { VT, W, R, Q } = e;
   const at = (i: string) => e.at(i);
@@ -491,8 +538,13 @@ export function rnnBackwardKernel(
       : `if (first) { d += dout[${at("u.tail + b * H + jv")}]; } else { d += carryH[${
         at("b * H + jv")
       }]; }`;
-    const sums = (values: string[]) =>
-      values.map((v, k) => `bs${q}_${k} += ${v};`).join("\n      ");
+    // The partial sums: bias terms (the input side, then a GRU's recurrent n term), x ⊗ input side.
+    const sums = (inputSide: string[], extra: string[]) =>
+      [
+        ...[...inputSide, ...extra].map((v, k) => `bs${q}_${k} += ${v};`),
+        ...range(I).map((i) => `let xv${i} = x[bt * ${I}u + ${i}u];`),
+        ...range(I).flatMap((i) => inputSide.map((v, g) => `bw${q}_${i}_${g} += xv${i} * ${v};`)),
+      ].join("\n      ");
     const gatesPart = lstm
       ? /* wgsl */ `
     let ig = acts[${at("ao")}];
@@ -515,7 +567,7 @@ export function rnnBackwardKernel(
       dg[${at("go + 2u * H")}] = dgg;
       dg[${at("go + 3u * H")}] = dog;
       carryC[${at("b * H + j")}] = dc * fg;
-      ${sums(["di", "df", "dgg", "dog"])}
+      ${sums(["di", "df", "dgg", "dog"], [])}
     }`
       : /* wgsl */ `
     let z = acts[${at("ao")}];
@@ -527,14 +579,16 @@ export function rnnBackwardKernel(
     let dr = dn * hh * rg * (1.0 - rg);
     let dnr = dn * rg;
     if (live) {
-      dxp[${at("go")}] = dz;
-      dxp[${at("go + H")}] = dr;
-      dxp[${at("go + 2u * H")}] = dn;
+      if (u.inputGrad != 0u) {
+        dxp[${at("go")}] = dz;
+        dxp[${at("go + H")}] = dr;
+        dxp[${at("go + 2u * H")}] = dn;
+      }
       dhp[${at("go")}] = dz;
       dhp[${at("go + H")}] = dr;
       dhp[${at("go + 2u * H")}] = dnr;
       carryH[${at("b * H + j")}] = d * z;
-      ${sums(["dz", "dr", "dn", "dnr"])}
+      ${sums(["dz", "dr", "dn"], ["dnr"])}
     }`;
     return /* wgsl */ `
 {
@@ -555,45 +609,50 @@ export function rnnBackwardKernel(
 }`;
   };
 
-  // The bias gradient's partial sums, one row per workgroup row: each lane sums its units' gate
-  // gradients over its rows and steps, so no pass over the [B·T, G·H] gradients is needed.
-  // LSTM: the four gates; GRU: the bias rows [dz, dr, dn | dz, dr, dn ⊙ r].
-  const sumOffsets = lstm ? ["0u", "H", "2u * H", "3u * H"] : ["0u", "H", "2u * H"];
+  // The row of partial sums: LSTM bias [G·H], GRU bias rows [dz, dr, dn | dz, dr, dn ⊙ r], then
+  // with fused inputs the kernel gradient [I, G·H].
+  const biasWidth = lstm ? "GH" : "2u * GH";
   const partWrites = range(Q).map((q) => {
-    const put = (offset: string, k: number) => {
+    const put = (offset: string, sum: string) => {
       const i = at(`partBase + ${offset} + j${q}`);
-      return `if (u.accumulate != 0u) { dbias[${i}] += bs${q}_${k}; } else { dbias[${i}] = bs${q}_${k}; }`;
+      return `if (u.accumulate != 0u) { dbias[${i}] += ${sum}; } else { dbias[${i}] = ${sum}; }`;
     };
-    const puts = sumOffsets.map((o, k) => put(o, k));
-    if (!lstm) puts.push(put("GH", 0), put("GH + H", 1), put("GH + 2u * H", 3));
+    const bs = (k: number) => `bs${q}_${k}`;
+    const puts = range(G).map((g) => put(`${g}u * H`, bs(g)));
+    if (!lstm) puts.push(put("GH", bs(0)), put("GH + H", bs(1)), put("GH + 2u * H", bs(3)));
+    for (const i of range(I)) {
+      for (const g of range(G)) {
+        puts.push(put(`${biasWidth} + ${i}u * GH + ${g}u * H`, `bw${q}_${i}_${g}`));
+      }
+    }
     return `if (liveUnit${q}) {\n    ${puts.join("\n    ")}\n  }`;
   }).join("\n  ");
+  const sumNames = range(Q).flatMap((q) => [
+    ...range(4).map((k) => `bs${q}_${k}`),
+    ...range(I).flatMap((i) => range(G).map((g) => `bw${q}_${i}_${g}`)),
+  ]);
 
-  // dout, U, acts, cprev | hprev, then LSTM dgates, carryH, carryC | GRU dxp, dhp, carryH; dbias
-  const bindings = ["read", "read", "read", "read", "write", "write", "write", "write"] as const;
-  const names = lstm
-    ? ["dout", "rk", "acts", "cprev", "dg", "carryH", "carryC", "dbias"]
-    : ["dout", "rk", "acts", "hprev", "dxp", "dhp", "carryH", "dbias"];
+  const names = [
+    ...["dout", "rk", "acts", lstm ? "cprev" : "hprev"],
+    ...(lstm ? ["dg", "carryH", "carryC"] : ["dxp", "dhp", "carryH"]),
+    "dbias",
+    ...(I ? ["x"] : []),
+  ];
+  const bindings = names.map((n, i) => i < 4 || n === "x" ? "read" : "write");
   return {
     name: `${cell}_backward`,
-    key: e.key,
-    bindings: [...bindings],
+    key: `${e.key}i${I}`,
+    bindings,
     uniforms: RNN_BACKWARD_UNIFORMS,
     code: () => /* wgsl */ `
 ${RNN_BACKWARD_UNIFORMS.struct()}
-${
-      names.map((n, i) =>
-        `@group(0) @binding(${i}) var<storage, ${
-          bindings[i] === "read" ? "read" : "read_write"
-        }> ${n}: array<${VT}>;`
-      ).join("\n")
-    }
+${declareBuffers(names, bindings, VT)}
 @group(0) @binding(${names.length}) var<uniform> u: U;
 
 @compute @workgroup_size(${tile.lanes})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${e.threadSetup(G)}
-${range(Q).map((q) => e.zeroed(range(4).map((k) => `bs${q}_${k}`))).join("\n")}
+${e.zeroed(sumNames)}
   for (var i = 0u; i < u.count; i++) {
     // s + 1 (unsigned: the dh0 pass has s = −1).
     let s1 = u.start - i;
@@ -613,7 +672,7 @@ ${blocks.map(([r, q]) => epilogue(r, q)).join("\n")}
     }
     storageBarrier();
   }
-  let partBase = wid.y * ${lstm ? "GH" : "2u * GH"};
+  let partBase = wid.y * ${(lstm ? 1 : 2) + I}u * GH;
   ${partWrites}
 }`,
   };

@@ -75,6 +75,8 @@ interface SeqCheck {
   forwardOnly?: boolean;
   /** Input magnitude (large values drive the gates into saturation). */
   xScale?: number;
+  /** x takes no gradient (a first layer): a GRU then writes no input-side gate gradients. */
+  xConstant?: boolean;
 }
 
 async function checkSequence(c: SeqCheck): Promise<void> {
@@ -82,7 +84,7 @@ async function checkSequence(c: SeqCheck): Promise<void> {
   const withSeq = c.returnSequences ?? true;
   const xScale = c.xScale ?? 1;
   const inputs = [
-    { shape: s.x, low: -xScale, high: xScale },
+    { shape: s.x, low: -xScale, high: xScale, grad: !c.xConstant },
     { shape: s.kernel },
     { shape: s.recurrent, low: -0.5, high: 0.5 },
     { shape: s.bias },
@@ -216,6 +218,22 @@ test("gru/lstm bias gradients summed over several workgroup rows and launches", 
   await inBothModes(async () => {
     for (const cell of ["gru", "lstm"] as const) {
       await checkSequence({ cell, dims: { B: 19, T: 3, I: 2, H: 8 }, h0: true });
+    }
+  });
+});
+
+test("gru/lstm with the input projection inside the kernels (inputs ≤ fusedInputs)", async () => {
+  // I = 1 and 2 are projected in the kernels (weight gradient summed there too), I = 3 by matmul;
+  // x with and without a gradient (without, a GRU skips its input-side gate gradients).
+  const { fusedInputs } = RNN_TUNING.get();
+  assert.ok(fusedInputs >= 2, `fusedInputs ${fusedInputs}: the cases below expect 2`);
+  await inBothModes(async () => {
+    for (const cell of ["gru", "lstm"] as const) {
+      for (const I of [1, 2, 3]) {
+        const dims = { B: 19, T: 4, I, H: 8 };
+        await checkSequence({ cell, dims, h0: true, xConstant: I === 1 });
+        await checkSequence({ cell, dims: { ...dims, H: 5 }, returnSequences: false });
+      }
     }
   });
 });
