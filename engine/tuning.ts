@@ -7,7 +7,9 @@ import { runtime } from "./runtime.ts";
 /** CPU implementations of WebGPU (lavapipe, llvmpipe, SwiftShader) want other layouts than GPUs. */
 export type AdapterClass = "cpu" | "gpu";
 
-export function adapterClass(report: AdapterReport): AdapterClass {
+export function adapterClass(
+  report: Pick<AdapterReport, "isFallbackAdapter" | "description">,
+): AdapterClass {
   const cpu = report.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(report.description);
   return cpu ? "cpu" : "gpu";
 }
@@ -18,11 +20,30 @@ export function cpuThreads(): number {
 }
 
 /**
- * A family's values per adapter class. `cpu-gl`, where given, replaces `cpu` on Mesa's GL path
- * (the host says so through RuntimeOptions.backend): its GLSL compiler takes minutes on kernels
- * that its Vulkan path compiles in a second.
+ * A family's values per adapter class. Two CPU adapters' compilers need their own entries, which
+ * replace `cpu` where given: `cpu-gl` on Mesa's GL path (the host says so through
+ * RuntimeOptions.backend), whose GLSL compiler takes minutes on kernels that its Vulkan path
+ * compiles in a second; `cpu-swiftshader` on Chromium's SwiftShader, which loses the device on
+ * some large unrolled kernels that lavapipe runs.
  */
-export type TuningTable<T> = Record<AdapterClass, T> & { "cpu-gl"?: T };
+export type TuningTable<T> = Record<AdapterClass, T> & { "cpu-gl"?: T; "cpu-swiftshader"?: T };
+
+/** The entry of `table` for an adapter and host backend. */
+export function tableEntry<T>(
+  table: Readonly<TuningTable<T>>,
+  report: Pick<AdapterReport, "isFallbackAdapter" | "description" | "architecture">,
+  backend: string | null,
+): T {
+  const kind = adapterClass(report);
+  if (kind === "gpu") return table.gpu;
+  const swiftShader = /swiftshader/i.test(`${report.architecture} ${report.description}`);
+  const variant = backend === "gl"
+    ? table["cpu-gl"]
+    : swiftShader
+    ? table["cpu-swiftshader"]
+    : undefined;
+  return variant ?? table.cpu;
+}
 
 export class Tunable<T> {
   private forced: T | null = null;
@@ -39,9 +60,7 @@ export class Tunable<T> {
   get(): T {
     if (this.forced !== null) return this.forced;
     const rt = runtime();
-    const kind = adapterClass(rt.ctx.report);
-    const gl = kind === "cpu" && rt.backend === "gl" ? this.table["cpu-gl"] : undefined;
-    return gl ?? this.table[kind];
+    return tableEntry(this.table, rt.ctx.report, rt.backend);
   }
 
   /** Forces a value (tests run every table; benchmarks compare them); null restores the table. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { acquire, NO_WEBGPU_MESSAGE } from "../engine/device.ts";
 import { Runtime, runtime, sizeClass } from "../engine/runtime.ts";
 import { Tensor, tidy } from "../engine/tensor.ts";
+import { tableEntry } from "../engine/tuning.ts";
 import * as ew from "../engine/ops/elementwise.ts";
 import { engineOptionsFromEnv } from "../host/env.ts";
 import { setup } from "./helpers.ts";
@@ -163,6 +164,24 @@ Deno.test("runtime: debug switches are init() options; the Deno side maps DENOGR
   assert.equal(checking.backend, "gl");
   const plain = new Runtime(rt.ctx);
   assert.ok(!plain.checkNaN && !plain.checkIndices && !plain.debug && plain.backend === null);
+});
+
+Deno.test("tuning: an adapter gets its class's entry; Mesa's GL and SwiftShader their own", () => {
+  const table = { cpu: "cpu", gpu: "gpu", "cpu-gl": "gl", "cpu-swiftshader": "swiftshader" };
+  const lavapipe = {
+    isFallbackAdapter: true,
+    description: "llvmpipe (LLVM 15.0.6, 256 bits)",
+    architecture: "",
+  };
+  // What Chromium reports for its CPU adapter (tests/web_bench_page.test.ts reads the same).
+  const chromium = { isFallbackAdapter: true, description: "", architecture: "swiftshader" };
+  const gpu = { isFallbackAdapter: false, description: "NVIDIA H200", architecture: "hopper" };
+  assert.equal(tableEntry(table, lavapipe, "vulkan"), "cpu");
+  assert.equal(tableEntry(table, lavapipe, null), "cpu");
+  assert.equal(tableEntry(table, lavapipe, "gl"), "gl");
+  assert.equal(tableEntry(table, chromium, null), "swiftshader");
+  assert.equal(tableEntry(table, gpu, "gl"), "gpu");
+  assert.equal(tableEntry({ cpu: "cpu", gpu: "gpu" }, chromium, null), "cpu");
 });
 
 Deno.test("tensor: method shortcuts call the op families", async () => {

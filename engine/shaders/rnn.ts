@@ -89,6 +89,8 @@ const TUNED: RnnTuning = {
 export const RNN_TUNING = tunable<RnnTuning>("rnn", {
   cpu: TUNED,
   gpu: { ...TUNED, rows: 8, unitGroups: 1 },
+  // Chromium's SwiftShader loses the device on the 16-row backward kernels (8 rows run).
+  "cpu-swiftshader": { ...TUNED, rows: 8 },
 });
 
 export function rnnPlan(
