@@ -211,7 +211,8 @@ async function checkStep(
       assert.ok(g.some((v) => v !== 0), `${what}: ${name} gradient is all 0`);
     }
   }
-  const optimizer = new SGD(model.parameters(), { lr: 0.05 });
+  // A small step along −g: at 0.05 a U-Net (BatchNorm in training mode) overshot on seed 885426.
+  const optimizer = new SGD(model.parameters(), { lr: 0.01 });
   optimizer.step();
   model.zeroGrad();
   const after = noGrad(lossOf);
