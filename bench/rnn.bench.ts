@@ -11,7 +11,7 @@ import { Adam } from "../engine/optim/optimizers.ts";
 import { Linear } from "../engine/nn/linear.ts";
 import { GRU, LSTM } from "../engine/nn/rnn.ts";
 import { rnnFlops, setRnnMode } from "../engine/ops/rnn.ts";
-import { GATES } from "../engine/shaders/rnn.ts";
+import { GATES } from "../engine/shaders/rnn_plan.ts";
 import { benchKernel } from "./lib/kernel.ts";
 
 const B = 32, T = 50, H = 64, IN = 1;

@@ -21,18 +21,16 @@ import { formatShape, Tensor } from "../tensor.ts";
 import { needsGrad, type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
+import { rnnBackwardKernel, rnnForwardKernel, rnnPlaceKernel } from "../shaders/rnn.ts";
 import {
   GATES,
   RNN_TUNING,
-  rnnBackwardKernel,
   type RnnCell,
-  rnnForwardKernel,
-  rnnPlaceKernel,
   type RnnPlan,
   rnnPlan,
   rnnStepLoopIterations,
   SAVED,
-} from "../shaders/rnn.ts";
+} from "../shaders/rnn_plan.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./reduce.ts";
 

@@ -1,6 +1,6 @@
 import assert from "../assert.ts";
 import { Tensor } from "../../engine/tensor.ts";
-import { RNN_TUNING, rnnPlan } from "../../engine/shaders/rnn.ts";
+import { RNN_TUNING, rnnPlan } from "../../engine/shaders/rnn_plan.ts";
 import {
   gruSequence,
   lstmSequence,
