@@ -69,7 +69,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let B = sz.x;
   let scale = bitcast<f32>(sz.y);
   let nH = sz.z; let nI = sz.w; let nK = sz1.x; let nC = sz1.y;
-  let nH4 = nH / 4u; let n3H4 = 3u * nH / 4u; let nK4 = nK / 4u;
+  let nH4 = nH / 4u; let n3H4 = 3u * nH / 4u; let nK4 = nK / 4u; let nI4 = (nI + 3u) / 4u;
   let NS = B * S;
   let b0 = wg.x * R;`;
 }
@@ -77,6 +77,82 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
 /** Code repeated for each of the R rows (`r` replaced by the row number). */
 function rows(d: DecodeDims, line: (r: number) => string): string {
   return Array.from({ length: d.rows }, (_, r) => line(r)).join("\n");
+}
+
+const XYZW = "xyzw";
+const range4 = [0, 1, 2, 3];
+
+/** The weight row of input k of I (rows past I, whose inputs are the zero padding, read row I − 1). */
+function inputRow(d: DecodeDims, k: string): string {
+  return (d.content + d.flags) % 4 ? `min(${k}, I - 1u)` : `(${k})`;
+}
+
+/**
+ * Lanes that own four output columns o … o+3: for every row r, `acc{r} += Σ_k in_r[k] · W[k, o …
+ * o+3]` for each term [acc, offset of W[k, o]], four depths a trip. `input(r)` is row r's inputs
+ * 4·k4 … 4·k4+3 as a vec4. Each vec4 weight load serves R rows and each input load 4 depths: on
+ * CPU adapters a load costs far more than a multiply-add.
+ */
+function columnProducts(
+  d: DecodeDims,
+  trips: string,
+  input: (r: number) => string,
+  terms: [acc: string, offset: (k: string) => string][],
+): string {
+  const loads = terms.flatMap(([, offset], t) =>
+    range4.map((e) => `        let w${t}_${e} = w4(${offset(`(4u * k4 + ${e}u)`)});`)
+  );
+  const updates = rows(
+    d,
+    (r) =>
+      `        { let x = ${input(r)}; ${
+        terms.map(([acc], t) =>
+          range4.map((e) => `${acc}${r} += x.${XYZW[e]} * w${t}_${e};`).join(" ")
+        ).join(" ")
+      } }`,
+  );
+  return `      for (var k4 = 0u; k4 < ${trips}; k4++) {
+${loads.join("\n")}
+${updates}
+      }`;
+}
+
+/**
+ * Lanes that own four weight rows i … i+3: `a{r}_{e} += g_r[4·c4 …] · W[i + e, 4·c4 …]` for each
+ * term [offset of W[i + e, 4·c4], row r's gradient vec4 at c4], four columns a trip; the vec4
+ * partial sums add up with dot(·, 1) afterwards.
+ */
+function rowProducts(
+  d: DecodeDims,
+  trips: string,
+  terms: [offset: (e: number) => string, grad: (r: number) => string][],
+): string {
+  const loads = terms.flatMap(([offset], t) =>
+    range4.map((e) => `        let w${t}_${e} = w4(${offset(e)});`)
+  );
+  const updates = rows(
+    d,
+    (r) =>
+      terms.map(([, grad], t) =>
+        `        { let g = ${grad(r)}; ${
+          range4.map((e) => `a${r}_${e} += g * w${t}_${e};`).join(" ")
+        } }`
+      ).join("\n"),
+  );
+  return `      for (var c4 = 0u; c4 < ${trips}; c4++) {
+${loads.join("\n")}
+${updates}
+      }`;
+}
+
+/** Declares the zeroed vec4 partial sums of rowProducts. */
+function rowAccumulators(d: DecodeDims): string {
+  return rows(d, (r) => `      ${range4.map((e) => `var a${r}_${e} = vec4f(0.0);`).join(" ")}`);
+}
+
+/** Row r's four sums of rowProducts as one vec4. */
+function rowSums(r: number): string {
+  return `vec4f(${range4.map((e) => `dot(a${r}_${e}, vec4f(1.0))`).join(", ")})`;
 }
 
 function common(d: DecodeDims, buffers: string[]): string {
@@ -93,9 +169,8 @@ function common(d: DecodeDims, buffers: string[]): string {
 ${DECODE_UNIFORMS.struct()}
 ${buffers.map((b, i) => `@group(0) @binding(${i}) ${b};`).join("\n")}
 @group(0) @binding(${buffers.length}) var<uniform> u: U;
-const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const K4 = ${
-    K >> 2
-  }u; const S = ${S}u;
+const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const S = ${S}u;
+const H4 = ${H >> 2}u; const I4 = ${Math.ceil(I / 4)}u; const K4 = ${K >> 2}u;
 const M = ${d.memory}u; const T = ${d.memory + S}u; const R = ${d.rows}u; const WGN = ${d.lanes}u;
 ${consts.join("\n")}
 fn sigm(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
@@ -117,6 +192,11 @@ function plane(l: Layout, buffer: string, name: string, row: string, col: string
   return `${buffer}[${offset}u * NS + (${row}) * ${width}u + (${col})]`;
 }
 
+/** Element j of row r of a vec4 workgroup array whose rows are `width4` vec4 long. */
+function at4(array: string, width4: string, r: string, j: string): string {
+  return `${array}[(${r}) * ${width4} + (${j}) / 4u][(${j}) % 4u]`;
+}
+
 /**
  * Saves the input of a linear layer on [h_s; second] (or h_s alone) as plane `name`: `second` is
  * its width and the expression of its element j − H in row r.
@@ -128,6 +208,7 @@ function saveAfterH(
 ): string {
   const width = second ? `(H + ${second[0]})` : "H";
   const at = (j: string) => p(name, "b * S + s", j);
+  const h = at4("hn", "H4", "r", "j");
   return `    for (var i = l; i < R * ${width}; i += WGN) {
       let r = i / ${width};
       let j = i % ${width};
@@ -135,41 +216,18 @@ function saveAfterH(
       if (b < B) {
         ${
     second
-      ? `if (j < H) { ${at("j")} = hn[r * H + j]; } else { ${at("j")} = ${second[1]}; }`
-      : `${at("j")} = hn[r * H + j];`
+      ? `if (j < H) { ${at("j")} = ${h}; } else { ${at("j")} = ${second[1]}; }`
+      : `${at("j")} = ${h};`
   }
       }
     }`;
-}
-
-/**
- * The GRU's three gate products of units o … o+3 for every row: `acc_r += v · W[k, g·H + o]` over
- * k < `count`, v the k-th entry of row r of `input` (rows `stride` apart).
- */
-function gateProducts(
-  d: DecodeDims,
-  weight: string,
-  count: string,
-  input: string,
-  stride: string,
-  acc: [string, string, string],
-): string {
-  const [z, r, n] = acc;
-  return `      for (var k = 0u; k < ${count}; k++) {
-        let wz = w4(${weight} + k * 3u * H + o);
-        let wr = w4(${weight} + k * 3u * H + H + o);
-        let wn = w4(${weight} + k * 3u * H + 2u * H + o);
-${
-    rows(d, (i) =>
-      `        { let v = ${input}[${i}u * ${stride} + k]; ${z}${i} += v * wz; ${r}${i} += v * wr; ${n}${i} += v * wn; }`)
-  }
-      }`;
 }
 
 export function decodeForwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UNIFORMS.fields> {
   const mem = d.keyDim > 0;
   const sv = savedLayout(d).at;
   const p = (name: string, row: string, col: string) => plane(sv, "saved", name, row, col);
+  const xRow = (k: string) => inputRow(d, k);
   const code = () => `
 ${
     common(d, [
@@ -187,30 +245,35 @@ const F = ${d.flags}u;
 ${declareShared(forwardShared(d))}
 
 ${entry(d)}
+  // The step input x = [content; flags] sits in xs zero-padded to I4 vec4 a row.
   for (var i = l; i < R * H; i += WGN) {
     let b = b0 + i / H;
-    hs[i] = select(0.0, state0[min(b, B - 1u) * H + i % H], b < B);
+    ${at4("hs", "H4", "i / H", "i % H")} = select(0.0, state0[min(b, B - 1u) * H + i % H], b < B);
   }
   for (var i = l; i < R * C; i += WGN) {
     let b = b0 + i / C;
-    xs[(i / C) * I + i % C] = select(0.0, state0[B * H + min(b, B - 1u) * C + i % C], b < B);
+    ${
+    at4("xs", "I4", "i / C", "i % C")
+  } = select(0.0, state0[B * H + min(b, B - 1u) * C + i % C], b < B);
   }
   for (var s = 0u; s < S; s++) {
     for (var i = l; i < R * F; i += WGN) {
       let b = b0 + i / F;
-      xs[(i / F) * I + C + i % F] = select(0.0, flags[(min(b, B - 1u) * S + s) * F + i % F], b < B);
+      ${
+    at4("xs", "I4", "i / F", "C + i % F")
+  } = select(0.0, flags[(min(b, B - 1u) * S + s) * F + i % F], b < B);
     }
     workgroupBarrier();
     for (var i = l; i < R * I; i += WGN) {
       let b = b0 + i / I;
-      if (b < B) { ${p("x", "b * S + s", "i % I")} = xs[i]; }
+      if (b < B) { ${p("x", "b * S + s", "i % I")} = ${at4("xs", "I4", "i / I", "i % I")}; }
     }
     for (var i = l; i < R * H; i += WGN) {
       let b = b0 + i / H;
-      if (b < B) { ${p("hprev", "b * S + s", "i % H")} = hs[i]; }
+      if (b < B) { ${p("hprev", "b * S + s", "i % H")} = ${at4("hs", "H4", "i / H", "i % H")}; }
     }
-    // GRU cell: units o … o+3 of every row (vec4 weight loads).
-    for (var o4 = l; o4 < H / 4u; o4 += WGN) {
+    // GRU cell: units o … o+3 of every row.
+    for (var o4 = l; o4 < H4; o4 += WGN) {
       let o = 4u * o4;
 ${
     rows(
@@ -220,25 +283,38 @@ ${
       var hz${r} = w4(W_gruBias + 3u * H + o); var hr${r} = w4(W_gruBias + 4u * H + o); var hh${r} = w4(W_gruBias + 5u * H + o);`,
     )
   }
-${gateProducts(d, "W_kernel", "nI", "xs", "I", ["xz", "xr", "xn"])}
-${gateProducts(d, "W_recurrent", "nH", "hs", "H", ["hz", "hr", "hh"])}
+${
+    columnProducts(d, "nI4", (r) => `xs[${r}u * I4 + k4]`, [
+      ["xz", (k) => `W_kernel + ${xRow(k)} * 3u * H + o`],
+      ["xr", (k) => `W_kernel + ${xRow(k)} * 3u * H + H + o`],
+      ["xn", (k) => `W_kernel + ${xRow(k)} * 3u * H + 2u * H + o`],
+    ])
+  }
+${
+    columnProducts(d, "nH4", (r) => `hs[${r}u * H4 + k4]`, [
+      ["hz", (k) => `W_recurrent + ${k} * 3u * H + o`],
+      ["hr", (k) => `W_recurrent + ${k} * 3u * H + H + o`],
+      ["hh", (k) => `W_recurrent + ${k} * 3u * H + 2u * H + o`],
+    ])
+  }
 ${
     rows(d, (r) =>
       `      {
         let z = sigm4(xz${r} + hz${r});
         let rg = sigm4(xr${r} + hr${r});
         let n = tanh4(xn${r} + rg * hh${r});
-        let hp = vec4f(hs[${r}u * H + o], hs[${r}u * H + o + 1u], hs[${r}u * H + o + 2u], hs[${r}u * H + o + 3u]);
-        let h = z * hp + (1.0 - z) * n;
+        let h = z * hs[${r}u * H4 + o4] + (1.0 - z) * n;
+        hn[${r}u * H4 + o4] = h;
         let b = b0 + ${r}u;
-        for (var e = 0u; e < 4u; e++) {
-          hn[${r}u * H + o + e] = h[e];
-          if (b < B) {
-            ${p("gates", "b * S + s", "o + e")} = z[e];
-            ${p("gates", "b * S + s", "H + o + e")} = rg[e];
-            ${p("gates", "b * S + s", "2u * H + o + e")} = n[e];
-            ${p("gates", "b * S + s", "3u * H + o + e")} = hh${r}[e];
-          }
+        if (b < B) {
+${
+        range4.map((e) =>
+          `          ${p("gates", "b * S + s", `o + ${e}u`)} = z.${XYZW[e]};
+          ${p("gates", "b * S + s", `H + o + ${e}u`)} = rg.${XYZW[e]};
+          ${p("gates", "b * S + s", `2u * H + o + ${e}u`)} = n.${XYZW[e]};
+          ${p("gates", "b * S + s", `3u * H + o + ${e}u`)} = hh${r}.${XYZW[e]};`
+        ).join("\n")
+      }
         }
       }`)
   }
@@ -248,13 +324,16 @@ ${mem ? forwardMemory(d, p) : ""}
     // Read-out: ŷ = [h; g ⊙ u]·W_o + b_o (h·W_o + b_o without memory), fed back as content.
     for (var o = l; o < C; o += WGN) {
 ${rows(d, (r) => `      var y${r} = wf(W_outBias + o);`)}
-      for (var k = 0u; k < nH; k++) {
-        let wo = wf(W_outWeight + k * C + o);
-${rows(d, (r) => `        y${r} += hn[${r}u * H + k] * wo;`)}
+      for (var k4 = 0u; k4 < nH4; k4++) {
+        let k = 4u * k4;
+        let wo = vec4f(${range4.map((e) => `wf(W_outWeight + (k + ${e}u) * C + o)`).join(", ")});
+${rows(d, (r) => `        y${r} += dot(hn[${r}u * H4 + k4], wo);`)}
 ${
     mem
-      ? `        let wgt = wf(W_outWeight + (H + k) * C + o);
-${rows(d, (r) => `        y${r} += gs[${r}u * H + k] * wgt;`)}`
+      ? `        let wgt = vec4f(${
+        range4.map((e) => `wf(W_outWeight + (H + k + ${e}u) * C + o)`).join(", ")
+      });
+${rows(d, (r) => `        y${r} += dot(gs[${r}u * H4 + k4], wgt);`)}`
       : ""
   }
       }
@@ -262,14 +341,14 @@ ${
     rows(d, (r) =>
       `      {
         let b = b0 + ${r}u;
-        xs[${r}u * I + o] = y${r};
+        ${at4("xs", "I4", `${r}u`, "o")} = y${r};
         if (b < B) { pred[(b * S + s) * C + o] = y${r}; }
       }`)
   }
     }
-${saveAfterH(p, "outIn", mem ? ["H", "gs[r * H + j - H]"] : null)}
+${saveAfterH(p, "outIn", mem ? ["H", at4("gs", "H4", "r", "j - H")] : null)}
     workgroupBarrier();
-    for (var i = l; i < R * H; i += WGN) { hs[i] = hn[i]; }
+    for (var i = l; i < R * H4; i += WGN) { hs[i] = hn[i]; }
   }
 }`;
   return {
@@ -283,6 +362,7 @@ ${saveAfterH(p, "outIn", mem ? ["H", "gs[r * H + j - H]"] : null)}
 
 /** The memory phases of a forward step: key/value/query, scores, softmax, context, gate. */
 function forwardMemory(d: DecodeDims, p: (n: string, row: string, col: string) => string): string {
+  const xRow = (k: string) => inputRow(d, k);
   return `
     // The step's key, value and query.
     for (var o4 = l; o4 < K4; o4 += WGN) {
@@ -291,39 +371,38 @@ ${
     rows(
       d,
       (r) =>
-        `      var k${r} = w4(W_keyBias + s * K + o); var v${r} = w4(W_valueBias + o); var q${r} = w4(W_queryBias + o);`,
+        `      var key${r} = w4(W_keyBias + s * K + o); var val${r} = w4(W_valueBias + o); var qry${r} = w4(W_queryBias + o);`,
     )
   }
-      for (var k = 0u; k < nI; k++) {
-        let wk = w4(W_keyWeight + k * K + o);
-        let wv = w4(W_valueWeight + k * K + o);
-        let wq = w4(W_queryWeight + (H + k) * K + o);
 ${
-    rows(
-      d,
-      (r) =>
-        `        { let x = xs[${r}u * I + k]; k${r} += x * wk; v${r} += x * wv; q${r} += x * wq; }`,
-    )
+    columnProducts(d, "nI4", (r) => `xs[${r}u * I4 + k4]`, [
+      ["key", (k) => `W_keyWeight + ${xRow(k)} * K + o`],
+      ["val", (k) => `W_valueWeight + ${xRow(k)} * K + o`],
+      ["qry", (k) => `W_queryWeight + (H + ${xRow(k)}) * K + o`],
+    ])
   }
-      }
-      for (var k = 0u; k < nH; k++) {
-        let wq = w4(W_queryWeight + k * K + o);
-${rows(d, (r) => `        q${r} += hn[${r}u * H + k] * wq;`)}
-      }
+${
+    columnProducts(d, "nH4", (r) => `hn[${r}u * H4 + k4]`, [
+      ["qry", (k) => `W_queryWeight + ${k} * K + o`],
+    ])
+  }
 ${
     rows(d, (r) =>
       `      {
         let b = b0 + ${r}u;
-        qs[${r}u * K4 + o4] = q${r};
+        qs[${r}u * K4 + o4] = qry${r};
         if (b < B) {
-          kv[(b * S + s) * 2u * K4 + o4] = k${r};
-          kv[((b * S + s) * 2u + 1u) * K4 + o4] = v${r};
-          for (var e = 0u; e < 4u; e++) { ${p("query", "b * S + s", "o + e")} = q${r}[e]; }
+          kv[(b * S + s) * 2u * K4 + o4] = key${r};
+          kv[((b * S + s) * 2u + 1u) * K4 + o4] = val${r};
+${
+        range4.map((e) => `          ${p("query", "b * S + s", `o + ${e}u`)} = qry${r}.${XYZW[e]};`)
+          .join("\n")
+      }
         }
       }`)
   }
     }
-${saveAfterH(p, "queryIn", ["I", "xs[r * I + j - H]"])}
+${saveAfterH(p, "queryIn", ["I", at4("xs", "I4", "r", "j - H")])}
     storageBarrier();
     workgroupBarrier();
     let t = M + s;
@@ -382,38 +461,39 @@ ${saveAfterH(p, "queryIn", ["I", "xs[r * I + j - H]"])}
     }
     workgroupBarrier();
     // Gate and transformed context: g = σ([h; c]·W_g + b_g), u = tanh(c·W_c + b_c).
-    for (var o4 = l; o4 < H / 4u; o4 += WGN) {
+    for (var o4 = l; o4 < H4; o4 += WGN) {
       let o = 4u * o4;
 ${rows(d, (r) => `      var g${r} = w4(W_gateBias + o); var a${r} = w4(W_contextBias + o);`)}
-      for (var k = 0u; k < nH; k++) {
-        let wgt = w4(W_gateWeight + k * H + o);
-${rows(d, (r) => `        g${r} += hn[${r}u * H + k] * wgt;`)}
-      }
-      for (var k = 0u; k < nK; k++) {
-        let wgt = w4(W_gateWeight + (H + k) * H + o);
-        let wc = w4(W_contextWeight + k * H + o);
 ${
-    rows(d, (r) =>
-      `        { let c = cs[${r}u * K4 + k / 4u][k % 4u]; g${r} += c * wgt; a${r} += c * wc; }`)
+    columnProducts(d, "nH4", (r) => `hn[${r}u * H4 + k4]`, [
+      ["g", (k) => `W_gateWeight + ${k} * H + o`],
+    ])
   }
-      }
+${
+    columnProducts(d, "nK4", (r) => `cs[${r}u * K4 + k4]`, [
+      ["g", (k) => `W_gateWeight + (H + ${k}) * H + o`],
+      ["a", (k) => `W_contextWeight + ${k} * H + o`],
+    ])
+  }
 ${
     rows(d, (r) =>
       `      {
         let g = sigm4(g${r});
         let a = tanh4(a${r});
+        gs[${r}u * H4 + o4] = g * a;
         let b = b0 + ${r}u;
-        for (var e = 0u; e < 4u; e++) {
-          gs[${r}u * H + o + e] = g[e] * a[e];
-          if (b < B) {
-            ${p("gateAct", "b * S + s", "o + e")} = g[e];
-            ${p("gateAct", "b * S + s", "H + o + e")} = a[e];
-          }
+        if (b < B) {
+${
+        range4.map((e) =>
+          `          ${p("gateAct", "b * S + s", `o + ${e}u`)} = g.${XYZW[e]};
+          ${p("gateAct", "b * S + s", `H + o + ${e}u`)} = a.${XYZW[e]};`
+        ).join("\n")
+      }
         }
       }`)
   }
     }
-${saveAfterH(p, "gateIn", ["K", "cs[r * K4 + (j - H) / 4u][(j - H) % 4u]"])}
+${saveAfterH(p, "gateIn", ["K", at4("cs", "K4", "r", "j - H")])}
     workgroupBarrier();`;
 }
 
@@ -423,7 +503,7 @@ export function decodeBackwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UN
   const gl = gradLayout(d).at;
   const p = (name: string, row: string, col: string) => plane(sv, "saved", name, row, col);
   const g = (name: string, row: string, col: string) => plane(gl, "grads", name, row, col);
-  const OI = mem ? "2u * H" : "H";
+  const xRow = (k: string) => inputRow(d, k);
   const code = () => `
 ${
     common(d, [
@@ -440,9 +520,6 @@ ${
 ${declareShared(backwardShared(d))}
 
 ${entry(d)}
-  for (var i = l; i < R * H; i += WGN) { dh[i] = 0.0; }
-  for (var i = l; i < R * C; i += WGN) { dxc[i] = 0.0; }
-  workgroupBarrier();
   for (var step = 0u; step < S; step++) {
     let s = S - 1u - step;
     // dŷ_s: the loss gradient plus what step s + 1 sent back through its input content.
@@ -456,11 +533,13 @@ ${entry(d)}
       dos[i] = dy;
     }
     workgroupBarrier();
-    // Through W_o: dh_s += dŷ·W_oᵀ[:H]; the gated half feeds the gate and context gradients.
-    for (var i = l; i < ${OI}; i += WGN) {
-${rows(d, (r) => `      var a${r} = 0.0;`)}
+    // Through W_o, four of its rows a lane: dh_s += dŷ·W_oᵀ[:H]; the gated half feeds the gate
+    // and context gradients.
+    for (var i4 = l; i4 < ${mem ? "2u * H4" : "H4"}; i4 += WGN) {
+      let i = 4u * i4;
+${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
       for (var o = 0u; o < nC; o++) {
-        let wo = wf(W_outWeight + i * C + o);
+        let wo = vec4f(${range4.map((e) => `wf(W_outWeight + (i + ${e}u) * C + o)`).join(", ")});
 ${rows(d, (r) => `        a${r} += dos[${r}u * C + o] * wo;`)}
       }
 ${
@@ -468,20 +547,32 @@ ${
       `      {
         let b = min(b0 + ${r}u, B - 1u);
         if (i < H) {
-          dhn[${r}u * H + i] = dh[${r}u * H + i] + a${r};
+${
+        range4.map((e) =>
+          `          dhn[${r}u * H + i + ${e}u] = dh[${r}u * H + i + ${e}u] + a${r}.${XYZW[e]};`
+        ).join("\n")
+      }
         }${
         mem
           ? ` else {
           let j = i - H;
-          let gt = ${p("gateAct", "b * S + s", "j")};
-          let ct = ${p("gateAct", "b * S + s", "H + j")};
+          let gt = vec4f(${range4.map((e) => p("gateAct", "b * S + s", `j + ${e}u`)).join(", ")});
+          let ct = vec4f(${
+            range4.map((e) => p("gateAct", "b * S + s", `H + j + ${e}u`)).join(", ")
+          });
           let dg = a${r} * ct * gt * (1.0 - gt);
           let dc = a${r} * gt * (1.0 - ct * ct);
-          dgp[${r}u * H / 4u + j / 4u][j % 4u] = dg;
-          dup[${r}u * H / 4u + j / 4u][j % 4u] = dc;
-          if (b0 + ${r}u < B) { ${g("dGate", "b * S + s", "j")} = dg; ${
-            g("dContext", "b * S + s", "j")
-          } = dc; }
+          dgp[${r}u * H4 + i4 - H4] = dg;
+          dup[${r}u * H4 + i4 - H4] = dc;
+          if (b0 + ${r}u < B) {
+${
+            range4.map((e) =>
+              `            ${g("dGate", "b * S + s", `j + ${e}u`)} = dg.${XYZW[e]}; ${
+                g("dContext", "b * S + s", `j + ${e}u`)
+              } = dc.${XYZW[e]};`
+            ).join("\n")
+          }
+          }
         }`
           : ""
       }
@@ -505,13 +596,13 @@ ${
         let dn = d * (1.0 - z) * (1.0 - n * n);
         let dz = d * (hp - n) * z * (1.0 - z);
         let dr = dn * hh * rg * (1.0 - rg);
-        let q = ${r}u * 3u * H / 4u + o / 4u;
+        let q = ${r}u * 3u * H4 + o / 4u;
         dgx[q][o % 4u] = dz;
-        dgx[q + H / 4u][o % 4u] = dr;
-        dgx[q + H / 2u][o % 4u] = dn;
+        dgx[q + H4][o % 4u] = dr;
+        dgx[q + 2u * H4][o % 4u] = dn;
         dgh[q][o % 4u] = dz;
-        dgh[q + H / 4u][o % 4u] = dr;
-        dgh[q + H / 2u][o % 4u] = dn * rg;
+        dgh[q + H4][o % 4u] = dr;
+        dgh[q + 2u * H4][o % 4u] = dn * rg;
         dh[${r}u * H + o] = d * z;
         if (b0 + ${r}u < B) {
           ${g("dKernel", "b * S + s", "o")} = dz;
@@ -525,22 +616,41 @@ ${
   }
     }
     workgroupBarrier();
-    // dh_{s-1} = dh·z + dĝ_h·Uᵀ; dx_s += dĝ_x·W_xᵀ.
-    for (var i = l; i < H + I; i += WGN) {
-${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
-      if (i < H) {
-        for (var o = 0u; o < n3H4; o++) {
-          let wu = w4(W_recurrent + i * 3u * H + 4u * o);
-${rows(d, (r) => `          a${r} += dgh[${r}u * 3u * H / 4u + o] * wu;`)}
-        }
-${rows(d, (r) => `        dh[${r}u * H + i] += dot(a${r}, vec4f(1.0));`)}
+    // dh_{s-1} = dh·z + dĝ_h·Uᵀ; dx_s += dĝ_x·W_xᵀ: four rows of U or W_x a lane.
+    for (var i4 = l; i4 < H4 + I4; i4 += WGN) {
+${rowAccumulators(d)}
+      if (i4 < H4) {
+        let i = 4u * i4;
+${
+    rowProducts(d, "n3H4", [[
+      (e) => `W_recurrent + (i + ${e}u) * 3u * H + 4u * c4`,
+      (r) => `dgh[${r}u * 3u * H4 + c4]`,
+    ]])
+  }
+${
+    rows(d, (r) => {
+      const sums = rowSums(r);
+      return `        { let v = ${sums}; ${
+        range4.map((e) => `dh[${r}u * H + i + ${e}u] += v.${XYZW[e]};`).join(" ")
+      } }`;
+    })
+  }
       } else {
-        let k = i - H;
-        for (var o = 0u; o < n3H4; o++) {
-          let wx = w4(W_kernel + k * 3u * H + 4u * o);
-${rows(d, (r) => `          a${r} += dgx[${r}u * 3u * H / 4u + o] * wx;`)}
-        }
-${rows(d, (r) => `        dxs[${r}u * I + k] ${mem ? "+=" : "="} dot(a${r}, vec4f(1.0));`)}
+        let k = 4u * (i4 - H4);
+${
+    rowProducts(d, "n3H4", [[
+      (e) => `W_kernel + ${xRow(`k + ${e}u`)} * 3u * H + 4u * c4`,
+      (r) => `dgx[${r}u * 3u * H4 + c4]`,
+    ]])
+  }
+${
+    rows(d, (r) =>
+      `        { let v = ${rowSums(r)}; ${
+        range4.map((e) =>
+          `if (k + ${e}u < I) { dxs[${r}u * I + k + ${e}u] ${mem ? "+=" : "="} v.${XYZW[e]}; }`
+        ).join(" ")
+      } }`)
+  }
       }
     }
     workgroupBarrier();
@@ -571,23 +681,36 @@ function backwardMemory(
   p: (n: string, row: string, col: string) => string,
   g: (n: string, row: string, col: string) => string,
 ): string {
+  const xRow = (k: string) => inputRow(d, k);
   return `
-    // Through the gate and the context transform: dh_s and dc_s.
-    for (var i = l; i < H + K; i += WGN) {
-${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
-      for (var o = 0u; o < nH4; o++) {
-        let wgt = w4(W_gateWeight + i * H + 4u * o);
-${rows(d, (r) => `        a${r} += dgp[${r}u * H / 4u + o] * wgt;`)}
-      }
-      if (i < H) {
-${rows(d, (r) => `        dhn[${r}u * H + i] += dot(a${r}, vec4f(1.0));`)}
+    // Through the gate and the context transform, four rows of W_g (and W_c) a lane: dh_s, dc_s.
+    for (var i4 = l; i4 < H4 + K4; i4 += WGN) {
+      let i = 4u * i4;
+${rowAccumulators(d)}
+${
+    rowProducts(d, "nH4", [[
+      (e) => `W_gateWeight + (i + ${e}u) * H + 4u * c4`,
+      (r) => `dgp[${r}u * H4 + c4]`,
+    ]])
+  }
+      if (i4 < H4) {
+${
+    rows(d, (r) =>
+      `        { let v = ${rowSums(r)}; ${
+        range4.map((e) =>
+          `dhn[${r}u * H + i + ${e}u] += v.${XYZW[e]};`
+        ).join(" ")
+      } }`)
+  }
       } else {
         let c = i - H;
-        for (var o = 0u; o < nH4; o++) {
-          let wc = w4(W_contextWeight + c * H + 4u * o);
-${rows(d, (r) => `          a${r} += dup[${r}u * H / 4u + o] * wc;`)}
-        }
-${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = dot(a${r}, vec4f(1.0));`)}
+${
+    rowProducts(d, "nH4", [[
+      (e) => `W_contextWeight + (c + ${e}u) * H + 4u * c4`,
+      (r) => `dup[${r}u * H4 + c4]`,
+    ]])
+  }
+${rows(d, (r) => `        dcs[${r}u * K4 + i4 - H4] = ${rowSums(r)};`)}
       }
     }
     workgroupBarrier();
@@ -644,53 +767,69 @@ ${rows(d, (r) => `        dcs[${r}u * K4 + c / 4u][c % 4u] = dot(a${r}, vec4f(1.
       let r = i / K4;
       let c = i % K4;
       let b = b0 + r;
+      var dq = vec4f(0.0);
+      var dk = vec4f(0.0);
+      var dv = vec4f(0.0);
       if (b < B) {
-        var acc = vec4f(0.0);
-        for (var j = j0; j < min(L, M); j++) { acc += ds[r * T + j] * keys[(b * M + j) * K4 + c]; }
+        for (var j = j0; j < min(L, M); j++) { dq += ds[r * T + j] * keys[(b * M + j) * K4 + c]; }
         for (var j = max(j0, M); j < L; j++) {
-          acc += ds[r * T + j] * kv[(b * S + j - M) * 2u * K4 + c];
+          dq += ds[r * T + j] * kv[(b * S + j - M) * 2u * K4 + c];
         }
-        dqs[i] = acc;
         for (var e = 0u; e < 4u; e++) {
-          ${g("dQuery", "b * S + s", "4u * c + e")} = acc[e];
-          var dk = 0.0;
-          var dv = 0.0;
+          ${g("dQuery", "b * S + s", "4u * c + e")} = dq[e];
           for (var s2 = s; s2 < S; s2++) {
-            dk += ${g("dScore", "b * S + s2", "t")} * ${p("query", "b * S + s2", "4u * c + e")};
-            dv += ${p("probs", "b * S + s2", "t")} * ${g("dRead", "b * S + s2", "4u * c + e")};
+            dk[e] += ${g("dScore", "b * S + s2", "t")} * ${p("query", "b * S + s2", "4u * c + e")};
+            dv[e] += ${p("probs", "b * S + s2", "t")} * ${g("dRead", "b * S + s2", "4u * c + e")};
           }
-          ${g("dKey", "b * S + s", "4u * c + e")} = dk;
-          ${g("dValue", "b * S + s", "4u * c + e")} = dv;
+          ${g("dKey", "b * S + s", "4u * c + e")} = dk[e];
+          ${g("dValue", "b * S + s", "4u * c + e")} = dv[e];
         }
-      } else {
-        dqs[i] = vec4f(0.0);
       }
+      dqs[i] = dq;
+      dks[i] = dk;
+      dvs[i] = dv;
     }
     storageBarrier();
     workgroupBarrier();
-    // Through W_q (h and x), and the step's own key and value projections (x).
-    for (var i = l; i < H + I; i += WGN) {
-${rows(d, (r) => `      var a${r} = 0.0;`)}
-      for (var c = 0u; c < nK; c++) {
-        let wq = wf(W_queryWeight + i * K + c);
-${rows(d, (r) => `        a${r} += dqs[${r}u * K4 + c / 4u][c % 4u] * wq;`)}
-      }
-      if (i < H) {
-${rows(d, (r) => `        dhn[${r}u * H + i] += a${r};`)}
-      } else {
-        let k = i - H;
-        for (var c = 0u; c < nK; c++) {
-          let wk = wf(W_keyWeight + k * K + c);
-          let wv = wf(W_valueWeight + k * K + c);
+    // Through W_q (h and x), and the step's own key and value projections (x): four rows a lane.
+    for (var i4 = l; i4 < H4 + I4; i4 += WGN) {
+${rowAccumulators(d)}
+      if (i4 < H4) {
+        let i = 4u * i4;
+${
+    rowProducts(d, "nK4", [[
+      (e) => `W_queryWeight + (i + ${e}u) * K + 4u * c4`,
+      (r) => `dqs[${r}u * K4 + c4]`,
+    ]])
+  }
 ${
     rows(d, (r) =>
-      `          {
-            let b = min(b0 + ${r}u, B - 1u);
-            a${r} += ${g("dKey", "b * S + s", "c")} * wk + ${g("dValue", "b * S + s", "c")} * wv;
-          }`)
+      `        { let v = ${rowSums(r)}; ${
+        range4.map((e) =>
+          `dhn[${r}u * H + i + ${e}u] += v.${XYZW[e]};`
+        ).join(" ")
+      } }`)
   }
-        }
-${rows(d, (r) => `        dxs[${r}u * I + k] = a${r};`)}
+      } else {
+        let k = 4u * (i4 - H4);
+${
+    rowProducts(d, "nK4", [
+      [(e) => `W_queryWeight + (H + ${xRow(`k + ${e}u`)}) * K + 4u * c4`, (r) =>
+        `dqs[${r}u * K4 + c4]`],
+      [(e) =>
+        `W_keyWeight + ${xRow(`k + ${e}u`)} * K + 4u * c4`, (r) => `dks[${r}u * K4 + c4]`],
+      [(e) => `W_valueWeight + ${xRow(`k + ${e}u`)} * K + 4u * c4`, (r) => `dvs[${r}u * K4 + c4]`],
+    ])
+  }
+${
+    rows(d, (r) =>
+      `        { let v = ${rowSums(r)}; ${
+        range4.map((e) =>
+          `if (k + ${e}u < I) { dxs[${r}u * I + k + ${e}u] = v.${XYZW[e]}; }`
+        )
+          .join(" ")
+      } }`)
+  }
       }
     }
     workgroupBarrier();`;

@@ -112,18 +112,18 @@ export function gradLayout(d: DecodeDims): { at: Layout; total: number } {
 /** A workgroup array: name, element type and length. */
 export type SharedArray = [name: string, type: "f32" | "vec4f", length: number];
 
-/** The forward kernel's workgroup arrays, R rows each. */
+/** The forward kernel's workgroup arrays, R rows each (the inputs padded to whole vec4). */
 export function forwardShared(d: DecodeDims): SharedArray[] {
   const { rows: R, hidden: H, keyDim: K } = d;
   return [
-    ["xs", "f32", R * (d.content + d.flags)],
-    ["hs", "f32", R * H],
-    ["hn", "f32", R * H],
+    ["xs", "vec4f", R * Math.ceil((d.content + d.flags) / 4)],
+    ["hs", "vec4f", R * H / 4],
+    ["hn", "vec4f", R * H / 4],
     ...(K > 0
       ? [
         ["qs", "vec4f", R * K / 4],
         ["cs", "vec4f", R * K / 4],
-        ["gs", "f32", R * H],
+        ["gs", "vec4f", R * H / 4],
         ["sc", "f32", R * (d.memory + d.steps)],
         ["stat", "f32", 2 * R],
       ] as SharedArray[]
@@ -148,6 +148,8 @@ export function backwardShared(d: DecodeDims): SharedArray[] {
         ["dup", "vec4f", R * H / 4],
         ["dcs", "vec4f", R * K / 4],
         ["dqs", "vec4f", R * K / 4],
+        ["dks", "vec4f", R * K / 4],
+        ["dvs", "vec4f", R * K / 4],
         ["ds", "f32", R * (d.memory + d.steps)],
         ["stat", "f32", R],
       ] as SharedArray[]
@@ -175,36 +177,34 @@ export function decodeSharedBytes(d: DecodeDims): number {
  * upper bound, phase by phase as the kernels below loop, for the adapter's loop budget. A
  * strided loop `for (i = l; i < n; i += WGN)` runs ceil(n / WGN) trips on lane 0. The `e < 4`
  * loops count 5 (the compiler unrolls some of them), and zeroing the workgroup memory at the
- * start is one more strided loop over its 16-byte words.
+ * start (WGSL zero-initialises it) is one more strided loop over its 16-byte words.
  */
 export function decodeLoopIterations(d: DecodeDims): { forward: number; backward: number } {
   const { rows: R, lanes, hidden: H, content: C, keyDim: K, steps: S, memory: M } = d;
-  const I = C + d.flags, K4 = K / 4, T = M + S, mem = K > 0;
+  const I = C + d.flags, H4 = H / 4, I4 = Math.ceil(I / 4), K4 = K / 4, T = M + S, mem = K > 0;
   /** A strided loop over n items whose each trip runs `inner` iterations of nested loops. */
   const strided = (n: number, inner = 0) => Math.ceil(n / lanes) * (1 + inner) + 1;
   const loop = (trips: number) => trips + 1;
-  const perRow = 5 * R;
   const zeroing = (arrays: SharedArray[]) =>
     strided(arrays.reduce((sum, [, type, n]) => sum + (type === "vec4f" ? n : n / 4), 0));
   let forward = zeroing(forwardShared(d)) + strided(R * H) + strided(R * C) + loop(S);
-  let backward = zeroing(backwardShared(d)) + strided(R * H) + strided(R * C) +
-    strided(R * (H + C)) + loop(S);
+  let backward = zeroing(backwardShared(d)) + strided(R * (H + C)) + loop(S);
   for (let s = 0; s < S; s++) {
     const L = M + s + 1;
     const visible = d.window > 0 ? Math.min(d.window, L) : L;
-    forward += strided(R * d.flags) + strided(R * I) + 2 * strided(R * H) +
-      strided(H / 4, loop(I) + loop(H) + perRow) + strided(C, loop(H)) +
-      strided(R * (mem ? 2 * H : H));
-    backward += 2 * strided(R * C) + strided(mem ? 2 * H : H, loop(C)) + strided(H) +
-      strided(H + I, loop(3 * H / 4)) + loop(3 * H / 4);
+    forward += strided(R * d.flags) + strided(R * I) + strided(R * H) +
+      strided(H4, loop(I4) + loop(H4)) + strided(C, loop(H4)) +
+      strided(R * (mem ? 2 * H : H)) + strided(R * H4);
+    backward += 2 * strided(R * C) + strided(mem ? 2 * H4 : H4, loop(C)) + strided(H) +
+      strided(H4 + I4, loop(3 * H4));
     if (!mem) continue;
-    forward += strided(K4, loop(I) + loop(H) + perRow) + strided(R * (H + I)) +
+    forward += strided(K4, loop(I4) + loop(H4)) + strided(R * (H + I)) +
       strided(R * L, loop(K4)) + R * loop(K4) + strided(R, 2 * loop(visible)) + strided(R * T) +
-      strided(R * K4, visible + 2 + 5) + strided(H / 4, loop(H) + loop(K) + perRow) +
+      strided(R * K4, visible + 2 + 5) + strided(H4, loop(H4) + loop(K4)) +
       strided(R * (H + K));
-    backward += strided(H + K, 2 * loop(H / 4)) + strided(R * L, loop(K4)) + R * loop(K4) +
+    backward += strided(H4 + K4, 2 * loop(H4)) + strided(R * L, loop(K4)) + R * loop(K4) +
       strided(R, loop(visible)) + strided(R * T) + strided(R * K) +
-      strided(R * K4, visible + 2 + 4 * loop(S - s) + 5) + strided(H + I, 2 * loop(K));
+      strided(R * K4, visible + 2 + 4 * loop(S - s) + 5) + strided(H4 + I4, loop(K4));
   }
   // Counted against the driver (tests/loop_budget.test.ts) the sum above misses up to ~10 % on
   // small shapes, a few iterations a step; the margin covers that.
