@@ -256,7 +256,9 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
     rt.copy(t.storage, 0, packed.storage, weights.at[name][0] * 4, t.size * 4);
   }
   const saved = Tensor.empty([savedLayout(d).total * B * S]);
-  const kv = m ? Tensor.empty([B, S, 2, K]) : null;
+  // Every key and value, [B, M + S, 2, K]: the kernel copies the context's in and appends each
+  // decoded step's, so the attention reads one array without branches.
+  const kv = m ? Tensor.empty([B, M + S, 2, K]) : null;
   const predictions = Tensor.empty([B, S, C]);
   const state0 = Tensor.empty([B * (H + C)]);
   rt.copy(args.h0.storage, 0, state0.storage, 0, B * H * 4);
@@ -288,7 +290,7 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
     attention.dispose();
     attention = shaped;
   }
-  const keep = m && kv ? [packed, saved, m.keys, m.values, kv] : [packed, saved];
+  const keep = kv ? [packed, saved, kv] : [packed, saved];
   record("gru_decode", predictions, inputs, keep, { ...d, batch: B, scale });
   for (const t of [packed, saved, state0, kv]) t?.dispose();
   return attention ? { predictions, weights: attention } : { predictions };
@@ -298,7 +300,7 @@ function decodeGrad(grad: Tensor, node: Node<DecodeAttrs["gru_decode"]>): (Tenso
   const { batch: B, scale, ...d } = node.attrs;
   const { steps: S, hidden: H, content: C, keyDim: K, memory: M } = d;
   const NS = B * S;
-  const [packed, saved, keys, values, kv] = node.saved;
+  const [packed, saved, kv] = node.saved;
   const rt = runtime();
   const grads = Tensor.empty([gradLayout(d).total * NS]);
   const dstate = Tensor.empty([B * (H + C)]);
@@ -308,8 +310,6 @@ function decodeGrad(grad: Tensor, node: Node<DecodeAttrs["gru_decode"]>): (Tenso
       packed.storage,
       grad.storage,
       saved.storage,
-      keys?.storage ?? spareRead,
-      values?.storage ?? spareRead,
       kv?.storage ?? spareRead,
       grads.storage,
       dstate.storage,

@@ -171,7 +171,9 @@ ${buffers.map((b, i) => `@group(0) @binding(${i}) ${b};`).join("\n")}
 @group(0) @binding(${buffers.length}) var<uniform> u: U;
 const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const S = ${S}u;
 const H4 = ${H >> 2}u; const I4 = ${Math.ceil(I / 4)}u; const K4 = ${K >> 2}u;
-const M = ${d.memory}u; const T = ${d.memory + S}u; const R = ${d.rows}u; const WGN = ${d.lanes}u;
+const M = ${d.memory}u; const T = ${d.memory + S}u; const T4 = ${
+    Math.ceil((d.memory + S) / 4)
+  }u; const R = ${d.rows}u; const WGN = ${d.lanes}u;
 ${consts.join("\n")}
 fn sigm(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn sigm4(x: vec4f) -> vec4f { return 1.0 / (1.0 + exp(-x)); }
@@ -180,6 +182,13 @@ fn tanh4(x: vec4f) -> vec4f { return tanh(clamp(x, vec4f(-15.0), vec4f(15.0))); 
 fn wf(i: u32) -> f32 { return w[i / 4u][i % 4u]; }
 fn w4(i: u32) -> vec4f { return w[i / 4u]; }
 fn tanh_s(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+// Where key j of batch row b starts in kv ([B, T, 2, K]: each key, then its value).
+fn key_at(b: u32, j: u32) -> u32 { return (b * T + j) * 2u * K4; }
+// Which of keys 4·jb … 4·jb+3 the query at t sees (keys j0 … t).
+fn visible4(jb: u32, j0: u32, t: u32) -> vec4<bool> {
+  let j = vec4u(4u * jb) + vec4u(0u, 1u, 2u, 3u);
+  return (j >= vec4u(j0)) & (j <= vec4u(t));
+}
 // First visible key of the query at memory position t.
 fn first_key(t: u32) -> u32 { ${
     d.window > 0 ? `return select(0u, t + 1u - ${d.window}u, t + 1u > ${d.window}u);` : "return 0u;"
@@ -238,7 +247,8 @@ ${
       "var<storage, read> vals: array<vec4f>", // [B, M, K]
       "var<storage, read_write> pred: array<f32>", // [B, S, C]
       "var<storage, read_write> saved: array<f32>",
-      "var<storage, read_write> kv: array<vec4f>", // decoded steps' keys and values [B, S, 2, K]
+      // Every key and value, [B, M + S, 2, K]: the context's, then each decoded step's.
+      "var<storage, read_write> kv: array<vec4f>",
     ])
   }
 const F = ${d.flags}u;
@@ -255,6 +265,20 @@ ${entry(d)}
     ${
     at4("xs", "I4", "i / C", "i % C")
   } = select(0.0, state0[B * H + min(b, B - 1u) * C + i % C], b < B);
+  }
+${
+    mem
+      ? `  // The context's keys and values into kv (the first step's scores read them after a barrier).
+  for (var i = l; i < R * M * K4; i += WGN) {
+    let b = b0 + i / (M * K4);
+    let j = (i / K4) % M;
+    let c = i % K4;
+    if (b < B) {
+      kv[key_at(b, j) + c] = keys[(b * M + j) * K4 + c];
+      kv[key_at(b, j) + K4 + c] = vals[(b * M + j) * K4 + c];
+    }
+  }`
+      : ""
   }
   for (var s = 0u; s < S; s++) {
     for (var i = l; i < R * F; i += WGN) {
@@ -392,8 +416,8 @@ ${
         let b = b0 + ${r}u;
         qs[${r}u * K4 + o4] = qry${r};
         if (b < B) {
-          kv[(b * S + s) * 2u * K4 + o4] = key${r};
-          kv[((b * S + s) * 2u + 1u) * K4 + o4] = val${r};
+          kv[key_at(b, M + s) + o4] = key${r};
+          kv[key_at(b, M + s) + K4 + o4] = val${r};
 ${
         range4.map((e) => `          ${p("query", "b * S + s", `o + ${e}u`)} = qry${r}.${XYZW[e]};`)
           .join("\n")
@@ -408,51 +432,69 @@ ${saveAfterH(p, "queryIn", ["I", at4("xs", "I4", "r", "j - H")])}
     let t = M + s;
     let j0 = first_key(t);
     let L = t + 1u;
-    // Scores of the visible keys (a row past the batch end reads row B − 1 and is never stored).
-    for (var i = l; i < R * L; i += WGN) {
-      let r = i / L;
-      let j = i % L;
+    // Visible keys j0 … t, in the blocks of four jb0 … jb1 − 1. A lane scores four keys of a row
+    // (a key outside j0 … t reads a visible one's row, its score is never used; a row past the
+    // batch end reads row B − 1 and is never stored).
+    let jb0 = j0 / 4u;
+    let jb1 = (L + 3u) / 4u;
+    let nb = jb1 - jb0;
+    for (var i = l; i < R * nb; i += WGN) {
+      let r = i / nb;
+      let jb = jb0 + i % nb;
       let b = min(b0 + r, B - 1u);
-      var e = -3.0e38;
-      if (j >= j0) {
-        e = 0.0;
-        if (j < M) {
-          for (var c = 0u; c < nK4; c++) { e += dot(qs[r * K4 + c], keys[(b * M + j) * K4 + c]); }
-        } else {
-          for (var c = 0u; c < nK4; c++) { e += dot(qs[r * K4 + c], kv[(b * S + j - M) * 2u * K4 + c]); }
-        }
-        e *= scale;
+${range4.map((e) => `      let a${e} = key_at(b, clamp(4u * jb + ${e}u, j0, t));`).join("\n")}
+      var e = vec4f(0.0);
+      for (var c = 0u; c < nK4; c++) {
+        let q = qs[r * K4 + c];
+        e += vec4f(${range4.map((e) => `dot(q, kv[a${e} + c])`).join(", ")});
       }
-      sc[r * T + j] = e;
+      sc[r * T4 + jb] = e * scale;
     }
     workgroupBarrier();
     for (var r = l; r < R; r += WGN) {
-      var mx = -3.0e38;
-      for (var j = j0; j < L; j++) { mx = max(mx, sc[r * T + j]); }
-      var total = 0.0;
-      for (var j = j0; j < L; j++) { total += exp(sc[r * T + j] - mx); }
-      stat[2u * r] = mx;
-      stat[2u * r + 1u] = total;
+      var mx = vec4f(-3.0e38);
+      for (var jb = jb0; jb < jb1; jb++) {
+        mx = max(mx, select(vec4f(-3.0e38), sc[r * T4 + jb], visible4(jb, j0, t)));
+      }
+      let m = max(max(mx.x, mx.y), max(mx.z, mx.w));
+      var total = vec4f(0.0);
+      for (var jb = jb0; jb < jb1; jb++) {
+        total += select(vec4f(0.0), exp(sc[r * T4 + jb] - m), visible4(jb, j0, t));
+      }
+      stat[2u * r] = m;
+      stat[2u * r + 1u] = dot(total, vec4f(1.0));
     }
     workgroupBarrier();
-    for (var i = l; i < R * T; i += WGN) {
-      let r = i / T;
-      let j = i % T;
-      var pj = 0.0;
-      if (j >= j0 && j < L) { pj = exp(sc[i] - stat[2u * r]) / stat[2u * r + 1u]; }
+    for (var i = l; i < R * T4; i += WGN) {
+      let r = i / T4;
+      let jb = i % T4;
+      let pj = select(vec4f(0.0), exp(sc[i] - stat[2u * r]) / stat[2u * r + 1u], visible4(jb, j0, t));
       sc[i] = pj;
       let b = b0 + r;
-      if (b < B) { ${p("probs", "b * S + s", "j")} = pj; }
+      if (b < B) {
+${
+    range4.map((e) =>
+      `        if (4u * jb + ${e}u < T) { ${p("probs", "b * S + s", `4u * jb + ${e}u`)} = pj.${
+        XYZW[e]
+      }; }`
+    ).join("\n")
+  }
+      }
     }
     workgroupBarrier();
+    // The context: four keys' values a trip (weights outside j0 … t are 0, their rows clamped).
     for (var i = l; i < R * K4; i += WGN) {
       let r = i / K4;
       let c = i % K4;
       let b = min(b0 + r, B - 1u);
       var acc = vec4f(0.0);
-      for (var j = j0; j < min(L, M); j++) { acc += sc[r * T + j] * vals[(b * M + j) * K4 + c]; }
-      for (var j = max(j0, M); j < L; j++) {
-        acc += sc[r * T + j] * kv[((b * S + j - M) * 2u + 1u) * K4 + c];
+      for (var jb = jb0; jb < jb1; jb++) {
+        let pj = sc[r * T4 + jb];
+        acc += ${
+    range4.map((e) => `pj.${XYZW[e]} * kv[key_at(b, min(4u * jb + ${e}u, t)) + K4 + c]`).join(
+      " +\n          ",
+    )
+  };
       }
       cs[i] = acc;
       if (b0 + r < B) {
@@ -510,9 +552,7 @@ ${
       "var<storage, read> w: array<vec4f>",
       "var<storage, read> dpred: array<f32>", // [B, S, C]
       "var<storage, read> saved: array<f32>",
-      "var<storage, read> keys: array<vec4f>",
-      "var<storage, read> vals: array<vec4f>",
-      "var<storage, read> kv: array<vec4f>",
+      "var<storage, read> kv: array<vec4f>", // [B, M + S, 2, K], as the forward left it
       "var<storage, read_write> grads: array<f32>",
       "var<storage, read_write> dstate: array<f32>", // dh0 [B, H], then dcontent0 [B, C]
     ])
@@ -669,7 +709,7 @@ ${
   return {
     name: "decode_bwd",
     key: decodeKey(d),
-    bindings: ["read", "read", "read", "read", "read", "read", "write", "write"],
+    bindings: ["read", "read", "read", "read", "write", "write"],
     uniforms: DECODE_UNIFORMS,
     code,
   };
@@ -717,43 +757,58 @@ ${rows(d, (r) => `        dcs[${r}u * K4 + i4 - H4] = ${rowSums(r)};`)}
     let t = M + s;
     let j0 = first_key(t);
     let L = t + 1u;
-    // Attention: dp_j = dc·v_j, ds_j = p_j (dp_j − Σ p·dp).
-    for (var i = l; i < R * L; i += WGN) {
-      let r = i / L;
-      let j = i % L;
+    // Attention: dp_j = dc·v_j, ds_j = p_j (dp_j − Σ p·dp), four keys a lane or trip as in the
+    // forward (weights outside j0 … t are 0).
+    let jb0 = j0 / 4u;
+    let jb1 = (L + 3u) / 4u;
+    let nb = jb1 - jb0;
+    for (var i = l; i < R * nb; i += WGN) {
+      let r = i / nb;
+      let jb = jb0 + i % nb;
       let b = min(b0 + r, B - 1u);
-      var e = 0.0;
-      if (j >= j0) {
-        if (j < M) {
-          for (var c = 0u; c < nK4; c++) { e += dot(dcs[r * K4 + c], vals[(b * M + j) * K4 + c]); }
-        } else {
-          for (var c = 0u; c < nK4; c++) {
-            e += dot(dcs[r * K4 + c], kv[((b * S + j - M) * 2u + 1u) * K4 + c]);
-          }
-        }
+${range4.map((e) => `      let a${e} = key_at(b, clamp(4u * jb + ${e}u, j0, t)) + K4;`).join("\n")}
+      var e = vec4f(0.0);
+      for (var c = 0u; c < nK4; c++) {
+        let dc = dcs[r * K4 + c];
+        e += vec4f(${range4.map((e) => `dot(dc, kv[a${e} + c])`).join(", ")});
       }
-      ds[r * T + j] = e;
+      ds[r * T4 + jb] = e;
     }
     workgroupBarrier();
     for (var r = l; r < R; r += WGN) {
       let b = min(b0 + r, B - 1u);
-      var total = 0.0;
-      for (var j = j0; j < L; j++) { total += ${p("probs", "b * S + s", "j")} * ds[r * T + j]; }
-      stat[r] = total;
+      var total = vec4f(0.0);
+      for (var jb = jb0; jb < jb1; jb++) {
+        let pj = vec4f(${
+    range4.map((e) => p("probs", "b * S + s", `min(4u * jb + ${e}u, T - 1u)`)).join(", ")
+  });
+        total += select(vec4f(0.0), pj * ds[r * T4 + jb], visible4(jb, j0, t));
+      }
+      stat[r] = dot(total, vec4f(1.0));
     }
     workgroupBarrier();
     // Scaled score gradients and dc are saved: the context keys' and values' gradients are
     // batched matmuls after the kernel; the decoded steps' own ones are summed here.
-    for (var i = l; i < R * T; i += WGN) {
-      let r = i / T;
-      let j = i % T;
+    for (var i = l; i < R * T4; i += WGN) {
+      let r = i / T4;
+      let jb = i % T4;
       let b = b0 + r;
-      var e = 0.0;
-      if (j < L) {
-        e = ${p("probs", "min(b, B - 1u) * S + s", "j")} * (ds[i] - stat[r]) * scale;
-        ds[i] = e;
+      let pj = vec4f(${
+    range4.map((e) => p("probs", "min(b, B - 1u) * S + s", `min(4u * jb + ${e}u, T - 1u)`)).join(
+      ", ",
+    )
+  });
+      let e = select(vec4f(0.0), pj * (ds[i] - stat[r]) * scale, visible4(jb, j0, t));
+      ds[i] = e;
+      if (b < B) {
+${
+    range4.map((e) =>
+      `        if (4u * jb + ${e}u < T) { ${g("dScore", "b * S + s", `4u * jb + ${e}u`)} = e.${
+        XYZW[e]
+      }; }`
+    ).join("\n")
+  }
       }
-      if (b < B) { ${g("dScore", "b * S + s", "j")} = e; }
     }
     for (var i = l; i < R * K; i += WGN) {
       let b = b0 + i / K;
@@ -771,9 +826,13 @@ ${rows(d, (r) => `        dcs[${r}u * K4 + i4 - H4] = ${rowSums(r)};`)}
       var dk = vec4f(0.0);
       var dv = vec4f(0.0);
       if (b < B) {
-        for (var j = j0; j < min(L, M); j++) { dq += ds[r * T + j] * keys[(b * M + j) * K4 + c]; }
-        for (var j = max(j0, M); j < L; j++) {
-          dq += ds[r * T + j] * kv[(b * S + j - M) * 2u * K4 + c];
+        for (var jb = jb0; jb < jb1; jb++) {
+          let e = ds[r * T4 + jb];
+          dq += ${
+    range4.map((e) => `e.${XYZW[e]} * kv[key_at(b, min(4u * jb + ${e}u, t)) + c]`).join(
+      " +\n            ",
+    )
+  };
         }
         for (var e = 0u; e < 4u; e++) {
           ${g("dQuery", "b * S + s", "4u * c + e")} = dq[e];

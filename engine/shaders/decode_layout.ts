@@ -124,7 +124,7 @@ export function forwardShared(d: DecodeDims): SharedArray[] {
         ["qs", "vec4f", R * K / 4],
         ["cs", "vec4f", R * K / 4],
         ["gs", "vec4f", R * H / 4],
-        ["sc", "f32", R * (d.memory + d.steps)],
+        ["sc", "vec4f", R * Math.ceil((d.memory + d.steps) / 4)],
         ["stat", "f32", 2 * R],
       ] as SharedArray[]
       : []),
@@ -150,7 +150,7 @@ export function backwardShared(d: DecodeDims): SharedArray[] {
         ["dqs", "vec4f", R * K / 4],
         ["dks", "vec4f", R * K / 4],
         ["dvs", "vec4f", R * K / 4],
-        ["ds", "f32", R * (d.memory + d.steps)],
+        ["ds", "vec4f", R * Math.ceil((d.memory + d.steps) / 4)],
         ["stat", "f32", R],
       ] as SharedArray[]
       : []),
@@ -181,17 +181,21 @@ export function decodeSharedBytes(d: DecodeDims): number {
  */
 export function decodeLoopIterations(d: DecodeDims): { forward: number; backward: number } {
   const { rows: R, lanes, hidden: H, content: C, keyDim: K, steps: S, memory: M } = d;
-  const I = C + d.flags, H4 = H / 4, I4 = Math.ceil(I / 4), K4 = K / 4, T = M + S, mem = K > 0;
+  const I = C + d.flags, H4 = H / 4, I4 = Math.ceil(I / 4), K4 = K / 4, mem = K > 0;
+  const T4 = Math.ceil((M + S) / 4);
   /** A strided loop over n items whose each trip runs `inner` iterations of nested loops. */
   const strided = (n: number, inner = 0) => Math.ceil(n / lanes) * (1 + inner) + 1;
   const loop = (trips: number) => trips + 1;
   const zeroing = (arrays: SharedArray[]) =>
     strided(arrays.reduce((sum, [, type, n]) => sum + (type === "vec4f" ? n : n / 4), 0));
-  let forward = zeroing(forwardShared(d)) + strided(R * H) + strided(R * C) + loop(S);
+  let forward = zeroing(forwardShared(d)) + strided(R * H) + strided(R * C) +
+    strided(R * M * K4) + loop(S);
   let backward = zeroing(backwardShared(d)) + strided(R * (H + C)) + loop(S);
   for (let s = 0; s < S; s++) {
     const L = M + s + 1;
-    const visible = d.window > 0 ? Math.min(d.window, L) : L;
+    const j0 = d.window > 0 ? Math.max(0, L - d.window) : 0;
+    /** Blocks of four keys that hold the visible ones. */
+    const nb = Math.ceil(L / 4) - Math.floor(j0 / 4);
     forward += strided(R * d.flags) + strided(R * I) + strided(R * H) +
       strided(H4, loop(I4) + loop(H4)) + strided(C, loop(H4)) +
       strided(R * (mem ? 2 * H : H)) + strided(R * H4);
@@ -199,12 +203,11 @@ export function decodeLoopIterations(d: DecodeDims): { forward: number; backward
       strided(H4 + I4, loop(3 * H4));
     if (!mem) continue;
     forward += strided(K4, loop(I4) + loop(H4)) + strided(R * (H + I)) +
-      strided(R * L, loop(K4)) + R * loop(K4) + strided(R, 2 * loop(visible)) + strided(R * T) +
-      strided(R * K4, visible + 2 + 5) + strided(H4, loop(H4) + loop(K4)) +
-      strided(R * (H + K));
-    backward += strided(H4 + K4, 2 * loop(H4)) + strided(R * L, loop(K4)) + R * loop(K4) +
-      strided(R, loop(visible)) + strided(R * T) + strided(R * K) +
-      strided(R * K4, visible + 2 + 4 * loop(S - s) + 5) + strided(H4 + I4, loop(K4));
+      strided(R * nb, loop(K4)) + strided(R, 2 * loop(nb)) + strided(R * T4) +
+      strided(R * K4, loop(nb) + 5) + strided(H4, loop(H4) + loop(K4)) + strided(R * (H + K));
+    backward += strided(H4 + K4, 2 * loop(H4)) + strided(R * nb, loop(K4)) +
+      strided(R, loop(nb)) + strided(R * T4) + strided(R * K) +
+      strided(R * K4, loop(nb) + 4 * loop(S - s) + 5) + strided(H4 + I4, loop(K4));
   }
   // Counted against the driver (tests/loop_budget.test.ts) the sum above misses up to ~10 % on
   // small shapes, a few iterations a step; the margin covers that.
