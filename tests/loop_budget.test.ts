@@ -82,7 +82,7 @@ async function driverCount(spec: KernelSpec, d: DecodeDims, output: number): Pro
   const tail = `  if (l == 0u) {
     var n = 0u;
     for (var i = 0u; i < 4000000000u + u.zero; i++) { n++; }
-    ${output === 5 ? "pred" : "grads"}[0] = bitcast<f32>(n);
+    ${output === 5 ? "pred[0] = bitcast<f32>(n)" : "grads[0] = vec4f(bitcast<f32>(n))"};
   }
 }`;
   const device = rt.device;

@@ -21,7 +21,7 @@ import {
 } from "../shaders/decode_layout.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./reduce.ts";
-import { narrow, stack } from "./shape.ts";
+import { narrow, pad, stack } from "./shape.ts";
 
 interface DecodeAttrs {
   gru_decode: DecodeDims & { batch: number; scale: number };
@@ -252,9 +252,14 @@ export function gruDecode(args: DecodeArgs): DecodeResult {
   const named: [string, Tensor][] = WEIGHT_NAMES.map(([k, n]) => [n, args[k]]);
   const m = args.memory;
   if (m) named.push(...MEMORY_NAMES.map(([k, n]) => [n, m[k]] as [string, Tensor]));
+  // The read-out's rows padded to whole vec4 (zeros), as the kernels read them.
+  const padding = 4 * Math.ceil(C / 4) - C;
+  const outRows = padding ? noGrad(() => pad(args.outWeight, [], [0, padding])) : null;
   for (const [name, t] of named) {
-    rt.copy(t.storage, 0, packed.storage, weights.at[name][0] * 4, t.size * 4);
+    const source = name === "outWeight" && outRows ? outRows : t;
+    rt.copy(source.storage, 0, packed.storage, weights.at[name][0] * 4, source.size * 4);
   }
+  outRows?.dispose();
   const saved = Tensor.empty([savedLayout(d).total * B * S]);
   // Every key and value, [B, M + S, 2, K]: the kernel copies the context's in and appends each
   // decoded step's, so the attention reads one array without branches.

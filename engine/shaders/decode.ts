@@ -70,6 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let scale = bitcast<f32>(sz.y);
   let nH = sz.z; let nI = sz.w; let nK = sz1.x; let nC = sz1.y;
   let nH4 = nH / 4u; let n3H4 = 3u * nH / 4u; let nK4 = nK / 4u; let nI4 = (nI + 3u) / 4u;
+  let nC4 = (nC + 3u) / 4u;
   let NS = B * S;
   let b0 = wg.x * R;`;
 }
@@ -171,6 +172,7 @@ ${buffers.map((b, i) => `@group(0) @binding(${i}) ${b};`).join("\n")}
 @group(0) @binding(${buffers.length}) var<uniform> u: U;
 const H = ${H}u; const C = ${C}u; const I = ${I}u; const K = ${K}u; const S = ${S}u;
 const H4 = ${H >> 2}u; const I4 = ${Math.ceil(I / 4)}u; const K4 = ${K >> 2}u;
+const C4 = ${Math.ceil(C / 4)}u; const CP = ${4 * Math.ceil(C / 4)}u;
 const M = ${d.memory}u; const T = ${d.memory + S}u; const T4 = ${
     Math.ceil((d.memory + S) / 4)
   }u; const R = ${d.rows}u; const WGN = ${d.lanes}u;
@@ -195,10 +197,23 @@ fn first_key(t: u32) -> u32 { ${
   } }`;
 }
 
-/** WGSL accessor of plane `name` at (row index expression, column expression). */
+type PlaneAt = (name: string, row: string, col: string) => string;
+
+/**
+ * WGSL reference to element (row, col) of plane `name` in a vec4 buffer (the planes start at
+ * multiples of 4 floats).
+ */
 function plane(l: Layout, buffer: string, name: string, row: string, col: string): string {
   const [offset, width] = l[name];
-  return `${buffer}[${offset}u * NS + (${row}) * ${width}u + (${col})]`;
+  const at = `${offset}u * NS + (${row}) * ${width}u + (${col})`;
+  return `${buffer}[(${at}) / 4u][(${at}) % 4u]`;
+}
+
+/** Columns 4·col4 … 4·col4+3 of plane `name` as one vec4 (planes a whole number of vec4 wide). */
+function plane4(l: Layout, buffer: string, name: string, row: string, col4: string): string {
+  const [offset, width] = l[name];
+  if (offset % 4 || width % 4) throw new Error(`decode: plane ${name} is not whole vec4`);
+  return `${buffer}[${offset / 4}u * NS + (${row}) * ${width / 4}u + (${col4})]`;
 }
 
 /** Element j of row r of a vec4 workgroup array whose rows are `width4` vec4 long. */
@@ -207,17 +222,16 @@ function at4(array: string, width4: string, r: string, j: string): string {
 }
 
 /**
- * Saves the input of a linear layer on [h_s; second] (or h_s alone) as plane `name`: `second` is
- * its width and the expression of its element j − H in row r.
+ * Saves the input of a linear layer on [h_s; second] (or h_s alone) as plane `name`, a vec4 at a
+ * time: `second` is its width in vec4 and the expression of vec4 j − H4 of row r.
  */
 function saveAfterH(
-  p: (n: string, row: string, col: string) => string,
+  p4: PlaneAt,
   name: string,
-  second: [width: string, at: string] | null,
+  second: [width4: string, at: string] | null,
 ): string {
-  const width = second ? `(H + ${second[0]})` : "H";
-  const at = (j: string) => p(name, "b * S + s", j);
-  const h = at4("hn", "H4", "r", "j");
+  const width = second ? `(H4 + ${second[0]})` : "H4";
+  const at = p4(name, "b * S + s", "j");
   return `    for (var i = l; i < R * ${width}; i += WGN) {
       let r = i / ${width};
       let j = i % ${width};
@@ -225,8 +239,8 @@ function saveAfterH(
       if (b < B) {
         ${
     second
-      ? `if (j < H) { ${at("j")} = ${h}; } else { ${at("j")} = ${second[1]}; }`
-      : `${at("j")} = ${h};`
+      ? `if (j < H4) { ${at} = hn[r * H4 + j]; } else { ${at} = ${second[1]}; }`
+      : `${at} = hn[r * H4 + j];`
   }
       }
     }`;
@@ -235,7 +249,8 @@ function saveAfterH(
 export function decodeForwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UNIFORMS.fields> {
   const mem = d.keyDim > 0;
   const sv = savedLayout(d).at;
-  const p = (name: string, row: string, col: string) => plane(sv, "saved", name, row, col);
+  const p: PlaneAt = (name, row, col) => plane(sv, "saved", name, row, col);
+  const p4: PlaneAt = (name, row, col4) => plane4(sv, "saved", name, row, col4);
   const xRow = (k: string) => inputRow(d, k);
   const code = () => `
 ${
@@ -246,7 +261,7 @@ ${
       "var<storage, read> keys: array<vec4f>", // [B, M, K]
       "var<storage, read> vals: array<vec4f>", // [B, M, K]
       "var<storage, read_write> pred: array<f32>", // [B, S, C]
-      "var<storage, read_write> saved: array<f32>",
+      "var<storage, read_write> saved: array<vec4f>",
       // Every key and value, [B, M + S, 2, K]: the context's, then each decoded step's.
       "var<storage, read_write> kv: array<vec4f>",
     ])
@@ -292,9 +307,9 @@ ${
       let b = b0 + i / I;
       if (b < B) { ${p("x", "b * S + s", "i % I")} = ${at4("xs", "I4", "i / I", "i % I")}; }
     }
-    for (var i = l; i < R * H; i += WGN) {
-      let b = b0 + i / H;
-      if (b < B) { ${p("hprev", "b * S + s", "i % H")} = ${at4("hs", "H4", "i / H", "i % H")}; }
+    for (var i = l; i < R * H4; i += WGN) {
+      let b = b0 + i / H4;
+      if (b < B) { ${p4("hprev", "b * S + s", "i % H4")} = hs[i]; }
     }
     // GRU cell: units o … o+3 of every row.
     for (var o4 = l; o4 < H4; o4 += WGN) {
@@ -331,46 +346,48 @@ ${
         hn[${r}u * H4 + o4] = h;
         let b = b0 + ${r}u;
         if (b < B) {
-${
-        range4.map((e) =>
-          `          ${p("gates", "b * S + s", `o + ${e}u`)} = z.${XYZW[e]};
-          ${p("gates", "b * S + s", `H + o + ${e}u`)} = rg.${XYZW[e]};
-          ${p("gates", "b * S + s", `2u * H + o + ${e}u`)} = n.${XYZW[e]};
-          ${p("gates", "b * S + s", `3u * H + o + ${e}u`)} = hh${r}.${XYZW[e]};`
-        ).join("\n")
-      }
+          ${p4("gates", "b * S + s", "o4")} = z;
+          ${p4("gates", "b * S + s", "H4 + o4")} = rg;
+          ${p4("gates", "b * S + s", "2u * H4 + o4")} = n;
+          ${p4("gates", "b * S + s", "3u * H4 + o4")} = hh${r};
         }
       }`)
   }
     }
     workgroupBarrier();
-${mem ? forwardMemory(d, p) : ""}
-    // Read-out: ŷ = [h; g ⊙ u]·W_o + b_o (h·W_o + b_o without memory), fed back as content.
-    for (var o = l; o < C; o += WGN) {
-${rows(d, (r) => `      var y${r} = wf(W_outBias + o);`)}
-      for (var k4 = 0u; k4 < nH4; k4++) {
-        let k = 4u * k4;
-        let wo = vec4f(${range4.map((e) => `wf(W_outWeight + (k + ${e}u) * C + o)`).join(", ")});
-${rows(d, (r) => `        y${r} += dot(hn[${r}u * H4 + k4], wo);`)}
+${mem ? forwardMemory(d, p, p4) : ""}
+    // Read-out: ŷ = [h; g ⊙ u]·W_o + b_o (h·W_o + b_o without memory), fed back as content;
+    // outputs o … o+3 a lane (W_o's rows are padded to CP columns).
+    for (var o4 = l; o4 < C4; o4 += WGN) {
+      let o = 4u * o4;
+${rows(d, (r) => `      var y${r} = w4(W_outBias + o);`)}
+${
+    columnProducts(d, "nH4", (r) => `hn[${r}u * H4 + k4]`, [["y", (k) =>
+      `W_outWeight + ${k} * CP + o`]])
+  }
 ${
     mem
-      ? `        let wgt = vec4f(${
-        range4.map((e) => `wf(W_outWeight + (H + k + ${e}u) * C + o)`).join(", ")
-      });
-${rows(d, (r) => `        y${r} += dot(gs[${r}u * H4 + k4], wgt);`)}`
+      ? columnProducts(d, "nH4", (r) => `gs[${r}u * H4 + k4]`, [
+        ["y", (k) => `W_outWeight + (H + ${k}) * CP + o`],
+      ])
       : ""
   }
-      }
 ${
     rows(d, (r) =>
       `      {
         let b = b0 + ${r}u;
-        ${at4("xs", "I4", `${r}u`, "o")} = y${r};
-        if (b < B) { pred[(b * S + s) * C + o] = y${r}; }
+${
+        range4.map((e) =>
+          `        if (o + ${e}u < C) {
+          ${at4("xs", "I4", `${r}u`, `o + ${e}u`)} = y${r}.${XYZW[e]};
+          if (b < B) { pred[(b * S + s) * C + o + ${e}u] = y${r}.${XYZW[e]}; }
+        }`
+        ).join("\n")
+      }
       }`)
   }
     }
-${saveAfterH(p, "outIn", mem ? ["H", at4("gs", "H4", "r", "j - H")] : null)}
+${saveAfterH(p4, "outIn", mem ? ["H4", "gs[r * H4 + j - H4]"] : null)}
     workgroupBarrier();
     for (var i = l; i < R * H4; i += WGN) { hs[i] = hn[i]; }
   }
@@ -385,7 +402,7 @@ ${saveAfterH(p, "outIn", mem ? ["H", at4("gs", "H4", "r", "j - H")] : null)}
 }
 
 /** The memory phases of a forward step: key/value/query, scores, softmax, context, gate. */
-function forwardMemory(d: DecodeDims, p: (n: string, row: string, col: string) => string): string {
+function forwardMemory(d: DecodeDims, p: PlaneAt, p4: PlaneAt): string {
   const xRow = (k: string) => inputRow(d, k);
   return `
     // The step's key, value and query.
@@ -418,15 +435,21 @@ ${
         if (b < B) {
           kv[key_at(b, M + s) + o4] = key${r};
           kv[key_at(b, M + s) + K4 + o4] = val${r};
-${
-        range4.map((e) => `          ${p("query", "b * S + s", `o + ${e}u`)} = qry${r}.${XYZW[e]};`)
-          .join("\n")
-      }
+          ${p4("query", "b * S + s", "o4")} = qry${r};
         }
       }`)
   }
     }
-${saveAfterH(p, "queryIn", ["I", at4("xs", "I4", "r", "j - H")])}
+    for (var i = l; i < R * (H + I); i += WGN) {
+      let r = i / (H + I);
+      let j = i % (H + I);
+      let b = b0 + r;
+      if (b < B) {
+        ${p("queryIn", "b * S + s", "j")} = select(${at4("xs", "I4", "r", "max(j, H) - H")}, ${
+    at4("hn", "H4", "r", "min(j, H - 1u)")
+  }, j < H);
+      }
+    }
     storageBarrier();
     workgroupBarrier();
     let t = M + s;
@@ -497,9 +520,7 @@ ${
   };
       }
       cs[i] = acc;
-      if (b0 + r < B) {
-        for (var e = 0u; e < 4u; e++) { ${p("context", "b * S + s", "4u * c + e")} = acc[e]; }
-      }
+      if (b0 + r < B) { ${p4("context", "b * S + s", "c")} = acc; }
     }
     workgroupBarrier();
     // Gate and transformed context: g = σ([h; c]·W_g + b_g), u = tanh(c·W_c + b_c).
@@ -525,17 +546,13 @@ ${
         gs[${r}u * H4 + o4] = g * a;
         let b = b0 + ${r}u;
         if (b < B) {
-${
-        range4.map((e) =>
-          `          ${p("gateAct", "b * S + s", `o + ${e}u`)} = g.${XYZW[e]};
-          ${p("gateAct", "b * S + s", `H + o + ${e}u`)} = a.${XYZW[e]};`
-        ).join("\n")
-      }
+          ${p4("gateAct", "b * S + s", "o4")} = g;
+          ${p4("gateAct", "b * S + s", "H4 + o4")} = a;
         }
       }`)
   }
     }
-${saveAfterH(p, "gateIn", ["K", at4("cs", "K4", "r", "j - H")])}
+${saveAfterH(p4, "gateIn", ["K4", "cs[r * K4 + j - H4]"])}
     workgroupBarrier();`;
 }
 
@@ -543,17 +560,19 @@ export function decodeBackwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UN
   const mem = d.keyDim > 0;
   const sv = savedLayout(d).at;
   const gl = gradLayout(d).at;
-  const p = (name: string, row: string, col: string) => plane(sv, "saved", name, row, col);
-  const g = (name: string, row: string, col: string) => plane(gl, "grads", name, row, col);
+  const p: PlaneAt = (name, row, col) => plane(sv, "saved", name, row, col);
+  const p4: PlaneAt = (name, row, col4) => plane4(sv, "saved", name, row, col4);
+  const g: PlaneAt = (name, row, col) => plane(gl, "grads", name, row, col);
+  const g4: PlaneAt = (name, row, col4) => plane4(gl, "grads", name, row, col4);
   const xRow = (k: string) => inputRow(d, k);
   const code = () => `
 ${
     common(d, [
       "var<storage, read> w: array<vec4f>",
       "var<storage, read> dpred: array<f32>", // [B, S, C]
-      "var<storage, read> saved: array<f32>",
+      "var<storage, read> saved: array<vec4f>",
       "var<storage, read> kv: array<vec4f>", // [B, M + S, 2, K], as the forward left it
-      "var<storage, read_write> grads: array<f32>",
+      "var<storage, read_write> grads: array<vec4f>",
       "var<storage, read_write> dstate: array<f32>", // dh0 [B, H], then dcontent0 [B, C]
     ])
   }
@@ -570,48 +589,39 @@ ${entry(d)}
         dy += dpred[(b * S + s) * C + i % C];
         ${g("dOut", "b * S + s", "i % C")} = dy;
       }
-      dos[i] = dy;
+      ${at4("dos", "C4", "i / C", "i % C")} = dy;
     }
     workgroupBarrier();
     // Through W_o, four of its rows a lane: dh_s += dŷ·W_oᵀ[:H]; the gated half feeds the gate
     // and context gradients.
     for (var i4 = l; i4 < ${mem ? "2u * H4" : "H4"}; i4 += WGN) {
       let i = 4u * i4;
-${rows(d, (r) => `      var a${r} = vec4f(0.0);`)}
-      for (var o = 0u; o < nC; o++) {
-        let wo = vec4f(${range4.map((e) => `wf(W_outWeight + (i + ${e}u) * C + o)`).join(", ")});
-${rows(d, (r) => `        a${r} += dos[${r}u * C + o] * wo;`)}
-      }
+${rowAccumulators(d)}
+${
+    rowProducts(d, "nC4", [[
+      (e) => `W_outWeight + (i + ${e}u) * CP + 4u * c4`,
+      (r) => `dos[${r}u * C4 + c4]`,
+    ]])
+  }
 ${
     rows(d, (r) =>
       `      {
-        let b = min(b0 + ${r}u, B - 1u);
-        if (i < H) {
-${
-        range4.map((e) =>
-          `          dhn[${r}u * H + i + ${e}u] = dh[${r}u * H + i + ${e}u] + a${r}.${XYZW[e]};`
-        ).join("\n")
-      }
+        let a = ${rowSums(r)};
+        if (i4 < H4) {
+          dhn[${r}u * H4 + i4] = dh[${r}u * H4 + i4] + a;
         }${
         mem
           ? ` else {
-          let j = i - H;
-          let gt = vec4f(${range4.map((e) => p("gateAct", "b * S + s", `j + ${e}u`)).join(", ")});
-          let ct = vec4f(${
-            range4.map((e) => p("gateAct", "b * S + s", `H + j + ${e}u`)).join(", ")
-          });
-          let dg = a${r} * ct * gt * (1.0 - gt);
-          let dc = a${r} * gt * (1.0 - ct * ct);
+          let b = min(b0 + ${r}u, B - 1u);
+          let gt = ${p4("gateAct", "b * S + s", "i4 - H4")};
+          let ct = ${p4("gateAct", "b * S + s", "i4")};
+          let dg = a * ct * gt * (1.0 - gt);
+          let dc = a * gt * (1.0 - ct * ct);
           dgp[${r}u * H4 + i4 - H4] = dg;
           dup[${r}u * H4 + i4 - H4] = dc;
           if (b0 + ${r}u < B) {
-${
-            range4.map((e) =>
-              `            ${g("dGate", "b * S + s", `j + ${e}u`)} = dg.${XYZW[e]}; ${
-                g("dContext", "b * S + s", `j + ${e}u`)
-              } = dc.${XYZW[e]};`
-            ).join("\n")
-          }
+            ${g4("dGate", "b * S + s", "i4 - H4")} = dg;
+            ${g4("dContext", "b * S + s", "i4 - H4")} = dc;
           }
         }`
           : ""
@@ -620,37 +630,37 @@ ${
   }
     }
     workgroupBarrier();
-${mem ? backwardMemory(d, p, g) : ""}
-    // GRU cell: pre-activation gradients of the input and recurrent projections.
-    for (var o = l; o < H; o += WGN) {
+${mem ? backwardMemory(d, p, g, p4, g4) : ""}
+    // GRU cell: pre-activation gradients of the input and recurrent projections, units o … o+3.
+    for (var o4 = l; o4 < H4; o4 += WGN) {
 ${
     rows(d, (r) =>
       `      {
         let b = min(b0 + ${r}u, B - 1u);
-        let d = dhn[${r}u * H + o];
-        let z = ${p("gates", "b * S + s", "o")};
-        let rg = ${p("gates", "b * S + s", "H + o")};
-        let n = ${p("gates", "b * S + s", "2u * H + o")};
-        let hh = ${p("gates", "b * S + s", "3u * H + o")};
-        let hp = ${p("hprev", "b * S + s", "o")};
+        let d = dhn[${r}u * H4 + o4];
+        let z = ${p4("gates", "b * S + s", "o4")};
+        let rg = ${p4("gates", "b * S + s", "H4 + o4")};
+        let n = ${p4("gates", "b * S + s", "2u * H4 + o4")};
+        let hh = ${p4("gates", "b * S + s", "3u * H4 + o4")};
+        let hp = ${p4("hprev", "b * S + s", "o4")};
         let dn = d * (1.0 - z) * (1.0 - n * n);
         let dz = d * (hp - n) * z * (1.0 - z);
         let dr = dn * hh * rg * (1.0 - rg);
-        let q = ${r}u * 3u * H4 + o / 4u;
-        dgx[q][o % 4u] = dz;
-        dgx[q + H4][o % 4u] = dr;
-        dgx[q + 2u * H4][o % 4u] = dn;
-        dgh[q][o % 4u] = dz;
-        dgh[q + H4][o % 4u] = dr;
-        dgh[q + 2u * H4][o % 4u] = dn * rg;
-        dh[${r}u * H + o] = d * z;
+        let q = ${r}u * 3u * H4 + o4;
+        dgx[q] = dz;
+        dgx[q + H4] = dr;
+        dgx[q + 2u * H4] = dn;
+        dgh[q] = dz;
+        dgh[q + H4] = dr;
+        dgh[q + 2u * H4] = dn * rg;
+        dh[${r}u * H4 + o4] = d * z;
         if (b0 + ${r}u < B) {
-          ${g("dKernel", "b * S + s", "o")} = dz;
-          ${g("dKernel", "b * S + s", "H + o")} = dr;
-          ${g("dKernel", "b * S + s", "2u * H + o")} = dn;
-          ${g("dRecurrent", "b * S + s", "o")} = dz;
-          ${g("dRecurrent", "b * S + s", "H + o")} = dr;
-          ${g("dRecurrent", "b * S + s", "2u * H + o")} = dn * rg;
+          ${g4("dKernel", "b * S + s", "o4")} = dz;
+          ${g4("dKernel", "b * S + s", "H4 + o4")} = dr;
+          ${g4("dKernel", "b * S + s", "2u * H4 + o4")} = dn;
+          ${g4("dRecurrent", "b * S + s", "o4")} = dz;
+          ${g4("dRecurrent", "b * S + s", "H4 + o4")} = dr;
+          ${g4("dRecurrent", "b * S + s", "2u * H4 + o4")} = dn * rg;
         }
       }`)
   }
@@ -667,14 +677,7 @@ ${
       (r) => `dgh[${r}u * 3u * H4 + c4]`,
     ]])
   }
-${
-    rows(d, (r) => {
-      const sums = rowSums(r);
-      return `        { let v = ${sums}; ${
-        range4.map((e) => `dh[${r}u * H + i + ${e}u] += v.${XYZW[e]};`).join(" ")
-      } }`;
-    })
-  }
+${rows(d, (r) => `        dh[${r}u * H4 + i4] += ${rowSums(r)};`)}
       } else {
         let k = 4u * (i4 - H4);
 ${
@@ -702,7 +705,9 @@ ${
     let j = i % (H + C);
     let b = b0 + r;
     if (b < B) {
-      if (j < H) { dstate[b * H + j] = dh[r * H + j]; } else { dstate[B * H + b * C + j - H] = dxc[r * C + j - H]; }
+      if (j < H) { dstate[b * H + j] = ${
+    at4("dh", "H4", "r", "j")
+  }; } else { dstate[B * H + b * C + j - H] = dxc[r * C + j - H]; }
     }
   }
 }`;
@@ -716,11 +721,7 @@ ${
 }
 
 /** The memory phases of a backward step: gate and context, attention, key/value/query. */
-function backwardMemory(
-  d: DecodeDims,
-  p: (n: string, row: string, col: string) => string,
-  g: (n: string, row: string, col: string) => string,
-): string {
+function backwardMemory(d: DecodeDims, p: PlaneAt, g: PlaneAt, p4: PlaneAt, g4: PlaneAt): string {
   const xRow = (k: string) => inputRow(d, k);
   return `
     // Through the gate and the context transform, four rows of W_g (and W_c) a lane: dh_s, dc_s.
@@ -734,14 +735,7 @@ ${
     ]])
   }
       if (i4 < H4) {
-${
-    rows(d, (r) =>
-      `        { let v = ${rowSums(r)}; ${
-        range4.map((e) =>
-          `dhn[${r}u * H + i + ${e}u] += v.${XYZW[e]};`
-        ).join(" ")
-      } }`)
-  }
+${rows(d, (r) => `        dhn[${r}u * H4 + i4] += ${rowSums(r)};`)}
       } else {
         let c = i - H;
 ${
@@ -810,9 +804,9 @@ ${
   }
       }
     }
-    for (var i = l; i < R * K; i += WGN) {
-      let b = b0 + i / K;
-      if (b < B) { ${g("dRead", "b * S + s", "i % K")} = dcs[i / 4u][i % 4u]; }
+    for (var i = l; i < R * K4; i += WGN) {
+      let b = b0 + i / K4;
+      if (b < B) { ${g4("dRead", "b * S + s", "i % K4")} = dcs[i]; }
     }
     storageBarrier();
     workgroupBarrier();
@@ -834,15 +828,13 @@ ${
     )
   };
         }
-        for (var e = 0u; e < 4u; e++) {
-          ${g("dQuery", "b * S + s", "4u * c + e")} = dq[e];
-          for (var s2 = s; s2 < S; s2++) {
-            dk[e] += ${g("dScore", "b * S + s2", "t")} * ${p("query", "b * S + s2", "4u * c + e")};
-            dv[e] += ${p("probs", "b * S + s2", "t")} * ${g("dRead", "b * S + s2", "4u * c + e")};
-          }
-          ${g("dKey", "b * S + s", "4u * c + e")} = dk[e];
-          ${g("dValue", "b * S + s", "4u * c + e")} = dv[e];
+        for (var s2 = s; s2 < S; s2++) {
+          dk += ${g("dScore", "b * S + s2", "t")} * ${p4("query", "b * S + s2", "c")};
+          dv += ${p("probs", "b * S + s2", "t")} * ${g4("dRead", "b * S + s2", "c")};
         }
+        ${g4("dQuery", "b * S + s", "c")} = dq;
+        ${g4("dKey", "b * S + s", "c")} = dk;
+        ${g4("dValue", "b * S + s", "c")} = dv;
       }
       dqs[i] = dq;
       dks[i] = dk;
@@ -861,14 +853,7 @@ ${
       (r) => `dqs[${r}u * K4 + c4]`,
     ]])
   }
-${
-    rows(d, (r) =>
-      `        { let v = ${rowSums(r)}; ${
-        range4.map((e) =>
-          `dhn[${r}u * H + i + ${e}u] += v.${XYZW[e]};`
-        ).join(" ")
-      } }`)
-  }
+${rows(d, (r) => `        dhn[${r}u * H4 + i4] += ${rowSums(r)};`)}
       } else {
         let k = 4u * (i4 - H4);
 ${

@@ -46,7 +46,8 @@ export function weightLayout(d: DecodeDims): { at: Layout; total: number } {
     ["kernel", I * 3 * H],
     ["recurrent", H * 3 * H],
     ["gruBias", 2 * 3 * H],
-    ["outWeight", (mem ? 2 * H : H) * C],
+    // Rows padded to whole vec4 (the read-out loads four outputs' weights at once).
+    ["outWeight", (mem ? 2 * H : H) * 4 * Math.ceil(C / 4)],
     ["outBias", C],
     ...(mem
       ? [
@@ -85,7 +86,7 @@ export function savedLayout(d: DecodeDims): { at: Layout; total: number } {
         ["probs", d.memory + d.steps],
       ] as [string, number][]
       : []),
-  ]);
+  ], 4);
 }
 
 /** Per (row, step) gradient planes of the backward pass. */
@@ -106,7 +107,7 @@ export function gradLayout(d: DecodeDims): { at: Layout; total: number } {
         ["dRead", K],
       ] as [string, number][]
       : []),
-  ]);
+  ], 4);
 }
 
 /** A workgroup array: name, element type and length. */
@@ -135,11 +136,11 @@ export function forwardShared(d: DecodeDims): SharedArray[] {
 export function backwardShared(d: DecodeDims): SharedArray[] {
   const { rows: R, hidden: H, keyDim: K, content: C } = d;
   return [
-    ["dh", "f32", R * H],
-    ["dhn", "f32", R * H],
+    ["dh", "vec4f", R * H / 4],
+    ["dhn", "vec4f", R * H / 4],
     ["dxs", "f32", R * (C + d.flags)],
     ["dxc", "f32", R * C],
-    ["dos", "f32", R * C],
+    ["dos", "vec4f", R * Math.ceil(C / 4)],
     ["dgx", "vec4f", R * 3 * H / 4],
     ["dgh", "vec4f", R * 3 * H / 4],
     ...(K > 0
@@ -181,7 +182,8 @@ export function decodeSharedBytes(d: DecodeDims): number {
  */
 export function decodeLoopIterations(d: DecodeDims): { forward: number; backward: number } {
   const { rows: R, lanes, hidden: H, content: C, keyDim: K, steps: S, memory: M } = d;
-  const I = C + d.flags, H4 = H / 4, I4 = Math.ceil(I / 4), K4 = K / 4, mem = K > 0;
+  const I = C + d.flags, H4 = H / 4, I4 = Math.ceil(I / 4), K4 = K / 4, C4 = Math.ceil(C / 4);
+  const mem = K > 0;
   const T4 = Math.ceil((M + S) / 4);
   /** A strided loop over n items whose each trip runs `inner` iterations of nested loops. */
   const strided = (n: number, inner = 0) => Math.ceil(n / lanes) * (1 + inner) + 1;
@@ -196,18 +198,18 @@ export function decodeLoopIterations(d: DecodeDims): { forward: number; backward
     const j0 = d.window > 0 ? Math.max(0, L - d.window) : 0;
     /** Blocks of four keys that hold the visible ones. */
     const nb = Math.ceil(L / 4) - Math.floor(j0 / 4);
-    forward += strided(R * d.flags) + strided(R * I) + strided(R * H) +
-      strided(H4, loop(I4) + loop(H4)) + strided(C, loop(H4)) +
-      strided(R * (mem ? 2 * H : H)) + strided(R * H4);
-    backward += 2 * strided(R * C) + strided(mem ? 2 * H4 : H4, loop(C)) + strided(H) +
+    forward += strided(R * d.flags) + strided(R * I) + strided(R * H4) +
+      strided(H4, loop(I4) + loop(H4)) + strided(C4, (mem ? 2 : 1) * loop(H4)) +
+      strided(R * (mem ? 2 * H4 : H4)) + strided(R * H4);
+    backward += 2 * strided(R * C) + strided(mem ? 2 * H4 : H4, loop(C4)) + strided(H4) +
       strided(H4 + I4, loop(3 * H4));
     if (!mem) continue;
     forward += strided(K4, loop(I4) + loop(H4)) + strided(R * (H + I)) +
       strided(R * nb, loop(K4)) + strided(R, 2 * loop(nb)) + strided(R * T4) +
-      strided(R * K4, loop(nb) + 5) + strided(H4, loop(H4) + loop(K4)) + strided(R * (H + K));
+      strided(R * K4, loop(nb)) + strided(H4, loop(H4) + loop(K4)) + strided(R * (H4 + K4));
     backward += strided(H4 + K4, 2 * loop(H4)) + strided(R * nb, loop(K4)) +
-      strided(R, loop(nb)) + strided(R * T4) + strided(R * K) +
-      strided(R * K4, loop(nb) + 4 * loop(S - s) + 5) + strided(H4 + I4, loop(K4));
+      strided(R, loop(nb)) + strided(R * T4) + strided(R * K4) +
+      strided(R * K4, loop(nb) + loop(S - s)) + strided(H4 + I4, loop(K4));
   }
   // Counted against the driver (tests/loop_budget.test.ts) the sum above misses up to ~10 % on
   // small shapes, a few iterations a step; the margin covers that.

@@ -124,13 +124,15 @@ function check(c: Case): Promise<void> {
 }
 
 test("gruDecode: no memory, against float64 and finite differences", async () => {
-  // B 11: a full workgroup of 8 rows and a ragged one of 3.
+  // B 11: full workgroups and a ragged one.
   await check({ B: 11, H: 8, C: 3, F: 2, S: 5, K: 0, M: 0, window: 0 });
 });
 
 test("gruDecode: causal memory, against float64 and finite differences", async () => {
   await check({ B: 3, H: 4, C: 3, F: 2, S: 4, K: 4, M: 5, window: 0 });
   await check({ B: 10, H: 8, C: 5, F: 1, S: 3, K: 8, M: 3, window: 0 });
+  // Whole vec4 of content and input (no padding), and an odd number of unit vec4 (H 12).
+  await check({ B: 6, H: 12, C: 4, F: 4, S: 3, K: 8, M: 6, window: 0 });
 });
 
 test("gruDecode: sliding-window memory, against float64 and finite differences", async () => {
