@@ -30,13 +30,15 @@ import {
 /**
  * `rows`: batch rows per workgroup at most (each weight load serves this many rows; fewer where
  * their workgroup memory would not fit). `lanes`: invocations per workgroup, at least (more where
- * the kernels' loops would pass the adapter's loop budget, see decodeLoopIterations in decode_layout.ts). An earlier
- * table ran 8 rows on 4 lanes and seemed 2× faster on lavapipe: at the LOP-120 shape its loops
- * passed llvmpipe's 65,535 iterations, so the driver cut them short, and the results were
- * garbage (tests/loop_budget.test.ts).
+ * the kernels' loops would pass the adapter's loop budget, see decodeLoopIterations in
+ * decode_layout.ts: a table whose loops passed llvmpipe's 65,535 iterations once computed
+ * garbage, tests/loop_budget.test.ts). On lavapipe one SIMD row of 8 lanes and 8 rows ran the
+ * LOP-120 shape's forward + backward in 36.9 ms (fastest of 8 interleaved rounds) against 39.2 at
+ * 4 × 8, 40–43 at 8 × 16 and 8 × 32, and 44.9 at 4 × 64: a workgroup of one SIMD row needs no
+ * switching between its rows at each barrier. GPUs keep many lanes.
  */
 export const DECODE_TUNING = tunable("decode", {
-  cpu: { rows: 4, lanes: 64 },
+  cpu: { rows: 8, lanes: 8 },
   gpu: { rows: 4, lanes: 64 },
 });
 
