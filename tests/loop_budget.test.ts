@@ -7,11 +7,8 @@ import { dispatchOnce } from "../engine/device.ts";
 import { gruDecode } from "../engine/ops/decode.ts";
 import { Rng } from "../engine/random.ts";
 import type { KernelSpec } from "../engine/runtime.ts";
-import {
-  DECODE_TUNING,
-  decodeBackwardKernel,
-  decodeForwardKernel,
-} from "../engine/shaders/decode.ts";
+import { DECODE_TUNING, decodeForwardKernel } from "../engine/shaders/decode.ts";
+import { decodeBackwardKernel } from "../engine/shaders/decode_backward.ts";
 import {
   type DecodeDims,
   decodeLoopIterations,

@@ -1,6 +1,6 @@
 // Free-running GRU decoding with an optional attention memory, all steps in one dispatch
-// (kernels and equations in shaders/decode.ts, buffer layouts and loop counts in
-// shaders/decode_layout.ts). Composed from primitives, every decoded step costs ~50 small
+// (equations and the forward kernel in shaders/decode.ts, the backward in decode_backward.ts,
+// buffer layouts and loop counts in shaders/decode_layout.ts). Composed from primitives, every decoded step costs ~50 small
 // dispatches forward and backward (cell, key/value/query, concat of the memory, attention, gate,
 // read-out, their gradients and the weight-gradient sums); here the forward is ONE dispatch, the
 // backward one dispatch plus one matmul and one column sum per weight over all B·S (row, step)
@@ -8,7 +8,8 @@
 import { formatShape, Tensor } from "../tensor.ts";
 import { type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
-import { DECODE_TUNING, decodeBackwardKernel, decodeForwardKernel } from "../shaders/decode.ts";
+import { DECODE_TUNING, decodeForwardKernel } from "../shaders/decode.ts";
+import { decodeBackwardKernel } from "../shaders/decode_backward.ts";
 import {
   type DecodeDims,
   decodeLoopIterations,

@@ -1,6 +1,6 @@
-// The fused decoder's geometry (shaders/decode.ts holds its kernels): the packed weight buffer,
-// the planes the forward saves and the backward writes, each kernel's workgroup arrays, and what a
-// layout costs in workgroup memory and in loop iterations.
+// The fused decoder's geometry (shaders/decode.ts and decode_backward.ts hold its kernels): the
+// packed weight buffer, the planes the forward saves and the backward writes, each kernel's
+// workgroup arrays, and what a layout costs in workgroup memory and in loop iterations.
 /** The decode's geometry. */
 export interface DecodeShape {
   hidden: number;
