@@ -112,6 +112,10 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_CPU",
         "SchedulerParameters=bf_interval=1,sched_interval=1",
+        // slurmctld forgets a finished job after MinJobAge (300 s by default), and the tests read
+        // every task's record once the whole sweep is done: a sweep that ran longer than 5 min
+        // lost its first tasks' records.
+        "MinJobAge=3600",
         "MailProg=/bin/true",
         `StateSaveLocation=${at("state")}`,
         `SlurmdSpoolDir=${at("spool")}`,

@@ -50,6 +50,10 @@ import {
  */
 export const DECODE_TUNING = tunable("decode", {
   cpu: { rows: 8, lanes: 8 },
+  // Mesa's GLSL compiler took 200 s to build the 8-row kernels at the LOP-120 shape (first
+  // forward + backward, shader cache off), 57 s for 4 rows (83 s for the earlier 4 × 64 layout);
+  // 4 rows run that shape about 6 % slower on llvmpipe GL (39.3 against 37.0 ms).
+  "cpu-gl": { rows: 4, lanes: 8 },
   gpu: { rows: 4, lanes: 64 },
 });
 
