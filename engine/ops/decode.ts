@@ -1,10 +1,10 @@
 // Free-running GRU decoding with an optional attention memory, all steps in one dispatch
 // (equations and the forward kernel in shaders/decode.ts, the backward in decode_backward.ts,
-// buffer layouts and loop counts in shaders/decode_layout.ts). Composed from primitives, every decoded step costs ~50 small
-// dispatches forward and backward (cell, key/value/query, concat of the memory, attention, gate,
-// read-out, their gradients and the weight-gradient sums); here the forward is ONE dispatch, the
-// backward one dispatch plus one matmul and one column sum per weight over all B·S (row, step)
-// pairs.
+// buffer layouts and loop counts in shaders/decode_layout.ts). Composed from primitives, every
+// decoded step costs ~50 small dispatches forward and backward (cell, key/value/query, concat of
+// the memory, attention, gate, read-out, their gradients and the weight-gradient sums); here the
+// forward is ONE dispatch (after a pad of the read-out's weights to whole vec4 rows), the backward
+// one dispatch plus one matmul and one column sum per weight over all B·S (row, step) pairs.
 import { formatShape, Tensor } from "../tensor.ts";
 import { type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";

@@ -175,10 +175,9 @@ export function decodeSharedBytes(d: DecodeDims): number {
 
 /**
  * Loop iterations (trips + 1 per loop entered) the busiest invocation of each kernel runs: an
- * upper bound, phase by phase as the kernels below loop, for the adapter's loop budget. A
- * strided loop `for (i = l; i < n; i += WGN)` runs ceil(n / WGN) trips on lane 0. The `e < 4`
- * loops count 5 (the compiler unrolls some of them), and zeroing the workgroup memory at the
- * start (WGSL zero-initialises it) is one more strided loop over its 16-byte words.
+ * upper bound, phase by phase as the kernels loop, for the adapter's loop budget. A strided loop
+ * `for (i = l; i < n; i += WGN)` runs ceil(n / WGN) trips on lane 0, and zeroing the workgroup
+ * memory at the start (WGSL zero-initialises it) is one more strided loop over its 16-byte words.
  */
 export function decodeLoopIterations(d: DecodeDims): { forward: number; backward: number } {
   const { rows: R, lanes, hidden: H, content: C, keyDim: K, steps: S, memory: M } = d;
