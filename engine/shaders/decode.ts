@@ -45,8 +45,9 @@ import {
  * decode_layout.ts: a table whose loops passed llvmpipe's 65,535 iterations once computed
  * garbage, tests/loop_budget.test.ts). On lavapipe one SIMD row of 8 lanes and 8 rows ran the
  * LOP-120 shape's forward + backward in 36.9 ms (fastest of 8 interleaved rounds) against 39.2 at
- * 4 × 8, 40–43 at 8 × 16 and 8 × 32, and 44.9 at 4 × 64: a workgroup of one SIMD row needs no
- * switching between its rows at each barrier. GPUs keep many lanes.
+ * 4 × 8 and 44.9 at 4 × 64, and in another run 40.1 against 41.6 at 8 × 16 and 42.9 at 8 × 32:
+ * a workgroup of one SIMD row does not switch between SIMD rows at each barrier. GPUs keep many
+ * lanes.
  */
 export const DECODE_TUNING = tunable("decode", {
   cpu: { rows: 8, lanes: 8 },
