@@ -29,9 +29,8 @@ import {
   entry,
   inputRow,
   keyBlockDots,
-  plane,
-  plane4,
   type PlaneAt,
+  planes,
   range4,
   rows,
   storeKeys,
@@ -85,9 +84,7 @@ function saveAfterH(
 
 export function decodeForwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UNIFORMS.fields> {
   const mem = d.keyDim > 0;
-  const sv = savedLayout(d).at;
-  const p: PlaneAt = (name, row, col) => plane(sv, "saved", name, row, col);
-  const p4: PlaneAt = (name, row, col4) => plane4(sv, "saved", name, row, col4);
+  const { at: p, vec: p4 } = planes(savedLayout(d).at, "saved");
   const xRow = (k: string) => inputRow(d, k);
   const code = () => `
 ${

@@ -13,9 +13,8 @@ import {
   inputRow,
   keyBlockDots,
   loadKeys,
-  plane,
-  plane4,
   type PlaneAt,
+  planes,
   range4,
   rowAccumulators,
   rowProducts,
@@ -27,12 +26,8 @@ import {
 
 export function decodeBackwardKernel(d: DecodeDims): KernelSpec<typeof DECODE_UNIFORMS.fields> {
   const mem = d.keyDim > 0;
-  const sv = savedLayout(d).at;
-  const gl = gradLayout(d).at;
-  const p: PlaneAt = (name, row, col) => plane(sv, "saved", name, row, col);
-  const p4: PlaneAt = (name, row, col4) => plane4(sv, "saved", name, row, col4);
-  const g: PlaneAt = (name, row, col) => plane(gl, "grads", name, row, col);
-  const g4: PlaneAt = (name, row, col4) => plane4(gl, "grads", name, row, col4);
+  const { at: p, vec: p4 } = planes(savedLayout(d).at, "saved");
+  const { at: g, vec: g4 } = planes(gradLayout(d).at, "grads");
   const xRow = (k: string) => inputRow(d, k);
   const code = () => `
 ${

@@ -165,20 +165,23 @@ fn first_key(t: u32) -> u32 { ${
 export type PlaneAt = (name: string, row: string, col: string) => string;
 
 /**
- * WGSL reference to element (row, col) of plane `name` in a vec4 buffer (the planes start at
- * multiples of 4 floats).
+ * Accessors of the planes of `buffer` (a vec4 array; the planes start at multiples of 4 floats):
+ * `at` is the reference to element (row, col) of plane `name`, `vec` the vec4 of its columns
+ * 4·col4 … 4·col4+3 (for planes a whole number of vec4 wide).
  */
-export function plane(l: Layout, buffer: string, name: string, row: string, col: string): string {
-  const [offset, width] = l[name];
-  const at = `${offset}u * NS + (${row}) * ${width}u + (${col})`;
-  return `${buffer}[(${at}) / 4u][(${at}) % 4u]`;
-}
-
-/** Columns 4·col4 … 4·col4+3 of plane `name` as one vec4 (planes a whole number of vec4 wide). */
-export function plane4(l: Layout, buffer: string, name: string, row: string, col4: string): string {
-  const [offset, width] = l[name];
-  if (offset % 4 || width % 4) throw new Error(`decode: plane ${name} is not whole vec4`);
-  return `${buffer}[${offset / 4}u * NS + (${row}) * ${width / 4}u + (${col4})]`;
+export function planes(l: Layout, buffer: string): { at: PlaneAt; vec: PlaneAt } {
+  return {
+    at: (name, row, col) => {
+      const [offset, width] = l[name];
+      const at = `${offset}u * NS + (${row}) * ${width}u + (${col})`;
+      return `${buffer}[(${at}) / 4u][(${at}) % 4u]`;
+    },
+    vec: (name, row, col4) => {
+      const [offset, width] = l[name];
+      if (offset % 4 || width % 4) throw new Error(`decode: plane ${name} is not whole vec4`);
+      return `${buffer}[${offset / 4}u * NS + (${row}) * ${width / 4}u + (${col4})]`;
+    },
+  };
 }
 
 /**
