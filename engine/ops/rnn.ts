@@ -249,7 +249,7 @@ function sequence(
   const acts = recording ? Tensor.empty([B * T, SAVED[cell] * H]) : null;
   const { read: spareRead, write: spareWrite } = runtime().spares();
   const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
-  const kernelSpec = rnnForwardKernel(cell, plan.tile, fusedInputs);
+  const kernelSpec = rnnForwardKernel(cell, plan.tile, fusedInputs, plan.held);
   // In the kernel's binding order (see rnnForwardKernel).
   const buffers = [
     ...(xp ? [xp.storage] : [x.storage, kernel.storage]),
@@ -380,7 +380,7 @@ function sequenceGrad(
   const carryH = Tensor.empty([B, H]);
   const carryC = lstm ? Tensor.empty([B, H]) : null;
   const plan = rnnPlan(B, H, G, modeOverride ?? undefined);
-  const kernelSpec = rnnBackwardKernel(cell, plan.tile, fused);
+  const kernelSpec = rnnBackwardKernel(cell, plan.tile, fused, plan.held);
   // The kernel's partial sums, one row per workgroup row: the bias gradient (LSTM [G·H], GRU
   // [2, G·H]), then with fused inputs the kernel gradient [I, G·H].
   const biasSize = (lstm ? 1 : 2) * G * H;

@@ -11,7 +11,8 @@
 // so each lane owns groups of 4 neighbouring hidden units (vec4 loads along the unit axis,
 // H % 4 = 0) for a block of batch rows, and a persistent lane may own several groups so that
 // fewer SIMD vectors repeat each row's state loads; other H fall back to one unit per group with
-// scalar loads.
+// scalar loads. A persistent lane may copy its recurrent weights into a private array once per
+// launch: lavapipe reads that faster than the storage buffer at every step.
 import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, range, WG } from "./common.ts";
@@ -159,6 +160,7 @@ export function rnnForwardKernel(
   cell: RnnCell,
   tile: RnnTile,
   fusedInputs: number,
+  held: number,
 ): KernelSpec<typeof RNN_FORWARD_UNIFORMS.fields> {
   const G = GATES[cell];
   const S = SAVED[cell];
@@ -170,7 +172,7 @@ export function rnnForwardKernel(
   const blocks = range(R).flatMap((r) => range(Q).map((q) => [r, q]));
   const acc = blocks.flatMap(([r, q]) => range(G).map((g) => `a${r}_${q}_${g}`));
 
-  const recurrence = (src: string, base: (r: number) => string): string => {
+  const recurrence = (src: string, base: (r: number) => string, fromCopy = false): string => {
     const lines: string[] = [];
     if (W === 4) {
       lines.push("for (var k = 0u; k < H; k += 4u) {");
@@ -180,7 +182,11 @@ export function rnnForwardKernel(
       for (const q of range(Q)) {
         for (const kk of range(4)) {
           for (const g of range(G)) {
-            lines.push(`let w${q}_${g}_${kk} = rk[((k + ${kk}u) * GH + ${g}u * H + jv${q}) / 4u];`);
+            lines.push(
+              fromCopy
+                ? `let w${q}_${g}_${kk} = wl[((k + ${kk}u) * ${Q}u + ${q}u) * ${G}u + ${g}u];`
+                : `let w${q}_${g}_${kk} = rk[((k + ${kk}u) * GH + ${g}u * H + jv${q}) / 4u];`,
+            );
           }
         }
         for (const r of range(R)) {
@@ -205,6 +211,20 @@ export function rnnForwardKernel(
     return lines.join("\n");
   };
 
+  // With `held` = H: a private copy of the lane's weight fragments (index (k · Q + q) · G + g),
+  // filled once per launch; the recurrence over h_{s−1} reads it instead of the storage buffer.
+  const heldWeights = held
+    ? `  var wl: array<vec4f, ${held * Q * G}>;
+  for (var k = 0u; k < H; k++) {
+${
+      range(Q).flatMap((q) =>
+        range(G).map((g) =>
+          `    wl[(k * ${Q}u + ${q}u) * ${G}u + ${g}u] = rk[(k * GH + ${g}u * H + jv${q}) / 4u];`
+        )
+      ).join("\n")
+    }
+  }`
+    : "";
   // An LSTM's h0 and c0 come in one buffer [2, B, H] (a binding fewer).
   const h0 = lstm ? "state0" : "h0";
   /** Gate g's input term x_g of the epilogue's row for unit group q. */
@@ -320,7 +340,7 @@ export function rnnForwardKernel(
   );
   return {
     name: `${cell}_forward`,
-    key: `${e.key}i${I}`,
+    key: `${e.key}i${I}h${held}`,
     bindings,
     uniforms: RNN_FORWARD_UNIFORMS,
     code: () => /* wgsl */ `
@@ -333,6 +353,7 @@ ${e.math()}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${e.threadSetup(G)}
 ${hoisted}
+${heldWeights}
   for (var s = u.s0; s < u.s1; s++) {
     let t = select(s, u.T - 1u - s, back);
     let first = s == 0u;
@@ -343,7 +364,7 @@ ${hoisted}
 ${e.rows()}
 ${e.zeroed(acc)}
       if (!first) {
-${recurrence("hprev", (r) => `(b${r} * u.T + t) * H`)}
+${recurrence("hprev", (r) => `(b${r} * u.T + t) * H`, held > 0)}
       } else if (u.hasH0 != 0u) {
 ${recurrence(h0, (r) => `b${r} * H`)}
       }
@@ -369,6 +390,7 @@ export function rnnBackwardKernel(
   cell: RnnCell,
   tile: RnnTile,
   fusedInputs: number,
+  held: number,
 ): KernelSpec<typeof RNN_BACKWARD_UNIFORMS.fields> {
   const G = GATES[cell];
   const S = SAVED[cell];
@@ -390,7 +412,13 @@ export function rnnBackwardKernel(
       }
       for (const q of range(Q)) {
         const w = range(4).map((c) => `w${q}_${c}`);
-        range(4).forEach((c) => lines.push(`let ${w[c]} = rk[((jv${q} + ${c}u) * GH + k) / 4u];`));
+        range(4).forEach((c) =>
+          lines.push(
+            held
+              ? `let ${w[c]} = wl[(k / 4u * ${Q}u + ${q}u) * 4u + ${c}u];`
+              : `let ${w[c]} = rk[((jv${q} + ${c}u) * GH + k) / 4u];`,
+          )
+        );
         for (const r of range(R)) {
           const dots = w.map((wc) => `dot(g${r}, ${wc})`).join(", ");
           lines.push(`d${r}_${q} += vec4f(${dots});`);
@@ -488,6 +516,20 @@ export function rnnBackwardKernel(
   // The row of partial sums: LSTM bias [G·H], GRU bias rows [dz, dr, dn | dz, dr, dn ⊙ r], then
   // with fused inputs the kernel gradient [I, G·H].
   const biasWidth = lstm ? "GH" : "2u * GH";
+  // With `held` = H: a private copy of the lane's rows of U (index (k/4 · Q + q) · 4 + c: unit
+  // jv_q + c, depths k … k + 3), filled once per launch.
+  const heldWeights = held
+    ? `  var wl: array<vec4f, ${held * G * Q}>;
+  for (var k = 0u; k < GH; k += 4u) {
+${
+      range(Q).flatMap((q) =>
+        range(4).map((c) =>
+          `    wl[(k / 4u * ${Q}u + ${q}u) * 4u + ${c}u] = rk[((jv${q} + ${c}u) * GH + k) / 4u];`
+        )
+      ).join("\n")
+    }
+  }`
+    : "";
   const partWrites = range(Q).map((q) => {
     const put = (offset: string, sum: string) => {
       const i = at(`partBase + ${offset} + j${q}`);
@@ -517,7 +559,7 @@ export function rnnBackwardKernel(
   const bindings = names.map((n, i) => i < 4 || n === "x" ? "read" : "write");
   return {
     name: `${cell}_backward`,
-    key: `${e.key}i${I}`,
+    key: `${e.key}i${I}h${held}`,
     bindings,
     uniforms: RNN_BACKWARD_UNIFORMS,
     code: () => /* wgsl */ `
@@ -529,6 +571,7 @@ ${declareBuffers(names, bindings, VT)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
 ${e.threadSetup(G)}
 ${e.zeroed(sumNames)}
+${heldWeights}
   for (var i = 0u; i < u.count; i++) {
     // s + 1 (unsigned: the dh0 pass has s = −1).
     let s1 = u.start - i;

@@ -33,6 +33,11 @@ export interface RnnPlan {
   persistent: boolean;
   chunk: number;
   groups: [number, number];
+  /**
+   * H when each persistent lane copies its recurrent-weight fragments into a private array for the
+   * launch (RnnTuning.heldWeights), else 0.
+   */
+  held: number;
 }
 
 const MAX_LANES = 256;
@@ -55,6 +60,11 @@ export interface RnnTuning {
    * buffer fewer each way, for I·G·H more multiply-adds per row and step.
    */
   fusedInputs: number;
+  /**
+   * Most recurrent-weight vec4 (G·H per unit group) a persistent lane copies into a private array
+   * once per launch, instead of reading them from the storage buffer at every step; 0: never.
+   */
+  heldWeights: number;
 }
 
 // Chosen on lavapipe. 16 rows per block: each recurrent-weight load serves twice the rows of 8,
@@ -64,19 +74,26 @@ export interface RnnTuning {
 // (B 32, T 50, H 64, fastest of 8 interleaved rounds) ran 1.13× (GRU) and 1.05× (LSTM) faster at
 // I = 1, 1.08× and 1.34× at I = 2, and 0.97× and 0.92× at I = 4. GPUs take the same until a
 // benchmark measures better, except that a GPU keeps 8 rows and one unit group per lane (its
-// lanes are cheap, its registers are not).
+// lanes are cheap, its registers are not). Held weights (a lane's G·H·groups vec4 of U copied
+// into a private array per launch; at H 64: 384 vec4 for a GRU, 512 for an LSTM), kernel
+// timestamps over 24 interleaved train steps: GRU forward 1.22×, backward 1.25× (B 32; B 64:
+// 1.28×, 1.10×), LSTM 1.21×, 1.18×; a cold compile takes about twice as long (GRU forward 7 →
+// 14 s, LSTM 13 → 24 s). Not on GL (its GLSL compiler is the slow part there), SwiftShader or
+// GPUs (a private array that large would spill from a GPU's registers): not measured.
 const TUNED: RnnTuning = {
   persistentMaxMacs: 1 << 20,
   rows: 16,
   tileLanes: 8,
   unitGroups: 2,
   fusedInputs: 2,
+  heldWeights: 512,
 };
 export const RNN_TUNING = tunable<RnnTuning>("rnn", {
   cpu: TUNED,
-  gpu: { ...TUNED, rows: 8, unitGroups: 1 },
+  gpu: { ...TUNED, rows: 8, unitGroups: 1, heldWeights: 0 },
   // Chromium's SwiftShader loses the device on the 16-row backward kernels (8 rows run).
-  "cpu-swiftshader": { ...TUNED, rows: 8 },
+  "cpu-swiftshader": { ...TUNED, rows: 8, heldWeights: 0 },
+  "cpu-gl": { ...TUNED, heldWeights: 0 },
 });
 
 export function rnnPlan(
@@ -85,7 +102,8 @@ export function rnnPlan(
   gates: number,
   mode?: "persistent" | "tiled",
 ): RnnPlan {
-  const { persistentMaxMacs, rows: tunedRows, tileLanes, unitGroups } = RNN_TUNING.get();
+  const { persistentMaxMacs, rows: tunedRows, tileLanes, unitGroups, heldWeights } = RNN_TUNING
+    .get();
   const width = hidden % 4 === 0 ? 4 : 1;
   const rows = Math.min(tunedRows, batch);
   const laneCount = Math.ceil(hidden / width);
@@ -97,11 +115,13 @@ export function rnnPlan(
     const lanes = Math.max(tileLanes, 2 ** Math.ceil(Math.log2(Math.ceil(laneCount / groups))));
     // Batch rows are independent, so each block of `rows` rows gets its own workgroup looping
     // over time: the sequence still costs one dispatch, but runs on every core / SM.
+    const holds = width === 4 && groups * gates * hidden <= heldWeights;
     return {
       tile: { width, lanes, rows, groups },
       persistent,
       chunk: rows,
       groups: [1, Math.ceil(batch / rows)],
+      held: holds ? hidden : 0,
     };
   }
   return {
@@ -109,6 +129,7 @@ export function rnnPlan(
     persistent,
     chunk: rows,
     groups: [Math.ceil(laneCount / tileLanes), Math.ceil(batch / rows)],
+    held: 0,
   };
 }
 

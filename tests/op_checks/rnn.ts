@@ -240,16 +240,24 @@ test("gru/lstm with the input projection inside the kernels (inputs ≤ fusedInp
 
 test("gru/lstm gradients with several unit groups per lane (persistent)", async () => {
   // H = 36: 9 vec4 lane slots, two groups of 8 lanes; H = 17: 17 scalar slots, three groups of
-  // 8. Part of the last group is clamped: it computes and skips its writes.
-  const cases = [{ H: 36, unitGroups: 2, groups: 2 }, { H: 17, unitGroups: 3, groups: 3 }];
+  // 8. Part of the last group is clamped: it computes and skips its writes. H = 36 runs with the
+  // recurrent weights read from storage and from each lane's private copy (held).
+  const cases = [
+    { H: 36, unitGroups: 2, groups: 2, heldWeights: 0 },
+    { H: 36, unitGroups: 2, groups: 2, heldWeights: 512 },
+    { H: 17, unitGroups: 3, groups: 3, heldWeights: 512 },
+  ];
   setRnnMode("persistent");
   launchMode = "persistent";
   try {
-    for (const { H, unitGroups, groups } of cases) {
-      RNN_TUNING.set({ ...RNN_TUNING.get(), unitGroups });
+    for (const { H, unitGroups, groups, heldWeights } of cases) {
+      RNN_TUNING.set({ ...RNN_TUNING.get(), unitGroups, heldWeights });
       for (const cell of ["gru", "lstm"] as const) {
         const dims = { B: 3, T: 4, I: 2, H };
-        assert.equal(rnnPlan(dims.B, H, GATES[cell], "persistent").tile.groups, groups);
+        const plan = rnnPlan(dims.B, H, GATES[cell], "persistent");
+        assert.equal(plan.tile.groups, groups);
+        // A vec4 layout holds its 2·G·36 weight vec4 within 512; scalar lanes never hold.
+        assert.equal(plan.held, heldWeights && H % 4 === 0 ? H : 0);
         await checkSequence({ cell, dims, h0: true });
       }
     }
