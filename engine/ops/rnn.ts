@@ -21,7 +21,8 @@ import { formatShape, Tensor } from "../tensor.ts";
 import { needsGrad, type Node, noGrad, recorder, type Rules } from "../autograd.ts";
 import { runtime } from "../runtime.ts";
 import { grid1d } from "../shaders/common.ts";
-import { rnnBackwardKernel, rnnForwardKernel, rnnPlaceKernel } from "../shaders/rnn.ts";
+import { rnnForwardKernel, rnnPlaceKernel } from "../shaders/rnn.ts";
+import { rnnBackwardKernel } from "../shaders/rnn_backward.ts";
 import {
   GATES,
   RNN_TUNING,

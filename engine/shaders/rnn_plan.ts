@@ -1,6 +1,6 @@
 // How a GRU / LSTM sequence is laid out on the adapter: the cells' sizes, the thread tile and
-// launch plan of the recurrence kernels (shaders/rnn.ts), their tuning table, and the loop
-// iterations a step costs against the adapter's loop budget.
+// launch plan of the recurrence kernels (shaders/rnn.ts, rnn_backward.ts), their tuning table,
+// and the loop iterations a step costs against the adapter's loop budget.
 import { tunable } from "../tuning.ts";
 
 export type RnnCell = "gru" | "lstm";
