@@ -54,17 +54,28 @@ export function declareBuffers(
   ).join("\n");
 }
 
-/** Builds the kernel text shared by both directions for one tile. */
+/**
+ * Builds the kernel text shared by both directions for one cell and tile: G gates, S saved
+ * activations, I inputs projected in the kernel (0: none), `blocks` the (row, unit group) pairs.
+ */
 export class Emitter {
   readonly VT: string;
   readonly W: number;
   readonly R: number;
   readonly Q: number;
-  constructor(readonly tile: RnnTile) {
+  readonly G: number;
+  readonly S: number;
+  readonly lstm: boolean;
+  readonly blocks: number[][];
+  constructor(cell: RnnCell, readonly tile: RnnTile, readonly I: number) {
     this.W = tile.width;
     this.VT = tile.width === 4 ? "vec4f" : "f32";
     this.R = tile.rows;
     this.Q = tile.groups;
+    this.G = GATES[cell];
+    this.S = SAVED[cell];
+    this.lstm = cell === "lstm";
+    this.blocks = range(this.R).flatMap((r) => range(this.Q).map((q) => [r, q]));
   }
 
   /** The kernel key: everything in the tile. */
@@ -146,14 +157,9 @@ export function rnnForwardKernel(
   fusedInputs: number,
   held: number,
 ): KernelSpec<typeof RNN_FORWARD_UNIFORMS.fields> {
-  const G = GATES[cell];
-  const S = SAVED[cell];
-  const lstm = cell === "lstm";
-  const I = fusedInputs;
-  const e = new Emitter(tile);
-  const { VT, W, R, Q } = e;
+  const e = new Emitter(cell, tile, fusedInputs);
+  const { VT, W, R, Q, G, S, lstm, I, blocks } = e;
   const at = (i: string) => e.at(i);
-  const blocks = range(R).flatMap((r) => range(Q).map((q) => [r, q]));
   const acc = blocks.flatMap(([r, q]) => range(G).map((g) => `a${r}_${q}_${g}`));
 
   const recurrence = (src: string, base: (r: number) => string, fromCopy = false): string => {

@@ -3,7 +3,7 @@ import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { range } from "./common.ts";
 import { declareBuffers, Emitter } from "./rnn.ts";
-import { GATES, type RnnCell, type RnnTile, SAVED } from "./rnn_plan.ts";
+import type { RnnCell, RnnTile } from "./rnn_plan.ts";
 
 /**
  * Backward: `count` passes for steps start − 1, start − 2, … (`start` is the first step plus one,
@@ -41,15 +41,10 @@ export function rnnBackwardKernel(
   fusedInputs: number,
   held: number,
 ): KernelSpec<typeof RNN_BACKWARD_UNIFORMS.fields> {
-  const G = GATES[cell];
-  const S = SAVED[cell];
-  const lstm = cell === "lstm";
-  const I = fusedInputs;
-  const e = new Emitter(tile);
-  const { VT, W, R, Q } = e;
+  const e = new Emitter(cell, tile, fusedInputs);
+  const { VT, W, R, Q, G, S, lstm, I, blocks } = e;
   const at = (i: string) => e.at(i);
   const recurrentGrad = lstm ? "dg" : "dhp";
-  const blocks = range(R).flatMap((r) => range(Q).map((q) => [r, q]));
 
   const recurrence = (): string => {
     const lines: string[] = [];
