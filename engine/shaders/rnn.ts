@@ -2,17 +2,17 @@
 // nonlinearities and the state update in one pass; backward (rnn_backward.ts): dh = dout +
 // dgates_{t+1}·Uᵀ and the gate gradients in one pass. A kernel covers a range of steps with a
 // storage barrier after each, so it runs either as ONE workgroup looping over the whole sequence
-// (one dispatch per sequence) or as one dispatch per step over a grid of tiles. Every per-(batch, time) buffer is
-// batch-major [B, T, ·] indexed by the input's time position, so the weight gradients are single
-// matmuls over all steps.
+// (one dispatch per sequence) or as one dispatch per step over a grid of tiles. Every
+// per-(batch, time) buffer is batch-major [B, T, ·] indexed by the input's time position, so the
+// weight gradients are single matmuls over all steps.
 //
-// Code is generated fully unrolled (named registers, no arrays): CPU adapters (lavapipe) pay
-// about 20 vec4 multiply-adds per vec4 load, the same whether the lanes' addresses match or not,
-// so each lane owns groups of 4 neighbouring hidden units (vec4 loads along the unit axis,
-// H % 4 = 0) for a block of batch rows, and a persistent lane may own several groups so that
-// fewer SIMD vectors repeat each row's state loads; other H fall back to one unit per group with
-// scalar loads. A persistent lane may copy its recurrent weights into a private array once per
-// launch: lavapipe reads that faster than the storage buffer at every step.
+// Code is generated unrolled over rows and unit groups (named registers): CPU adapters
+// (lavapipe) pay about 20 vec4 multiply-adds per vec4 load, the same whether the lanes' addresses
+// match or not, so each lane owns groups of 4 neighbouring hidden units (vec4 loads along the
+// unit axis, H % 4 = 0) for a block of batch rows, and a persistent lane may own several groups
+// so that fewer SIMD vectors repeat each row's state loads; other H fall back to one unit per
+// group with scalar loads. A persistent lane may copy its recurrent weights into a private array
+// once per launch: lavapipe reads that faster than the storage buffer at every step.
 import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { LINEAR_INDEX, range, WG } from "./common.ts";
@@ -162,7 +162,7 @@ export function rnnForwardKernel(
   const at = (i: string) => e.at(i);
   const acc = blocks.flatMap(([r, q]) => range(G).map((g) => `a${r}_${q}_${g}`));
 
-  const recurrence = (src: string, base: (r: number) => string, fromCopy = false): string => {
+  const recurrence = (src: string, base: (r: number) => string): string => {
     const lines: string[] = [];
     if (W === 4) {
       lines.push("for (var k = 0u; k < H; k += 4u) {");
@@ -173,7 +173,7 @@ export function rnnForwardKernel(
         for (const kk of range(4)) {
           for (const g of range(G)) {
             lines.push(
-              fromCopy
+              held
                 ? `let w${q}_${g}_${kk} = wl[((k + ${kk}u) * ${Q}u + ${q}u) * ${G}u + ${g}u];`
                 : `let w${q}_${g}_${kk} = rk[((k + ${kk}u) * GH + ${g}u * H + jv${q}) / 4u];`,
             );
@@ -202,7 +202,7 @@ export function rnnForwardKernel(
   };
 
   // With `held` = H: a private copy of the lane's weight fragments (index (k · Q + q) · G + g),
-  // filled once per launch; the recurrence over h_{s−1} reads it instead of the storage buffer.
+  // filled once per launch; both recurrences (over h_{s−1} and h0) read it, not the storage buffer.
   const heldWeights = held
     ? `  var wl: array<vec4f, ${held * Q * G}>;
   for (var k = 0u; k < H; k++) {
@@ -354,7 +354,7 @@ ${heldWeights}
 ${e.rows()}
 ${e.zeroed(acc)}
       if (!first) {
-${recurrence("hprev", (r) => `(b${r} * u.T + t) * H`, held > 0)}
+${recurrence("hprev", (r) => `(b${r} * u.T + t) * H`)}
       } else if (u.hasH0 != 0u) {
 ${recurrence(h0, (r) => `b${r} * H`)}
       }
