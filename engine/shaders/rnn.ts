@@ -42,11 +42,7 @@ const RNN_FORWARD_UNIFORMS = uniformBlock({
 const PLACE_UNIFORMS = uniformBlock({ total: "u32", offset: "u32", n: "u32", gx: "u32" });
 
 /** Storage declarations in binding order: `x` (the raw input [B·T, I]) is scalar, the rest VT. */
-export function declareBuffers(
-  names: string[],
-  bindings: ("read" | "write")[],
-  VT: string,
-): string {
+function declareBuffers(names: string[], bindings: ("read" | "write")[], VT: string): string {
   return names.map((n, i) =>
     `@group(0) @binding(${i}) var<storage, ${
       bindings[i] === "read" ? "read" : "read_write"
@@ -56,7 +52,8 @@ export function declareBuffers(
 
 /**
  * Builds the kernel text shared by both directions for one cell and tile: G gates, S saved
- * activations, I inputs projected in the kernel (0: none), `blocks` the (row, unit group) pairs.
+ * activations, I inputs projected in the kernel (0: none), `held` H when each lane copies its
+ * recurrent weights into a private array (else 0), `blocks` the (row, unit group) pairs.
  */
 export class Emitter {
   readonly VT: string;
@@ -67,7 +64,12 @@ export class Emitter {
   readonly S: number;
   readonly lstm: boolean;
   readonly blocks: number[][];
-  constructor(cell: RnnCell, readonly tile: RnnTile, readonly I: number) {
+  constructor(
+    cell: RnnCell,
+    readonly tile: RnnTile,
+    readonly I: number,
+    readonly held: number,
+  ) {
     this.W = tile.width;
     this.VT = tile.width === 4 ? "vec4f" : "f32";
     this.R = tile.rows;
@@ -78,9 +80,9 @@ export class Emitter {
     this.blocks = range(this.R).flatMap((r) => range(this.Q).map((q) => [r, q]));
   }
 
-  /** The kernel key: everything in the tile. */
+  /** The kernel key: the tile, the fused inputs and the held weights. */
   get key(): string {
-    return `w${this.W}l${this.tile.lanes}r${this.R}q${this.Q}`;
+    return `w${this.W}l${this.tile.lanes}r${this.R}q${this.Q}i${this.I}h${this.held}`;
   }
 
   /** Index into an array of VT from an index in floats (a multiple of the width). */
@@ -88,7 +90,7 @@ export class Emitter {
     return this.W === 4 ? `(${floatIndex}) / 4u` : floatIndex;
   }
 
-  math(): string {
+  private math(): string {
     const VT = this.VT;
     return /* wgsl */ `
 fn sigm(x: ${VT}) -> ${VT} {
@@ -98,11 +100,31 @@ fn sigm(x: ${VT}) -> ${VT} {
 fn tanh_s(x: ${VT}) -> ${VT} { return tanh(clamp(x, ${VT}(-15.0), ${VT}(15.0))); }`;
   }
 
-  threadSetup(gates: number): string {
+  /**
+   * The kernel up to its first statement: uniforms and storage in binding order (and the gate
+   * nonlinearities when `math`), then the entry point and each lane's units and rows.
+   */
+  entry(
+    uniforms: { struct(): string },
+    names: string[],
+    bindings: ("read" | "write")[],
+    math = false,
+  ): string {
+    return /* wgsl */ `
+${uniforms.struct()}
+${declareBuffers(names, bindings, this.VT)}
+@group(0) @binding(${names.length}) var<uniform> u: U;${math ? `\n${this.math()}` : ""}
+
+@compute @workgroup_size(${this.tile.lanes})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+${this.threadSetup()}`;
+  }
+
+  private threadSetup(): string {
     const W = this.W;
     return /* wgsl */ `
   let H = u.H;
-  let GH = ${gates}u * H;
+  let GH = ${this.G}u * H;
   // Unit group q: units j_q … j_q + W − 1. Out-of-range groups compute on clamped indices and
   // skip their writes.
 ${
@@ -157,7 +179,7 @@ export function rnnForwardKernel(
   fusedInputs: number,
   held: number,
 ): KernelSpec<typeof RNN_FORWARD_UNIFORMS.fields> {
-  const e = new Emitter(cell, tile, fusedInputs);
+  const e = new Emitter(cell, tile, fusedInputs, held);
   const { VT, W, R, Q, G, S, lstm, I, blocks } = e;
   const at = (i: string) => e.at(i);
   const acc = blocks.flatMap(([r, q]) => range(G).map((g) => `a${r}_${q}_${g}`));
@@ -330,18 +352,11 @@ ${
   );
   return {
     name: `${cell}_forward`,
-    key: `${e.key}i${I}h${held}`,
+    key: e.key,
     bindings,
     uniforms: RNN_FORWARD_UNIFORMS,
-    code: () => /* wgsl */ `
-${RNN_FORWARD_UNIFORMS.struct()}
-${declareBuffers(names, bindings, VT)}
-@group(0) @binding(${names.length}) var<uniform> u: U;
-${e.math()}
-
-@compute @workgroup_size(${tile.lanes})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${e.threadSetup(G)}
+    code: () =>
+      `${e.entry(RNN_FORWARD_UNIFORMS, names, bindings, true)}
 ${hoisted}
 ${heldWeights}
   for (var s = u.s0; s < u.s1; s++) {

@@ -2,7 +2,7 @@
 import type { KernelSpec } from "../runtime.ts";
 import { uniformBlock } from "../uniforms.ts";
 import { range } from "./common.ts";
-import { declareBuffers, Emitter } from "./rnn.ts";
+import { Emitter } from "./rnn.ts";
 import type { RnnCell, RnnTile } from "./rnn_plan.ts";
 
 /**
@@ -41,7 +41,7 @@ export function rnnBackwardKernel(
   fusedInputs: number,
   held: number,
 ): KernelSpec<typeof RNN_BACKWARD_UNIFORMS.fields> {
-  const e = new Emitter(cell, tile, fusedInputs);
+  const e = new Emitter(cell, tile, fusedInputs, held);
   const { VT, W, R, Q, G, S, lstm, I, blocks } = e;
   const at = (i: string) => e.at(i);
   const recurrentGrad = lstm ? "dg" : "dhp";
@@ -203,17 +203,11 @@ ${
   const bindings = names.map((n, i) => i < 4 || n === "x" ? "read" : "write");
   return {
     name: `${cell}_backward`,
-    key: `${e.key}i${I}h${held}`,
+    key: e.key,
     bindings,
     uniforms: RNN_BACKWARD_UNIFORMS,
-    code: () => /* wgsl */ `
-${RNN_BACKWARD_UNIFORMS.struct()}
-${declareBuffers(names, bindings, VT)}
-@group(0) @binding(${names.length}) var<uniform> u: U;
-
-@compute @workgroup_size(${tile.lanes})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-${e.threadSetup(G)}
+    code: () =>
+      `${e.entry(RNN_BACKWARD_UNIFORMS, names, bindings)}
 ${e.zeroed(sumNames)}
 ${heldWeights}
   for (var i = 0u; i < u.count; i++) {
